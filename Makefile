@@ -1,0 +1,53 @@
+# Two commands on a fresh machine: `make demo` and `make test` (each sets up .venv first).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+# CPU build on local disk; must be installed before anything pulls torch in.
+TORCH_SPEC ?= torch==2.13.0
+
+# Never reach a model hub at run time.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install install-dev demo test test-fast lint protos bench bench-quick clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "$(TORCH_SPEC)"
+	$(PIP) install -q -e ".[cpu]"
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed
+	$(PIP) install -q -e ".[cpu,dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.dev-installed
+
+demo: install
+	$(VENV)/bin/thoughtbank demo
+
+test: install-dev
+	$(PY) -m ruff check .
+	$(PY) -m pytest -m "slow or not slow" $(PYTEST_ARGS)
+
+test-fast: install-dev
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: install-dev
+	$(PY) -m ruff check .
+
+protos: install-dev
+	$(PY) protos/generate.py
+
+bench: install-dev
+	$(PY) -m benchmarks.run_all
+
+bench-quick: install-dev
+	$(PY) -m benchmarks.run_all --quick
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,27 @@
+"""Index stage: templates -> embeddings -> versioned, verified FAISS artifact."""
+
+from thoughtbank.index.artifact import (
+    IndexArtifactError,
+    IndexManifest,
+    LoadedIndex,
+    build_index,
+    current_version,
+    load_index,
+    template_int_id,
+    verify_version,
+)
+from thoughtbank.index.embedder import BUNDLED_MODEL, Embedder, EmbedderError
+
+__all__ = [
+    "BUNDLED_MODEL",
+    "Embedder",
+    "EmbedderError",
+    "IndexArtifactError",
+    "IndexManifest",
+    "LoadedIndex",
+    "build_index",
+    "current_version",
+    "load_index",
+    "template_int_id",
+    "verify_version",
+]

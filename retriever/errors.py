@@ -1,0 +1,58 @@
+"""Errors of the retrieval API, each tied to the gRPC status code it is reported with."""
+
+from __future__ import annotations
+
+import grpc
+
+
+class ThoughtbankError(Exception):
+    """Base class; ``code`` is the gRPC status code that carries this error."""
+
+    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+
+    def __init__(self, message: str, code: grpc.StatusCode | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class InvalidRequestError(ThoughtbankError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class TemplateNotFoundError(ThoughtbankError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class IndexUnavailableError(ThoughtbankError):
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class AuthenticationError(ThoughtbankError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class ServerOverloadedError(ThoughtbankError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class DeadlineExceededError(ThoughtbankError):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+_BY_CODE = {
+    cls.code: cls
+    for cls in (InvalidRequestError, TemplateNotFoundError, IndexUnavailableError,
+                AuthenticationError, ServerOverloadedError, DeadlineExceededError)
+}
+
+
+def error_from_rpc(error: grpc.RpcError) -> ThoughtbankError:
+    """Map a gRPC error to the matching exception, keeping its code and message."""
+    code = error.code()  # type: ignore[attr-defined]
+    details = error.details() or code.name  # type: ignore[attr-defined]
+    return _BY_CODE.get(code, ThoughtbankError)(details, code)

@@ -1,0 +1,56 @@
+"""FusionFactory-style prompt augmentation: similar questions with their templates, then the query.
+
+The prompt is a langchain-core ``PromptTemplate`` with the variables ``templates``, ``query`` and
+``answer_instruction``, so apps can replace it without touching retrieval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from langchain_core.prompts import PromptTemplate
+
+from thoughtbank.retriever.types import ScoredTemplate
+
+DEFAULT_PROMPT = PromptTemplate.from_template(
+    "Below are thought templates distilled from how strong models solved questions similar to "
+    "the one you must answer. Use them as guidance for your reasoning, not as facts.\n\n"
+    "{templates}\n\n"
+    "Now solve the following question.\n"
+    "Question: {query}\n"
+    "{answer_instruction}"
+)
+NO_TEMPLATE_INSTRUCTION = "Reason step by step, then state the final answer on the last line."
+
+
+def format_template_block(position: int, hit: ScoredTemplate) -> str:
+    """One similar question with its template, as shown to the model."""
+    return (
+        f"### Similar question {position} (similarity {hit.score:.2f})\n"
+        f"{hit.template.source_query.strip()}\n"
+        f"Thought template:\n{hit.template.text.strip()}"
+    )
+
+
+def answer_instruction(hits: Sequence[ScoredTemplate]) -> str:
+    """Ask for the answer format of the most similar template, when it has one."""
+    if hits and hits[0].template.fields and hits[0].template.fields.answer_format:
+        return (
+            "Follow the reasoning steps of the most relevant template. "
+            f"Answer format: {hits[0].template.fields.answer_format}"
+        )
+    return NO_TEMPLATE_INSTRUCTION
+
+
+def build_augmented_prompt(
+    query: str,
+    hits: Sequence[ScoredTemplate],
+    prompt_template: PromptTemplate = DEFAULT_PROMPT,
+) -> str:
+    """The prompt for ``query``; with no hits, the plain query and a generic instruction."""
+    if not hits:
+        return f"Question: {query}\n{NO_TEMPLATE_INSTRUCTION}"
+    blocks = "\n\n".join(format_template_block(i, hit) for i, hit in enumerate(hits, 1))
+    return prompt_template.format(
+        templates=blocks, query=query, answer_instruction=answer_instruction(hits)
+    )

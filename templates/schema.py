@@ -1,0 +1,119 @@
+"""Typed records of the mining stage: what is read from logs and what is written as templates.
+
+``ThoughtTemplate`` uses the field names of the proto's ``ThoughtTemplate`` so that the templates
+JSONL, the index artifact and the gRPC API all speak the same vocabulary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One scored response of one model to one query (a FusionBench log row)."""
+
+    task_name: str
+    query: str
+    llm: str
+    response: str
+    performance: float
+    query_id: str = ""
+    cost: float | None = None
+    llm_judge: float | None = None
+    ground_truth: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceResponse:
+    """Provenance of one response a template was distilled from."""
+
+    llm: str
+    performance: float
+    cost: float | None = None
+    llm_judge: float | None = None
+    query_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateFields:
+    """FusionFactory's three parts of a thought template."""
+
+    task_summary: str
+    reasoning_steps: tuple[str, ...]
+    answer_format: str
+
+    def render(self) -> str:
+        """The text placed in prompts: summary, numbered steps, answer format."""
+        steps = "\n".join(f"{i}. {step}" for i, step in enumerate(self.reasoning_steps, 1))
+        return (
+            f"Task: {self.task_summary}\n"
+            f"Reasoning steps:\n{steps}\n"
+            f"Answer format: {self.answer_format}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ThoughtTemplate:
+    """A distilled, query-independent reasoning template with its provenance."""
+
+    id: str
+    task: str
+    text: str
+    source_query: str
+    source_models: tuple[str, ...]
+    source_query_ids: tuple[str, ...] = ()
+    sources: tuple[SourceResponse, ...] = ()
+    fields: TemplateFields | None = None
+    pitfalls: str = ""
+    distiller: str = ""
+    distiller_version: str = ""
+    created_at: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict; tuples become lists."""
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ThoughtTemplate:
+        fields_data = data.get("fields")
+        return cls(
+            id=str(data["id"]),
+            task=str(data["task"]),
+            text=str(data["text"]),
+            source_query=str(data["source_query"]),
+            source_models=tuple(data.get("source_models", ())),
+            source_query_ids=tuple(data.get("source_query_ids", ())),
+            sources=tuple(SourceResponse(**s) for s in data.get("sources", ())),
+            fields=(
+                TemplateFields(
+                    task_summary=fields_data["task_summary"],
+                    reasoning_steps=tuple(fields_data["reasoning_steps"]),
+                    answer_format=fields_data["answer_format"],
+                )
+                if fields_data
+                else None
+            ),
+            pitfalls=str(data.get("pitfalls", "")),
+            distiller=str(data.get("distiller", "")),
+            distiller_version=str(data.get("distiller_version", "")),
+            created_at=str(data.get("created_at", "")),
+            extra=dict(data.get("extra", {})),
+        )
+
+    @classmethod
+    def from_json(cls, line: str) -> ThoughtTemplate:
+        return cls.from_dict(json.loads(line))
+
+
+def template_id(task: str, source_query: str, text: str, source_models: tuple[str, ...]) -> str:
+    """Stable content hash: the same inputs give the same id in every run (created_at excluded)."""
+    payload = json.dumps([task, source_query, text, sorted(source_models)], ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]

@@ -1,0 +1,63 @@
+"""Shared fixtures: the demo index (built once per session) and a real server subprocess."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("THOUGHTBANK_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` with the real logs; tests using it skip where it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} is absent (set THOUGHTBANK_SHARED_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from thoughtbank.index import Embedder
+
+    return Embedder()
+
+
+@pytest.fixture(scope="session")
+def demo_templates(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from thoughtbank.demo import demo_logs_path
+    from thoughtbank.templates import ExtractiveDistiller, mine_templates
+
+    out = tmp_path_factory.mktemp("demo") / "templates.jsonl"
+    summary = mine_templates([demo_logs_path()], out, ExtractiveDistiller())
+    assert summary.templates == 32
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo_index(demo_templates: Path, embedder, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from thoughtbank.index import build_index
+    from thoughtbank.templates import read_templates
+
+    index_dir = tmp_path_factory.mktemp("demo-index")
+    build_index(list(read_templates(demo_templates)), index_dir, embedder)
+    return index_dir
+
+
+@pytest.fixture(scope="session")
+def demo_server(demo_index: Path) -> Iterator:
+    """``thoughtbank serve`` on the demo index, as a real subprocess on a free loopback port."""
+    from thoughtbank.server import ServerProcess
+
+    server = ServerProcess(demo_index)
+    try:
+        yield server
+    finally:
+        assert server.stop() == 0
