@@ -7,6 +7,7 @@ Model and FAISS work runs in worker threads so the event loop never blocks on th
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import signal
@@ -181,3 +182,20 @@ class ServerProcess:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("faiss").setLevel(logging.WARNING)
+    config = ServerConfig(index_dir=args.index, host=args.host, port=args.port, grace=args.grace)
+    run_server(config, ready=lambda port: print(f"{READY_PREFIX}{args.host}:{port}", flush=True))
+    return 0
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    serve = commands.add_parser("serve", help="serve an index over gRPC")
+    serve.add_argument("--index", type=Path, required=True, help="index directory")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=50051, help="0 picks a free port")
+    serve.add_argument("--grace", type=float, default=10.0, help="seconds to drain on SIGTERM")
+    serve.set_defaults(func=cmd_serve)

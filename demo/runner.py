@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 from pathlib import Path
 
@@ -42,3 +43,14 @@ def run_demo(workdir: Path | None = None) -> None:
                 print("\n== augmented prompt for the first query:\n")
                 print(augmented.prompt)
         print("\n== server stopped")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    run_demo(workdir=args.workdir)
+    return 0
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    demo = commands.add_parser("demo", help="run the whole pipeline on the bundled demo logs")
+    demo.add_argument("--workdir", type=Path, help="keep artifacts here (default: a temp dir)")
+    demo.set_defaults(func=cmd_demo)

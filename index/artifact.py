@@ -179,10 +179,22 @@ class LoadedIndex:
         return self.manifest.version
 
     def search(
-        self, vectors: np.ndarray, k: int, params: Any = None
+        self,
+        vectors: np.ndarray,
+        k: int,
+        allowed_ids: np.ndarray | None = None,
+        ef_search: int | None = None,
+        nprobe: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, int ids) of shape (len(vectors), k); missing slots have id -1."""
+        """(scores, int ids) of shape (len(vectors), k); missing slots have id -1.
+
+        ``allowed_ids`` restricts the search to those template ids (a FAISS ID selector);
+        ``ef_search``/``nprobe`` apply to this call only, so concurrent searches do not race.
+        """
+        faiss = import_faiss()
         k = max(1, min(k, self.faiss_index.ntotal))
+        selector = None if allowed_ids is None else faiss.IDSelectorBatch(allowed_ids)
+        params = faiss.SearchParameters(sel=selector) if selector is not None else None
         return self.faiss_index.search(vectors, k, params=params)
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from thoughtbank.index import Embedder, LoadedIndex, load_index, template_int_id
-from thoughtbank.index.faiss_backend import import_faiss
 from thoughtbank.retriever.errors import InvalidRequestError, TemplateNotFoundError
 from thoughtbank.retriever.prompt import DEFAULT_PROMPT, build_augmented_prompt
 from thoughtbank.retriever.types import (
@@ -48,7 +47,6 @@ class TemplateRetriever:
         self.index = index
         self.embedder = embedder
         self.max_query_chars = max_query_chars
-        self._faiss = import_faiss()
         self._task_ids = self._ids_by_task(index)
         self._by_id = {t.id: t for t in index.templates.values()}
 
@@ -100,11 +98,8 @@ class TemplateRetriever:
         return [self.search_vector(r, v) for r, v in zip(requests, vectors, strict=True)]
 
     def _search(self, vector: np.ndarray, k: int, task: str = "") -> list[tuple[float, int]]:
-        params = None
-        if task:
-            selector = self._faiss.IDSelectorBatch(self._task_ids[task])
-            params = self._faiss.SearchParameters(sel=selector)
-        scores, ids = self.index.search(vector[None, :], k, params=params)
+        allowed = self._task_ids[task] if task else None
+        scores, ids = self.index.search(vector[None, :], k, allowed_ids=allowed)
         return [(float(s), int(i)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
 
     def _excluded(self, request: RetrievalQuery) -> set[int]:
