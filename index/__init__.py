@@ -1,6 +1,7 @@
 """Index stage: templates -> embeddings -> versioned, verified FAISS artifact."""
 
 from thoughtbank.index.artifact import (
+    EmbedderMismatchError,
     IndexArtifactError,
     IndexManifest,
     LoadedIndex,
@@ -8,6 +9,7 @@ from thoughtbank.index.artifact import (
     current_version,
     load_index,
     template_int_id,
+    verify_embedder,
     verify_version,
 )
 from thoughtbank.index.embedder import BUNDLED_MODEL, Embedder, EmbedderError
@@ -16,6 +18,7 @@ __all__ = [
     "BUNDLED_MODEL",
     "Embedder",
     "EmbedderError",
+    "EmbedderMismatchError",
     "IndexArtifactError",
     "IndexManifest",
     "LoadedIndex",
@@ -23,5 +26,6 @@ __all__ = [
     "current_version",
     "load_index",
     "template_int_id",
+    "verify_embedder",
     "verify_version",
 ]

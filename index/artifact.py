@@ -165,6 +165,22 @@ def build_index(
     return manifest
 
 
+class EmbedderMismatchError(IndexArtifactError):
+    """The embedder at hand is not the one that built the index."""
+
+
+def verify_embedder(manifest: IndexManifest, embedder: Embedder) -> None:
+    """Refuse an embedder whose vectors would not be comparable with the index's."""
+    if embedder.dimension != manifest.dimension or (
+        embedder.fingerprint() != manifest.embedder_fingerprint
+    ):
+        raise EmbedderMismatchError(
+            f"index {manifest.version} was built by embedder {manifest.embedder!r} "
+            f"(dimension {manifest.dimension}, fingerprint {manifest.embedder_fingerprint}); "
+            f"{embedder.model_id!r} gives different vectors: query with the model that built it"
+        )
+
+
 @dataclass
 class LoadedIndex:
     """One verified index version in memory."""
@@ -173,10 +189,16 @@ class LoadedIndex:
     faiss_index: Any
     templates: dict[int, ThoughtTemplate]
     path: Path
+    embeddings: np.ndarray
+    row_of: dict[int, int]
 
     @property
     def version(self) -> str:
         return self.manifest.version
+
+    def embeddings_of(self, int_ids: Sequence[int]) -> np.ndarray:
+        """Stored (normalized) embeddings of the given template ids, in that order."""
+        return self.embeddings[[self.row_of[i] for i in int_ids]]
 
     def search(
         self,
@@ -224,5 +246,8 @@ def load_index(index_dir: Path, version: str | None = None) -> LoadedIndex:
     version_dir = index_dir / VERSIONS_DIR / version
     manifest = verify_version(version_dir)
     faiss_index = faiss.read_index(str(version_dir / INDEX_FILE))
-    templates = {template_int_id(t.id): t for t in read_templates(version_dir / TEMPLATES_FILE)}
-    return LoadedIndex(manifest, faiss_index, templates, version_dir)
+    ordered = list(read_templates(version_dir / TEMPLATES_FILE))
+    templates = {template_int_id(t.id): t for t in ordered}
+    embeddings = np.load(version_dir / EMBEDDINGS_FILE, allow_pickle=False)
+    row_of = {template_int_id(t.id): row for row, t in enumerate(ordered)}
+    return LoadedIndex(manifest, faiss_index, templates, version_dir, embeddings, row_of)

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from thoughtbank.index import Embedder, LoadedIndex, load_index, template_int_id
+from thoughtbank.index import (
+    Embedder,
+    LoadedIndex,
+    load_index,
+    template_int_id,
+    verify_embedder,
+)
 from thoughtbank.retriever.errors import InvalidRequestError, TemplateNotFoundError
 from thoughtbank.retriever.prompt import DEFAULT_PROMPT, build_augmented_prompt
 from thoughtbank.retriever.types import (
@@ -29,21 +35,13 @@ from thoughtbank.templates.selection import normalize_query
 DEFAULT_MAX_QUERY_CHARS = 32_768
 
 
-class EmbedderMismatchError(RuntimeError):
-    """The embedder at hand is not the one that built the index."""
-
-
 class TemplateRetriever:
     """Retrieval over one ``LoadedIndex`` with the embedder that built it."""
 
     def __init__(
         self, index: LoadedIndex, embedder: Embedder, max_query_chars: int = DEFAULT_MAX_QUERY_CHARS
     ) -> None:
-        if embedder.dimension != index.manifest.dimension:
-            raise EmbedderMismatchError(
-                f"embedder {embedder.model_id!r} has dimension {embedder.dimension}, but the "
-                f"index was built by {index.manifest.embedder!r} with {index.manifest.dimension}"
-            )
+        verify_embedder(index.manifest, embedder)
         self.index = index
         self.embedder = embedder
         self.max_query_chars = max_query_chars
