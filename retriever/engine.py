@@ -1,16 +1,21 @@
 """In-process retrieval over a loaded index: the semantics the server exposes over gRPC.
 
-``TemplateRetriever`` validates requests, embeds queries in one batch, searches FAISS (with
-per-task ID selectors for task filters) and applies score thresholds and exclusions.
+``TemplateRetriever`` validates requests, embeds their queries in one batch and searches FAISS
+in as few batched calls as the requests allow (one per task filter and per-request search
+parameters). Candidates then pass one place, ``_rank``, where they are filtered (exclusions,
+``min_score``) and selected (top-k or MMR): scoring extensions belong there.
 """
 
 from __future__ import annotations
 
+import math
+from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from langchain_core.prompts import PromptTemplate
 
 from thoughtbank.index import (
     Embedder,
@@ -19,8 +24,18 @@ from thoughtbank.index import (
     template_int_id,
     verify_embedder,
 )
-from thoughtbank.retriever.errors import InvalidRequestError, TemplateNotFoundError
-from thoughtbank.retriever.prompt import DEFAULT_PROMPT, build_augmented_prompt
+from thoughtbank.retriever.errors import (
+    InvalidRequestError,
+    TemplateNotFoundError,
+    ThoughtbankError,
+)
+from thoughtbank.retriever.prompt import (
+    DEFAULT_PROMPT,
+    build_augmented_prompt,
+    check_prompt_template,
+    fit_token_budget,
+)
+from thoughtbank.retriever.sanitize import DEFAULT_MAX_TEMPLATE_CHARS, sanitize_template
 from thoughtbank.retriever.types import (
     MAX_K,
     AugmentedPrompt,
@@ -33,37 +48,116 @@ from thoughtbank.templates import ThoughtTemplate
 from thoughtbank.templates.selection import normalize_query
 
 DEFAULT_MAX_QUERY_CHARS = 32_768
+WARM_UP_BATCH_SIZES = (1, 1, 1, 2, 4, 8, 16, 32)
+# MMR re-ranks a pool this many times k (at least MIN_MMR_POOL) so diverse hits can surface.
+MMR_POOL_FACTOR = 4
+MIN_MMR_POOL = 20
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One FAISS hit before filtering: template id and similarity to the query."""
+
+    int_id: int
+    score: float
+
+
+@dataclass(frozen=True)
+class _SearchKey:
+    """Requests sharing a key are searched in one FAISS call."""
+
+    task: str
+    ef_search: int | None
+    nprobe: int | None
+
+
+def all_or_first_error(
+    outcomes: Sequence[RetrievalResult | ThoughtbankError],
+) -> list[RetrievalResult]:
+    """The results of a batch, or raise the first request's error naming its position."""
+    for position, outcome in enumerate(outcomes):
+        if isinstance(outcome, ThoughtbankError):
+            prefix = f"request {position}: " if len(outcomes) > 1 else ""
+            raise type(outcome)(prefix + outcome.message, outcome.code)
+    return list(outcomes)  # type: ignore[arg-type]  # no errors left
 
 
 class TemplateRetriever:
-    """Retrieval over one ``LoadedIndex`` with the embedder that built it."""
+    """Retrieval over one ``LoadedIndex`` with the embedder that built it.
+
+    Immutable once built, so a server can swap in a new one (``reloaded``) while requests
+    already running finish on this one.
+    """
 
     def __init__(
-        self, index: LoadedIndex, embedder: Embedder, max_query_chars: int = DEFAULT_MAX_QUERY_CHARS
+        self,
+        index: LoadedIndex,
+        embedder: Embedder,
+        max_query_chars: int = DEFAULT_MAX_QUERY_CHARS,
+        prompt_template: PromptTemplate = DEFAULT_PROMPT,
+        max_template_chars: int = DEFAULT_MAX_TEMPLATE_CHARS,
     ) -> None:
         verify_embedder(index.manifest, embedder)
         self.index = index
         self.embedder = embedder
         self.max_query_chars = max_query_chars
-        self._task_ids = self._ids_by_task(index)
-        self._by_id = {t.id: t for t in index.templates.values()}
+        self.prompt_template = check_prompt_template(prompt_template)
+        self.max_template_chars = max_template_chars
+        self._templates = {
+            int_id: sanitize_template(template, max_template_chars)
+            for int_id, template in index.templates.items()
+        }
+        self._by_id = {t.id: t for t in self._templates.values()}
+        self._task_ids = self._group_ids(self._templates, lambda t: t.task)
+        self._query_ids = self._group_ids(
+            index.templates, lambda t: normalize_query(t.source_query)
+        )
 
     @classmethod
-    def open(cls, index_dir: Path, embedder: Embedder | None = None) -> TemplateRetriever:
-        """Load the live version of ``index_dir`` with its own embedder unless one is given."""
-        index = load_index(index_dir)
-        return cls(index, embedder or Embedder(index.manifest.embedder))
+    def open(
+        cls, index_dir: Path, embedder: Embedder | None = None, version: str | None = None,
+        **settings,
+    ) -> TemplateRetriever:
+        """Load ``version`` (default: the live one) with its own embedder unless one is given.
+
+        ``settings`` are the constructor's keyword arguments (``max_query_chars``, ...).
+        """
+        index = load_index(index_dir, version)
+        return cls(index, embedder or Embedder(index.manifest.embedder), **settings)
+
+    def reloaded(self, index_dir: Path, version: str) -> TemplateRetriever:
+        """A retriever for another version with the same settings (and model, when it matches)."""
+        index = load_index(index_dir, version)
+        same_model = index.manifest.embedder == self.embedder.model_id
+        return TemplateRetriever(
+            index,
+            self.embedder if same_model else Embedder(index.manifest.embedder),
+            max_query_chars=self.max_query_chars,
+            prompt_template=self.prompt_template,
+            max_template_chars=self.max_template_chars,
+        )
+
+    def warm_up(self) -> None:
+        """Run a few batches of varied sizes and lengths: the first calls at batch 1 are about
+        3x slower until the model has seen some input shapes (measurements.md)."""
+        for size in WARM_UP_BATCH_SIZES:
+            queries = [RetrievalQuery("warm-up question " * (1 + i % 8)) for i in range(size)]
+            self.retrieve_batch(queries)
 
     @staticmethod
-    def _ids_by_task(index: LoadedIndex) -> dict[str, np.ndarray]:
-        grouped: dict[str, list[int]] = {}
-        for int_id, template in index.templates.items():
-            grouped.setdefault(template.task, []).append(int_id)
-        return {task: np.array(ids, dtype=np.int64) for task, ids in grouped.items()}
+    def _group_ids(templates: dict[int, ThoughtTemplate], key) -> dict[str, np.ndarray]:
+        grouped: dict[str, list[int]] = defaultdict(list)
+        for int_id, template in templates.items():
+            grouped[key(template)].append(int_id)
+        return {name: np.array(ids, dtype=np.int64) for name, ids in grouped.items()}
 
     @property
     def version(self) -> str:
         return self.index.version
+
+    @property
+    def size(self) -> int:
+        return len(self._templates)
 
     def validate(self, request: RetrievalQuery) -> None:
         """Raise ``InvalidRequestError`` saying what is wrong with ``request``."""
@@ -76,62 +170,183 @@ class TemplateRetriever:
             )
         if not 1 <= request.k <= MAX_K:
             raise InvalidRequestError(f"k must be between 1 and {MAX_K}, got {request.k}")
-        if request.task_strict and request.task and request.task not in self._task_ids:
+        if request.task_strict and not request.task:
+            raise InvalidRequestError("task_strict needs a task")
+        if request.task_strict and request.task not in self._task_ids:
             raise InvalidRequestError(
                 f"unknown task {request.task!r}; the index has: {', '.join(sorted(self._task_ids))}"
             )
-        if request.task_strict and not request.task:
-            raise InvalidRequestError("task_strict needs a task")
         if not 0.0 <= request.diversity <= 1.0:
-            raise InvalidRequestError(f"diversity must be in [0, 1], got {request.diversity}")
+            raise InvalidRequestError(
+                f"diversity (MMR lambda) must be in [0, 1], got {request.diversity}"
+            )
+        if request.min_score is not None and not math.isfinite(request.min_score):
+            raise InvalidRequestError(f"min_score must be a finite number, got {request.min_score}")
+        for name in ("ef_search", "nprobe"):
+            value = getattr(request, name)
+            if value is not None and value < 1:
+                raise InvalidRequestError(f"{name} must be at least 1 when set, got {value}")
 
     def retrieve(self, request: RetrievalQuery) -> RetrievalResult:
         return self.retrieve_batch([request])[0]
 
     def retrieve_batch(self, requests: Sequence[RetrievalQuery]) -> list[RetrievalResult]:
-        """Validate all, embed all queries in one batch, then search each."""
-        for request in requests:
-            self.validate(request)
-        vectors = self.embedder.encode([r.query for r in requests])
-        return [self.search_vector(r, v) for r, v in zip(requests, vectors, strict=True)]
+        """All results, or the first request's error (prefixed with its position) if any fails."""
+        return all_or_first_error(self.retrieve_each(requests))
 
-    def _search(self, vector: np.ndarray, k: int, task: str = "") -> list[tuple[float, int]]:
-        allowed = self._task_ids[task] if task else None
-        scores, ids = self.index.search(vector[None, :], k, allowed_ids=allowed)
-        return [(float(s), int(i)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
+    def retrieve_each(
+        self, requests: Sequence[RetrievalQuery]
+    ) -> list[RetrievalResult | ThoughtbankError]:
+        """One outcome per request: invalid ones get their error, the rest share one batch."""
+        outcomes: list[RetrievalResult | ThoughtbankError | None] = []
+        for request in requests:
+            try:
+                self.validate(request)
+                outcomes.append(None)
+            except InvalidRequestError as exc:
+                outcomes.append(exc)
+        valid = [i for i, outcome in enumerate(outcomes) if outcome is None]
+        vectors = self.embedder.encode([requests[i].query for i in valid])
+        results = self.search_vectors([requests[i] for i in valid], vectors)
+        for position, result in zip(valid, results, strict=True):
+            outcomes[position] = result
+        return outcomes  # type: ignore[return-value]  # every None was replaced
+
+    def search_vectors(
+        self, requests: Sequence[RetrievalQuery], vectors: np.ndarray
+    ) -> list[RetrievalResult]:
+        """Retrieve for already embedded, validated requests (row i of ``vectors`` is request i)."""
+        excluded = [self._excluded(r) for r in requests]
+        pools = [self._pool_size(r, ex) for r, ex in zip(requests, excluded, strict=True)]
+        scopes = [r.task if r.task in self._task_ids else "" for r in requests]
+        candidates = self._batched_search(requests, vectors, scopes, pools)
+        fallback = [
+            i for i, r in enumerate(requests)
+            if scopes[i] and not r.task_strict
+            and len(self._filter(r, candidates[i], excluded[i])) < r.k
+        ]
+        if fallback:
+            self._fill_from_all_tasks(requests, vectors, pools, candidates, fallback)
+        return [
+            self._rank(r, vectors[i], candidates[i], excluded[i]) for i, r in enumerate(requests)
+        ]
+
+    def _pool_size(self, request: RetrievalQuery, excluded: set[int]) -> int:
+        wanted = request.k
+        if request.diversity > 0:
+            wanted = max(request.k * MMR_POOL_FACTOR, MIN_MMR_POOL)
+        return wanted + len(excluded)
+
+    def _fill_from_all_tasks(
+        self, requests: Sequence[RetrievalQuery], vectors: np.ndarray, pools: list[int],
+        candidates: list[list[Candidate]], positions: list[int],
+    ) -> None:
+        """Append other tasks' candidates after the preferred task's for ``positions``."""
+        subset = [requests[i] for i in positions]
+        extra = self._batched_search(
+            subset, vectors[positions], [""] * len(positions),
+            [pools[i] + len(candidates[i]) for i in positions],
+        )
+        for i, more in zip(positions, extra, strict=True):
+            seen = {c.int_id for c in candidates[i]}
+            candidates[i].extend(c for c in more if c.int_id not in seen)
+
+    def _batched_search(
+        self, requests: Sequence[RetrievalQuery], vectors: np.ndarray, scopes: list[str],
+        pools: list[int],
+    ) -> list[list[Candidate]]:
+        """Candidates per request, searching each group of compatible requests in one call."""
+        groups: dict[_SearchKey, list[int]] = defaultdict(list)
+        for i, request in enumerate(requests):
+            groups[_SearchKey(scopes[i], request.ef_search, request.nprobe)].append(i)
+        found: list[list[Candidate]] = [[] for _ in requests]
+        for key, members in groups.items():
+            scores, ids = self.index.search(
+                vectors[members], max(pools[i] for i in members),
+                allowed_ids=self._task_ids[key.task] if key.task else None,
+                ef_search=key.ef_search, nprobe=key.nprobe,
+            )
+            for row, i in enumerate(members):
+                found[i] = [
+                    Candidate(int(int_id), float(score))
+                    for score, int_id in zip(scores[row], ids[row], strict=True) if int_id >= 0
+                ][: pools[i]]
+        return found
 
     def _excluded(self, request: RetrievalQuery) -> set[int]:
         excluded = {template_int_id(i) for i in request.exclude_ids}
         if request.exclude_same_query:
-            own = normalize_query(request.query)
-            excluded |= {i for i, t in self.index.templates.items()
-                         if normalize_query(t.source_query) == own}
+            own = self._query_ids.get(normalize_query(request.query), np.empty(0, np.int64))
+            excluded.update(int(i) for i in own)
         return excluded
 
-    def search_vector(self, request: RetrievalQuery, vector: np.ndarray) -> RetrievalResult:
-        """Retrieve for an already embedded, validated request."""
-        excluded = self._excluded(request)
-        fetch = request.k + len(excluded)
-        candidates: list[tuple[float, int]] = []
-        if request.task in self._task_ids:
-            candidates = self._search(vector, fetch, request.task)
-        usable = sum(1 for _, int_id in candidates if int_id not in excluded)
-        if not request.task_strict and usable < request.k:
-            seen = {i for _, i in candidates}
-            candidates += [c for c in self._search(vector, fetch + len(seen)) if c[1] not in seen]
-        hits = []
-        for score, int_id in candidates:
-            if int_id in excluded or (request.min_score is not None and score < request.min_score):
-                continue
-            hits.append(ScoredTemplate(self.index.templates[int_id], score, self.version))
-            if len(hits) == request.k:
-                break
-        return RetrievalResult(hits=tuple(hits), index_version=self.version)
+    @staticmethod
+    def _filter(
+        request: RetrievalQuery, candidates: list[Candidate], excluded: set[int]
+    ) -> list[Candidate]:
+        return [
+            c for c in candidates
+            if c.int_id not in excluded
+            and (request.min_score is None or c.score >= request.min_score)
+        ]
 
-    def augment(self, request: RetrievalQuery) -> AugmentedPrompt:
-        result = self.retrieve(request)
-        prompt = build_augmented_prompt(request.query, result.hits, DEFAULT_PROMPT)
-        return AugmentedPrompt(prompt=prompt, hits=result.hits, index_version=self.version)
+    def _rank(
+        self, request: RetrievalQuery, vector: np.ndarray, candidates: list[Candidate],
+        excluded: set[int],
+    ) -> RetrievalResult:
+        """Filter candidates, then pick k of them: in order, or by MMR when diversity is set."""
+        usable = self._filter(request, candidates, excluded)
+        if request.diversity > 0:
+            chosen = self._mmr(usable, request.k, request.diversity)
+        else:
+            chosen = usable[: request.k]
+        hits = tuple(ScoredTemplate(self._templates[c.int_id], c.score, self.version)
+                     for c in chosen)
+        return RetrievalResult(hits=hits, index_version=self.version)
+
+    def _mmr(self, candidates: list[Candidate], k: int, diversity: float) -> list[Candidate]:
+        """Maximal marginal relevance: trade similarity to the query for novelty.
+
+        Each step picks the candidate maximizing ``(1 - diversity) * score - diversity *
+        (max similarity to those already picked)``, on the index's stored embeddings.
+        """
+        if len(candidates) <= 1:
+            return candidates[:k]
+        embeddings = self.index.embeddings_of([c.int_id for c in candidates])
+        pairwise = embeddings @ embeddings.T
+        relevance = np.array([c.score for c in candidates])
+        chosen: list[int] = []
+        redundancy = np.full(len(candidates), -np.inf)
+        while len(chosen) < min(k, len(candidates)):
+            penalty = np.where(np.isinf(redundancy), 0.0, redundancy)
+            marginal = (1 - diversity) * relevance - diversity * penalty
+            marginal[chosen] = -np.inf
+            pick = int(np.argmax(marginal))
+            chosen.append(pick)
+            redundancy = np.maximum(redundancy, pairwise[pick])
+        return [candidates[i] for i in chosen]
+
+    def augment(
+        self, request: RetrievalQuery, max_template_tokens: int | None = None
+    ) -> AugmentedPrompt:
+        """The FusionFactory prompt; ``max_template_tokens`` drops the lowest-scored first."""
+        return self.augment_result(request, self.retrieve(request), max_template_tokens)
+
+    def augment_result(
+        self, request: RetrievalQuery, result: RetrievalResult,
+        max_template_tokens: int | None = None,
+    ) -> AugmentedPrompt:
+        """The prompt for an already retrieved ``result`` (the server retrieves in batches)."""
+        hits = result.hits
+        if max_template_tokens is not None:
+            hits = fit_token_budget(hits, max_template_tokens, self.count_tokens)
+        prompt = build_augmented_prompt(request.query, hits, self.prompt_template)
+        return AugmentedPrompt(prompt=prompt, hits=hits, index_version=result.index_version)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` by the embedder's tokenizer: a model-neutral budget measure."""
+        tokenizer = self.embedder.model.tokenizer
+        return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
     def get_template(self, template_id: str) -> ThoughtTemplate:
         if not template_id:

@@ -6,7 +6,7 @@ The prompt is a langchain-core ``PromptTemplate`` with the variables ``templates
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from langchain_core.prompts import PromptTemplate
 
@@ -21,6 +21,25 @@ DEFAULT_PROMPT = PromptTemplate.from_template(
     "{answer_instruction}"
 )
 NO_TEMPLATE_INSTRUCTION = "Reason step by step, then state the final answer on the last line."
+PROMPT_VARIABLES = frozenset({"templates", "query", "answer_instruction"})
+
+TokenCounter = Callable[[str], int]
+
+
+def check_prompt_template(prompt_template: PromptTemplate) -> PromptTemplate:
+    """Refuse a prompt template whose variables are not exactly the ones filled in here."""
+    variables = set(prompt_template.input_variables)
+    if variables != PROMPT_VARIABLES:
+        raise ValueError(
+            f"prompt template variables are {sorted(variables)}; "
+            f"expected exactly {sorted(PROMPT_VARIABLES)}"
+        )
+    return prompt_template
+
+
+def load_prompt_template(text: str) -> PromptTemplate:
+    """A checked ``PromptTemplate`` from f-string text with ``{templates}``, ``{query}``, ..."""
+    return check_prompt_template(PromptTemplate.from_template(text))
 
 
 def format_template_block(position: int, hit: ScoredTemplate) -> str:
@@ -40,6 +59,22 @@ def answer_instruction(hits: Sequence[ScoredTemplate]) -> str:
             f"Answer format: {hits[0].template.fields.answer_format}"
         )
     return NO_TEMPLATE_INSTRUCTION
+
+
+def fit_token_budget(
+    hits: Sequence[ScoredTemplate], max_tokens: int, count_tokens: TokenCounter
+) -> tuple[ScoredTemplate, ...]:
+    """The hits whose template blocks fit in ``max_tokens``, dropping the lowest-scored first.
+
+    Blocks are counted as placed in the prompt, at the position they would keep; the order of
+    the kept hits is unchanged.
+    """
+    kept = list(hits)
+    while kept and sum(
+        count_tokens(format_template_block(i, hit)) for i, hit in enumerate(kept, 1)
+    ) > max_tokens:
+        kept.remove(min(kept, key=lambda hit: hit.score))
+    return tuple(kept)
 
 
 def build_augmented_prompt(

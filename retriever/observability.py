@@ -1,0 +1,94 @@
+"""What the server reports about itself: Prometheus metrics and structured (JSON) logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+
+
+class ServerMetrics:
+    """The server's metrics, in a registry of their own (several servers may share a process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "thoughtbank_requests", "RPCs handled, by method and status code",
+            ["rpc", "code"], registry=self.registry,
+        )
+        self.latency = Histogram(
+            "thoughtbank_request_latency_seconds", "RPC latency, by method and status code",
+            ["rpc", "code"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "thoughtbank_requests_in_flight", "RPCs being handled now", registry=self.registry
+        )
+        self.batch_size = Histogram(
+            "thoughtbank_batch_size", "queries embedded and searched together",
+            buckets=BATCH_BUCKETS, registry=self.registry,
+        )
+        self.index_version = Gauge(
+            "thoughtbank_index_version_info", "the live index version (value 1)",
+            ["version"], registry=self.registry,
+        )
+        self.index_size = Gauge(
+            "thoughtbank_index_templates", "templates in the live index", registry=self.registry
+        )
+        self.reloads = Counter(
+            "thoughtbank_index_reloads", "index version loads, by outcome (ok or failed)",
+            ["outcome"], registry=self.registry,
+        )
+
+    def observe_request(self, rpc: str, code: str, seconds: float) -> None:
+        self.requests.labels(rpc, code).inc()
+        self.latency.labels(rpc, code).observe(seconds)
+
+    def set_index(self, version: str, size: int) -> None:
+        """Report ``version`` as the only live one."""
+        self.index_version.clear()
+        self.index_version.labels(version).set(1)
+        self.index_size.set(size)
+
+    def serve_http(self, host: str, port: int) -> int:
+        """Expose ``/metrics`` on ``host:port`` (0 picks a free port); return the bound port."""
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        return int(server.server_port)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and any ``extra=`` fields."""
+
+    _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+        "message", "asctime",
+    }
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: v for k, v in vars(record).items() if k not in self._STANDARD})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def configure_logging(log_format: str, level: str) -> None:
+    """Log to stderr as JSON lines (``json``) or plain text (``text``)."""
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    logging.getLogger("faiss").setLevel(logging.WARNING)

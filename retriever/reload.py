@@ -1,0 +1,88 @@
+"""Hot reload: the live ``TemplateRetriever`` and the swap to a new index version.
+
+A new version is loaded and verified in a worker thread while the old one keeps serving; only
+then is the reference swapped, which is atomic. Requests already running hold the old
+retriever and finish on it. A version that fails to load is reported and not retried until
+CURRENT names another version or a reload is forced (SIGHUP).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from thoughtbank.index import EmbedderError, IndexArtifactError, current_version
+from thoughtbank.retriever.engine import TemplateRetriever
+
+log = logging.getLogger("thoughtbank.server.reload")
+
+# What a damaged or incompatible version can raise while loading.
+LOAD_ERRORS = (IndexArtifactError, EmbedderError, OSError, ValueError, RuntimeError)
+
+
+class LiveIndex:
+    """Holds the retriever that serves now; ``refresh`` moves it to the version CURRENT names."""
+
+    def __init__(
+        self,
+        index_dir: Path,
+        settings: dict[str, Any],
+        on_swap: Callable[[TemplateRetriever], Awaitable[None]],
+        on_failure: Callable[[str, Exception], None],
+    ) -> None:
+        self.index_dir = Path(index_dir)
+        self.retriever: TemplateRetriever | None = None
+        self._settings = settings
+        self._on_swap = on_swap
+        self._on_failure = on_failure
+        self._failed_version: str | None = None
+        self._lock = asyncio.Lock()
+
+    def _named_version(self) -> str | None:
+        try:
+            return current_version(self.index_dir)
+        except IndexArtifactError:
+            return None  # no index built yet: keep waiting for one
+
+    def _load(self, version: str) -> TemplateRetriever:
+        if self.retriever is None:
+            retriever = TemplateRetriever.open(self.index_dir, version=version, **self._settings)
+        else:
+            retriever = self.retriever.reloaded(self.index_dir, version)
+        retriever.warm_up()
+        return retriever
+
+    async def refresh(self, force: bool = False) -> bool:
+        """Load the version CURRENT names if it is new; return whether the live one changed."""
+        async with self._lock:
+            version = self._named_version()
+            live = self.retriever.version if self.retriever else None
+            if version is None or version == live:
+                return False
+            if version == self._failed_version and not force:
+                return False
+            log.info("loading index version", extra={"version": version, "previous": live})
+            try:
+                retriever = await asyncio.to_thread(self._load, version)
+            except LOAD_ERRORS as exc:
+                self._failed_version = version
+                log.error("index version refused; the previous one keeps serving",
+                          extra={"version": version, "previous": live, "reason": str(exc)})
+                self._on_failure(version, exc)
+                return False
+            self.retriever = retriever
+            self._failed_version = None
+            log.info("index version live",
+                     extra={"version": version, "previous": live, "templates": retriever.size})
+            await self._on_swap(retriever)
+            return True
+
+    async def watch(self, interval: float) -> None:
+        """Poll CURRENT every ``interval`` seconds (reading a small file is cheaper than inotify
+        plumbing and works on every file system)."""
+        while True:
+            await asyncio.sleep(interval)
+            await self.refresh()

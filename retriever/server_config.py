@@ -1,0 +1,205 @@
+"""Configuration of ``thoughtbank serve``: flags > ``THOUGHTBANK_*`` environment > TOML file.
+
+Every option is declared once, as a field of ``ServerConfig`` with its help text; the command-line
+flags, the environment variable names (``THOUGHTBANK_`` + the field name in capitals) and the
+TOML keys (the field names, at top level or under ``[server]``) are all derived from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+ENV_PREFIX = "THOUGHTBANK_"
+LOG_FORMATS = ("json", "text")
+
+
+def _doc(help: str, flag: str | None = None) -> dict[str, str | None]:
+    """Field metadata: the option's help text and, when not derived from its name, its flag."""
+    return {"help": help, "flag": flag}
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything ``serve`` needs; defaults are the production defaults."""
+
+    index_dir: Path | None = field(
+        default=None, metadata=_doc("index directory (required)", flag="--index")
+    )
+    host: str = field(default="127.0.0.1", metadata=_doc("address to bind"))
+    port: int = field(default=50051, metadata=_doc("port to bind; 0 picks a free one"))
+    grace: float = field(
+        default=10.0, metadata=_doc("seconds to drain in-flight requests on SIGTERM")
+    )
+    metrics_port: int | None = field(
+        default=None, metadata=_doc("serve Prometheus metrics on this port (0: free)")
+    )
+    auth_token_file: Path | None = field(
+        default=None,
+        metadata=_doc("file holding the bearer token clients must send; unset: no auth"),
+    )
+    tls_cert: Path | None = field(
+        default=None, metadata=_doc("PEM certificate chain for TLS (with --tls-key)")
+    )
+    tls_key: Path | None = field(
+        default=None, metadata=_doc("PEM private key for TLS (with --tls-cert)")
+    )
+    max_query_chars: int = field(
+        default=32_768, metadata=_doc("longest accepted query, in characters")
+    )
+    max_template_chars: int = field(
+        default=4_000, metadata=_doc("template texts are cut to this many characters")
+    )
+    prompt_template_file: Path | None = field(
+        default=None,
+        metadata=_doc(
+            "PromptTemplate text with {templates}, {query}, {answer_instruction}",
+            flag="--prompt-template",
+        ),
+    )
+    max_concurrent_rpcs: int = field(
+        default=256, metadata=_doc("RPCs beyond this many in flight: RESOURCE_EXHAUSTED")
+    )
+    max_batch_size: int = field(
+        default=32, metadata=_doc("most queries embedded in one micro-batch")
+    )
+    batch_wait_ms: float = field(
+        default=2.0, metadata=_doc("how long a micro-batch waits for more queries")
+    )
+    max_batch_queries: int = field(
+        default=1_000, metadata=_doc("most requests in one RetrieveBatch call")
+    )
+    reload_interval: float = field(
+        default=2.0, metadata=_doc("seconds between checks of INDEX_DIR/CURRENT; 0: off")
+    )
+    max_message_bytes: int = field(
+        default=4 * 1024 * 1024, metadata=_doc("largest accepted request message")
+    )
+    keepalive_time: float = field(
+        default=60.0, metadata=_doc("seconds between keepalive pings on idle connections")
+    )
+    keepalive_timeout: float = field(
+        default=20.0, metadata=_doc("seconds to wait for a keepalive ping's answer")
+    )
+    log_format: str = field(default="json", metadata=_doc("log line format: json or text"))
+    log_level: str = field(default="INFO", metadata=_doc("DEBUG, INFO, WARNING or ERROR"))
+
+    def __post_init__(self) -> None:
+        problems = list(_problems(self))
+        if problems:
+            raise ValueError("invalid server configuration: " + "; ".join(problems))
+
+
+def _problems(config: ServerConfig) -> typing.Iterator[str]:
+    if config.index_dir is None:
+        yield "no index directory (--index, THOUGHTBANK_INDEX_DIR or index_dir in the file)"
+    if (config.tls_cert is None) != (config.tls_key is None):
+        yield "--tls-cert and --tls-key go together"
+    for name in (
+        "max_query_chars",
+        "max_template_chars",
+        "max_concurrent_rpcs",
+        "max_batch_size",
+        "max_batch_queries",
+        "max_message_bytes",
+    ):
+        if getattr(config, name) < 1:
+            yield f"{name} must be at least 1"
+    for name in (
+        "grace",
+        "batch_wait_ms",
+        "reload_interval",
+        "keepalive_time",
+        "keepalive_timeout",
+    ):
+        if getattr(config, name) < 0:
+            yield f"{name} must not be negative"
+    if config.max_query_chars * 4 >= config.max_message_bytes:
+        yield "max_query_chars must stay below the message limit (4 bytes per character)"
+    if config.log_format not in LOG_FORMATS:
+        yield f"log_format must be one of {', '.join(LOG_FORMATS)}"
+
+
+def _value_type(name: str) -> type:
+    """The non-None type of a field (``int | None`` -> ``int``)."""
+    hint = typing.get_type_hints(ServerConfig)[name]
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    return hint
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    if value is None or value == "":
+        return None
+    kind = _value_type(name)
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        message = f"{source}: {name} must be of type {kind.__name__}, got {value!r}"
+        raise ValueError(message) from None
+
+
+def _from_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"cannot read config file {path}: {exc}") from exc
+    data = data.get("server", data)
+    known = {f.name for f in dataclasses.fields(ServerConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown option(s) {', '.join(unknown)}")
+    return {name: _coerce(name, value, str(path)) for name, value in data.items()}
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    found = {}
+    for option in dataclasses.fields(ServerConfig):
+        variable = ENV_PREFIX + option.name.upper()
+        if variable in environ:
+            found[option.name] = _coerce(option.name, environ[variable], variable)
+    return found
+
+
+def load_config(
+    flags: Mapping[str, Any], environ: Mapping[str, str], config_file: Path | None = None
+) -> ServerConfig:
+    """Merge the sources, later ones winning: defaults, TOML file, environment, flags."""
+    merged: dict[str, Any] = {}
+    if config_file is not None:
+        merged.update(_from_toml(config_file))
+    merged.update(_from_env(environ))
+    merged.update(flags)
+    return ServerConfig(**merged)
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per option; unset flags stay out of the namespace so lower sources apply."""
+    parser.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    for option in dataclasses.fields(ServerConfig):
+        flag = option.metadata["flag"] or "--" + option.name.replace("_", "-")
+        parser.add_argument(
+            flag,
+            dest=option.name,
+            type=_value_type(option.name),
+            default=argparse.SUPPRESS,
+            help=f"{option.metadata['help']} (default: {option.default})",
+        )
+
+
+def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> ServerConfig:
+    names = {f.name for f in dataclasses.fields(ServerConfig)}
+    flags = {name: value for name, value in vars(args).items() if name in names}
+    return load_config(flags, environ, args.config)
