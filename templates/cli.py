@@ -1,4 +1,8 @@
-"""``thoughtbank mine``: the mining stage's command."""
+"""``thoughtbank mine``: the mining stage's command.
+
+This is where the stage is wired to the others: near-duplicate merging gets the index stage's
+embedder here, so the ``templates`` package itself never imports ``index``.
+"""
 
 from __future__ import annotations
 
@@ -8,35 +12,121 @@ import sys
 from pathlib import Path
 
 from thoughtbank.cli_common import column_map, positive_int
+from thoughtbank.templates.distill import Distiller, ExtractiveDistiller
+from thoughtbank.templates.job import LeakagePolicy, MiningOptions, mine_templates
+from thoughtbank.templates.leakage import DEFAULT_MAX_QUERY_SPAN_WORDS, LeakageGuard
+from thoughtbank.templates.merge import DEFAULT_MERGE_THRESHOLD, EmbedFunction
+from thoughtbank.templates.selection import SelectionRules, Strategy
 
 
-def cmd_mine(args: argparse.Namespace) -> int:
-    from thoughtbank.templates import ExtractiveDistiller, MiningOptions, Strategy, mine_templates
+def _model_names(text: str) -> frozenset[str]:
+    return frozenset(name.strip() for name in text.split(",") if name.strip())
 
-    options = MiningOptions(
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
+def _distiller(args: argparse.Namespace) -> Distiller:
+    if args.distiller == "extractive":
+        if args.llm:
+            raise ValueError("--llm needs --distiller chat")
+        return ExtractiveDistiller()
+    if not args.llm:
+        raise ValueError("--distiller chat needs --llm openai:MODEL or python:MODULE:FACTORY")
+    from thoughtbank.templates.chat import CallPolicy, ChatDistiller, load_chat_model
+
+    policy = CallPolicy(timeout_s=args.timeout, retries=args.retries,
+                        requests_per_second=args.rate_limit)
+    return ChatDistiller(load_chat_model(args.llm, args.timeout), args.llm, policy)
+
+
+def _embed(args: argparse.Namespace) -> EmbedFunction | None:
+    if args.no_merge:
+        return None
+    from thoughtbank.index import Embedder
+
+    return Embedder().encode
+
+
+def _options(args: argparse.Namespace) -> MiningOptions:
+    return MiningOptions(
         strategy=Strategy(args.strategy),
         top_n=args.top_n,
+        rules=SelectionRules(args.min_performance, args.allow_models, args.deny_models),
+        pitfalls=args.pitfalls,
+        leakage=LeakagePolicy(args.leakage),
+        guard=LeakageGuard(args.max_query_span),
+        merge_threshold=args.merge_threshold,
         workers=args.workers,
         resume=args.resume,
         column_map=args.columns,
+        performance_scale=args.performance_scale,
         rejects_path=args.rejects,
+        progress=not args.no_progress,
     )
-    summary = mine_templates(args.logs, args.out, ExtractiveDistiller(), options)
+
+
+def cmd_mine(args: argparse.Namespace) -> int:
+    summary = mine_templates(args.logs, args.out, _distiller(args), _options(args), _embed(args))
     print(json.dumps(summary.as_dict(), indent=2))
     for failure in summary.failures:
         print(f"failed group {failure}", file=sys.stderr)
     return 1 if summary.failed else 0
 
 
+def _add_selection_arguments(mine: argparse.ArgumentParser) -> None:
+    mine.add_argument("--strategy", default="fusion", choices=[s.value for s in Strategy])
+    mine.add_argument("--top-n", type=positive_int, default=3, help="responses per template")
+    mine.add_argument("--min-performance", type=_fraction,
+                      help="lowest score that counts as a success (default: anything above 0)")
+    mine.add_argument("--allow-models", type=_model_names,
+                      help="comma-separated models to distil from (default: all)")
+    mine.add_argument("--deny-models", type=_model_names, default=frozenset(),
+                      help="comma-separated models never to distil from")
+
+
+def _add_distiller_arguments(mine: argparse.ArgumentParser) -> None:
+    mine.add_argument("--distiller", default="extractive", choices=["extractive", "chat"])
+    mine.add_argument("--llm", help="chat model: openai:MODEL or python:package.module:factory")
+    mine.add_argument("--workers", type=positive_int, default=4, help="concurrent distillations")
+    mine.add_argument("--timeout", type=_positive_float, default=120.0,
+                      help="seconds per LLM call")
+    mine.add_argument("--retries", type=int, default=3, help="retries of a transient LLM error")
+    mine.add_argument("--rate-limit", type=_positive_float, help="LLM calls per second at most")
+    mine.add_argument("--pitfalls", action="store_true",
+                      help="distil an 'avoid' note from the query's failed responses")
+    mine.add_argument("--leakage", default="flag", choices=[p.value for p in LeakagePolicy],
+                      help="a template still leaking after one re-ask is flagged or dropped")
+    mine.add_argument("--max-query-span", type=positive_int, default=DEFAULT_MAX_QUERY_SPAN_WORDS,
+                      help="longest run of query words a template may copy")
+
+
 def add_commands(commands: argparse._SubParsersAction) -> None:
     mine = commands.add_parser("mine", help="distil templates from multi-LLM logs")
-    mine.add_argument("logs", nargs="+", type=Path, help="log files (.jsonl, .jsonl.gz, .csv)")
-    mine.add_argument("--out", type=Path, required=True, help="templates JSONL to write")
+    mine.add_argument("logs", nargs="+", type=Path,
+                      help="log files (.jsonl, .jsonl.gz, .csv, .csv.gz, .parquet)")
+    mine.add_argument("--out", type=Path, default=Path("templates.jsonl"),
+                      help="templates JSONL to write (default: templates.jsonl)")
     mine.add_argument("--rejects", type=Path, help="bad rows file (default: OUT.rejects)")
-    mine.add_argument("--strategy", default="fusion",
-                      choices=["fusion", "performance", "balanced", "cost", "judge"])
-    mine.add_argument("--top-n", type=positive_int, default=3, help="responses per template")
-    mine.add_argument("--workers", type=positive_int, default=4, help="concurrent distillations")
-    mine.add_argument("--resume", action="store_true", help="skip groups finished by a past run")
     mine.add_argument("--columns", type=column_map, help="map schema names to columns")
+    mine.add_argument("--performance-scale", type=_positive_float, default=1.0,
+                      help="top of the logs' performance scale (e.g. 100)")
+    _add_selection_arguments(mine)
+    _add_distiller_arguments(mine)
+    mine.add_argument("--merge-threshold", type=_fraction, default=DEFAULT_MERGE_THRESHOLD,
+                      help="cosine at which templates of a task are merged")
+    mine.add_argument("--no-merge", action="store_true", help="keep near-duplicate templates")
+    mine.add_argument("--resume", action="store_true", help="skip groups finished by a past run")
+    mine.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     mine.set_defaults(func=cmd_mine)

@@ -1,65 +1,115 @@
 """The mining job: logs -> groups -> selected responses -> templates, durable and resumable.
 
-Every finished group is appended to a journal (``OUT.journal``) as one JSON line, in the order
-groups finish, so a killed job loses nothing it finished; ``resume=True`` skips journaled groups.
-The final output is rebuilt from the journal and sorted, so the same logs and options give the
-same file whatever the order groups finished in.
+Rows stream from the logs into an on-disk spool that hands back one group at a time. Groups are
+distilled by a pool of ``workers`` threads (LLM calls wait on the network, not the CPU) with a
+bounded number in flight, so memory does not grow with the number of groups. Every finished
+group is appended to a journal (``OUT.journal``) as one JSON line, in the order groups finish,
+so a killed job loses nothing it finished; ``resume=True`` skips journaled groups and retries
+failed ones. The final output is rebuilt from the journal, near-duplicates merged and sorted,
+so the same logs and options give the same file whatever the order groups finished in.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from thoughtbank.templates.distill import Distiller
-from thoughtbank.templates.readers import RejectSink, iter_log_records
+from tqdm import tqdm
+
+from thoughtbank.templates.distill import Distillation, Distiller, DistillRequest
+from thoughtbank.templates.journal import Journal, JournalEntry, journal_path
+from thoughtbank.templates.leakage import Leak, LeakageGuard
+from thoughtbank.templates.merge import (
+    DEFAULT_MERGE_THRESHOLD,
+    EmbedFunction,
+    merge_near_duplicates,
+)
+from thoughtbank.templates.readers import RejectSink, check_log_paths, iter_log_records
 from thoughtbank.templates.schema import LogRecord, SourceResponse, ThoughtTemplate, template_id
 from thoughtbank.templates.selection import (
     QueryGroup,
+    SelectionRules,
     Strategy,
-    group_by_query,
+    failed_responses,
     select_top_responses,
 )
+from thoughtbank.templates.spool import GroupSpool
 from thoughtbank.templates.store import write_templates
 
-JOURNAL_SUFFIX = ".journal"
+PITFALL_EXAMPLES = 3
+#: Groups queued per worker: enough to keep workers busy, few enough to bound memory.
+IN_FLIGHT_PER_WORKER = 4
+
+
+class LeakagePolicy(str, Enum):
+    """What to do with a template that still leaks after being asked for once more."""
+
+    FLAG = "flag"
+    DROP = "drop"
 
 
 @dataclass(frozen=True)
 class MiningOptions:
+    """How a mining job selects, distils, guards and merges (see ``thoughtbank mine --help``)."""
+
     strategy: Strategy = Strategy.FUSION
     top_n: int = 3
-    min_performance: float | None = None
-    allow_models: frozenset[str] | None = None
-    deny_models: frozenset[str] = frozenset()
+    rules: SelectionRules = field(default_factory=SelectionRules)
+    pitfalls: bool = False
+    leakage: LeakagePolicy = LeakagePolicy.FLAG
+    guard: LeakageGuard = field(default_factory=LeakageGuard)
+    merge_threshold: float = DEFAULT_MERGE_THRESHOLD
     workers: int = 1
     resume: bool = False
     column_map: dict[str, str] | None = None
+    performance_scale: float = 1.0
     rejects_path: Path | None = None
+    spool_dir: Path | None = None
+    progress: bool = False
+
+    def fingerprint(self, paths: list[Path], distiller: Distiller) -> str:
+        """Hash of everything that shapes the templates; a journal only resumes its own job."""
+        shaping = {k: v for k, v in asdict(self).items()
+                   if k not in ("workers", "resume", "rejects_path", "spool_dir", "progress")}
+        payload = repr([sorted(shaping.items()), [str(p.resolve()) for p in paths],
+                        distiller.name, distiller.version])
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 @dataclass
 class MiningSummary:
-    """What the job did; printed at the end of ``thoughtbank mine``."""
+    """What the job did; printed at the end of ``thoughtbank mine``.
+
+    ``groups`` counts distinct (task, normalized query); ``query_ids`` the logs' query ids,
+    which is larger where a log repeats one query under several ids.
+    """
 
     rows_read: int = 0
     rows_rejected: int = 0
+    files_damaged: int = 0
+    query_ids: int = 0
     groups: int = 0
-    groups_without_eligible_response: int = 0
     groups_resumed: int = 0
+    groups_without_eligible_response: int = 0
     templates: int = 0
+    merged: int = 0
     failed: int = 0
+    leakage_flagged: int = 0
+    leakage_dropped: int = 0
+    llm_calls: int = 0
+    input_tokens: int | None = None
+    output_tokens: int | None = None
     failures: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "failures"}
+        return {k: v for k, v in asdict(self).items() if k != "failures"}
 
 
 def group_key(group: QueryGroup) -> str:
@@ -68,57 +118,12 @@ def group_key(group: QueryGroup) -> str:
     return hashlib.sha256(f"{task}\x00{query}".encode()).hexdigest()[:20]
 
 
-def journal_path(out_path: Path) -> Path:
-    return out_path.with_name(out_path.name + JOURNAL_SUFFIX)
-
-
-class Journal:
-    """Append-only JSON-lines log of finished groups, safe against kill -9 at any point."""
-
-    def __init__(self, path: Path, resume: bool) -> None:
-        self.path = path
-        self.entries: dict[str, dict[str, Any]] = self._load() if resume else {}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = path.open("a" if resume else "w", encoding="utf-8")
-
-    def _load(self) -> dict[str, dict[str, Any]]:
-        """Read finished entries and cut a torn last line (a write interrupted by a kill)."""
-        if not self.path.exists():
-            return {}
-        data = self.path.read_bytes()
-        intact = data[: data.rfind(b"\n") + 1]
-        if len(intact) != len(data):
-            with self.path.open("r+b") as handle:
-                handle.truncate(len(intact))
-        entries = {}
-        for line in intact.decode("utf-8").splitlines():
-            entry = json.loads(line)
-            if entry["status"] != "failed":
-                entries[entry["group"]] = entry
-        return entries
-
-    def append(self, entry: dict[str, Any]) -> None:
-        """One write of one whole line, flushed and fsynced before the group counts as done."""
-        self._handle.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-        if entry["status"] != "failed":
-            self.entries[entry["group"]] = entry
-
-    def templates(self) -> list[ThoughtTemplate]:
-        found = (e["template"] for e in self.entries.values() if e["status"] == "ok")
-        return sorted((ThoughtTemplate.from_dict(t) for t in found), key=lambda t: (t.task, t.id))
-
-    def close(self) -> None:
-        self._handle.close()
-
-
 def build_template(
-    group: QueryGroup, selected: list[LogRecord], distiller: Distiller
+    group: QueryGroup, selected: list[LogRecord], distiller: Distiller,
+    distillation: Distillation, flags: tuple[str, ...] = (),
 ) -> ThoughtTemplate:
-    """Distil ``selected`` and attach the provenance of every response used."""
-    fields = distiller.distill(group.task, group.query, selected)
-    text = fields.render()
+    """The template of ``distillation`` with the provenance of every response used."""
+    text = distillation.fields.render()
     models = tuple(dict.fromkeys(r.llm for r in selected))
     return ThoughtTemplate(
         id=template_id(group.task, group.query, text, models),
@@ -130,21 +135,109 @@ def build_template(
         sources=tuple(
             SourceResponse(r.llm, r.performance, r.cost, r.llm_judge, r.query_id) for r in selected
         ),
-        fields=fields,
+        fields=distillation.fields,
+        pitfalls=distillation.pitfalls,
         distiller=distiller.name,
         distiller_version=distiller.version,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        flags=flags,
     )
 
 
-def _mine_group(group: QueryGroup, distiller: Distiller, options: MiningOptions) -> dict[str, Any]:
-    selected = select_top_responses(
-        group, options.strategy, options.top_n, options.min_performance,
-        options.allow_models, options.deny_models,
-    )
+def _ground_truth(group: QueryGroup) -> str:
+    return next((r.ground_truth for r in group.records if r.ground_truth), "")
+
+
+def _leaks(guard: LeakageGuard, group: QueryGroup, distillation: Distillation) -> tuple[Leak, ...]:
+    """Leaks in what the distiller wrote (not the rendering: its step numbers are no answer)."""
+    fields = distillation.fields
+    written = [fields.task_summary, *fields.reasoning_steps, fields.answer_format,
+               distillation.pitfalls]
+    return guard.find("\n".join(written), group.query, _ground_truth(group))
+
+
+def _guarded_distillation(
+    group: QueryGroup, request: DistillRequest, distiller: Distiller, guard: LeakageGuard
+) -> tuple[Distillation, tuple[str, ...]]:
+    """Distil; if the result leaks, ask once more naming the leaks. Returns what still leaks."""
+    distillation = distiller.distill(request)
+    leaks = _leaks(guard, group, distillation)
+    if leaks:
+        distillation = distiller.distill(replace(request, avoid=leaks))
+        leaks = _leaks(guard, group, distillation)
+    return distillation, tuple(leak.describe() for leak in leaks)
+
+
+def mine_group(group: QueryGroup, distiller: Distiller, options: MiningOptions) -> JournalEntry:
+    """Select, distil and guard one group; the journal entry that records the outcome."""
+    key = group_key(group)
+    selected = select_top_responses(group, options.strategy, options.top_n, options.rules)
     if not selected:
-        return {"status": "skipped", "reason": "no eligible response"}
-    return {"status": "ok", "template": build_template(group, selected, distiller).to_dict()}
+        return JournalEntry(key, "skipped", reason="no eligible response")
+    failed = failed_responses(group, options.rules, PITFALL_EXAMPLES) if options.pitfalls else []
+    request = DistillRequest(group.task, group.query, tuple(selected), tuple(failed))
+    distillation, leaks = _guarded_distillation(group, request, distiller, options.guard)
+    if leaks and options.leakage is LeakagePolicy.DROP:
+        return JournalEntry(key, "dropped", reason="; ".join(leaks))
+    template = build_template(group, selected, distiller, distillation, leaks)
+    return JournalEntry(key, "ok", template=template.to_dict())
+
+
+def _mine_or_fail(group: QueryGroup, distiller: Distiller, options: MiningOptions) -> JournalEntry:
+    """A failed group is journaled as failed (and retried by the next run), never raised."""
+    try:
+        return mine_group(group, distiller, options)
+    except Exception as exc:  # any distiller error fails this group only
+        where = f"{group.task}: {group.query[:60]!r}"
+        return JournalEntry(group_key(group), "failed", f"{where}: {type(exc).__name__}: {exc}")
+
+
+def _spool_logs(paths: list[Path], spool: GroupSpool, options: MiningOptions,
+                out_path: Path, summary: MiningSummary) -> None:
+    rejects = RejectSink(options.rejects_path or out_path.with_name(out_path.name + ".rejects"))
+    try:
+        records = iter_log_records(paths, rejects, options.column_map, options.performance_scale)
+        spool.add_all(tqdm(records, desc="reading rows", unit=" rows", file=sys.stderr,
+                           disable=not options.progress))
+    finally:
+        rejects.close()
+    summary.rows_read = spool.rows + rejects.count
+    summary.rows_rejected = rejects.count
+    summary.files_damaged = rejects.damaged_files
+
+
+def _distil_groups(groups: Iterator[QueryGroup], journal: Journal, distiller: Distiller,
+                   options: MiningOptions, progress: tqdm) -> None:
+    """Run groups through the worker pool, journaling each batch of finished ones at once."""
+    limit = max(1, options.workers) * IN_FLIGHT_PER_WORKER
+    in_flight: set[Future[JournalEntry]] = set()
+    with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
+        while True:
+            while len(in_flight) < limit and (group := next(groups, None)) is not None:
+                in_flight.add(pool.submit(_mine_or_fail, group, distiller, options))
+            if not in_flight:
+                return
+            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+            journal.append([future.result() for future in done])
+            progress.update(len(done))
+
+
+def _finish(journal: Journal, embed: EmbedFunction | None, options: MiningOptions,
+            distiller: Distiller, out_path: Path, summary: MiningSummary) -> None:
+    """Write the output from the journal and fill in the counts that come from it."""
+    templates = journal.templates()
+    summary.leakage_flagged = sum(1 for t in templates if t.flags)
+    if embed is not None:
+        merged = merge_near_duplicates(templates, embed, options.merge_threshold)
+        summary.merged, templates = len(templates) - len(merged), merged
+    summary.templates = write_templates(out_path, templates)
+    summary.groups_without_eligible_response = journal.count("skipped")
+    summary.leakage_dropped = journal.count("dropped")
+    summary.failures = journal.failures()
+    summary.failed = len(summary.failures)
+    usage = distiller.usage()
+    summary.llm_calls = usage.calls
+    summary.input_tokens, summary.output_tokens = usage.input_tokens, usage.output_tokens
 
 
 def mine_templates(
@@ -152,41 +245,31 @@ def mine_templates(
     out_path: Path,
     distiller: Distiller,
     options: MiningOptions | None = None,
-    on_group_done: Callable[[], None] | None = None,
+    embed: EmbedFunction | None = None,
 ) -> MiningSummary:
-    """Run the whole job and write the templates JSONL to ``out_path``."""
-    options = options or MiningOptions()
-    out_path = Path(out_path)
-    summary = MiningSummary()
-    rejects = RejectSink(options.rejects_path or out_path.with_name(out_path.name + ".rejects"))
-    records = list(iter_log_records([Path(p) for p in log_paths], rejects, options.column_map))
-    rejects.close()
-    summary.rows_read = len(records) + rejects.count
-    summary.rows_rejected = rejects.count
-    groups = group_by_query(records)
-    summary.groups = len(groups)
+    """Run the whole job and write the templates JSONL to ``out_path``.
 
-    journal = Journal(journal_path(out_path), options.resume)
-    pending = [g for g in groups if group_key(g) not in journal.entries]
-    summary.groups_resumed = len(groups) - len(pending)
+    ``embed`` (texts -> L2-normalizable vectors) enables merging near-duplicate templates.
+    """
+    options = options or MiningOptions()
+    paths = [Path(p) for p in log_paths]
+    check_log_paths(paths)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    summary = MiningSummary()
+    journal = Journal(journal_path(out_path), options.fingerprint(paths, distiller),
+                      options.resume)
     try:
-        with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
-            futures = {pool.submit(_mine_group, g, distiller, options): g for g in pending}
-            for future in as_completed(futures):
-                key = group_key(futures[future])
-                try:
-                    entry = future.result()
-                except Exception as exc:  # a failed group is recorded and retried next run
-                    entry = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-                    summary.failures.append(f"{futures[future].key}: {entry['error']}")
-                journal.append({"group": key, **entry})
-                if on_group_done:
-                    on_group_done()
+        with GroupSpool(options.spool_dir or out_path.parent) as spool:
+            _spool_logs(paths, spool, options, out_path, summary)
+            summary.groups = spool.group_count()
+            summary.query_ids = spool.query_id_count()
+            pending = (g for g in spool.groups() if not journal.is_finished(group_key(g)))
+            summary.groups_resumed = journal.finished_count()
+            with tqdm(total=summary.groups, initial=summary.groups_resumed, desc="groups",
+                      unit=" groups", file=sys.stderr, disable=not options.progress) as progress:
+                _distil_groups(pending, journal, distiller, options, progress)
     finally:
         journal.close()
-
-    statuses = [e["status"] for e in journal.entries.values()]
-    summary.groups_without_eligible_response = statuses.count("skipped")
-    summary.failed = len(summary.failures)
-    summary.templates = write_templates(out_path, journal.templates())
+    _finish(journal, embed, options, distiller, out_path, summary)
     return summary

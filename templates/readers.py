@@ -1,7 +1,10 @@
-"""Streaming readers for FusionBench-schema logs (JSONL, JSONL.gz, CSV).
+"""Streaming readers for FusionBench-schema logs (JSONL, JSONL.gz, CSV, Parquet).
 
 Each row is validated on its own: a bad row is reported to a ``RejectSink`` with its file, line
-and reason and skipped, so one malformed row never costs the good rows around it.
+and reason and skipped, so one malformed row never costs the good rows around it. Damage that
+ends a file (a truncated gzip stream, CSV quoting left open) is reported at the line where it
+starts; the rows before it are kept and the other files are still read. Files are read in
+batches or line by line, never whole, so logs larger than memory stream through.
 """
 
 from __future__ import annotations
@@ -12,15 +15,23 @@ import io
 import json
 import math
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TextIO
+
+import pyarrow
+import pyarrow.parquet
 
 from thoughtbank.templates.schema import LogRecord
 
 REQUIRED_COLUMNS = ("task_name", "query", "llm", "response", "performance")
 TEXT_COLUMNS = ("task_name", "query", "llm", "response")
+#: FusionBench's CSV layout has no ``query_id``; its ``task_id`` ("gsm8k-0") identifies the query.
+QUERY_ID_COLUMNS = ("query_id", "task_id")
+JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
+SUPPORTED_SUFFIXES = (*JSONL_SUFFIXES, ".csv", ".parquet")
+PARQUET_BATCH_ROWS = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,18 +41,23 @@ class Reject:
     file: str
     line: int
     reason: str
+    ends_file: bool = False
 
 
 @dataclass
 class RejectSink:
-    """Counts rejects and appends them as JSON lines to ``path`` (when given)."""
+    """Counts rejected rows and damaged files; appends each as a JSON line to ``path``."""
 
     path: Path | None = None
     count: int = 0
+    damaged_files: int = 0
     _handle: TextIO | None = field(default=None, repr=False)
 
     def add(self, reject: Reject) -> None:
-        self.count += 1
+        if reject.ends_file:
+            self.damaged_files += 1
+        else:
+            self.count += 1
         if self.path is None:
             return
         if self._handle is None:
@@ -61,6 +77,14 @@ class RowError(ValueError):
     """A row failed validation; the message is the reject reason."""
 
 
+class FileDamage(Exception):
+    """The rest of a file cannot be read; ``line`` is where the damage starts."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line = line
+
+
 def _optional_float(row: Mapping[str, Any], column: str) -> float | None:
     value = row.get(column)
     if value is None or value == "":
@@ -76,10 +100,28 @@ def _optional_float(row: Mapping[str, Any], column: str) -> float | None:
     return number
 
 
-def record_from_row(row: Any, column_map: Mapping[str, str] | None = None) -> LogRecord:
+def _performance(row: Mapping[str, Any], scale: float) -> float:
+    """Performance as a fraction: logs that score on another scale (0-100) declare it."""
+    performance = _optional_float(row, "performance")
+    if performance is None or performance > scale:
+        raise RowError(
+            f"performance must be a number in [0, {scale:g}], got {row['performance']!r}"
+        )
+    return performance / scale
+
+
+def _query_id(row: Mapping[str, Any]) -> str:
+    value = next((row[c] for c in QUERY_ID_COLUMNS if row.get(c) not in (None, "")), "")
+    return str(value)
+
+
+def record_from_row(
+    row: Any, column_map: Mapping[str, str] | None = None, performance_scale: float = 1.0
+) -> LogRecord:
     """Validate one parsed row and build a ``LogRecord``; raise ``RowError`` on bad input.
 
-    ``column_map`` maps schema names to the file's own column names (``query -> prompt``).
+    ``column_map`` maps schema names to the file's own column names (``query -> prompt``);
+    ``performance_scale`` is the top of the file's performance scale (1 or, say, 100).
     """
     if not isinstance(row, Mapping):
         raise RowError(f"row is not an object but {type(row).__name__}")
@@ -93,9 +135,7 @@ def record_from_row(row: Any, column_map: Mapping[str, str] | None = None) -> Lo
             raise RowError(f"{column} is not a string but {type(row[column]).__name__}")
         if not row[column].strip():
             raise RowError(f"{column} is empty")
-    performance = _optional_float(row, "performance")
-    if performance is None or performance > 1.0:
-        raise RowError(f"performance must be a number in [0, 1], got {row['performance']!r}")
+    performance = _performance(row, performance_scale)
     judge = _optional_float(row, "llm_judge")
     if judge is not None and judge > 1.0:
         raise RowError(f"llm_judge must be in [0, 1], got {row['llm_judge']!r}")
@@ -106,11 +146,28 @@ def record_from_row(row: Any, column_map: Mapping[str, str] | None = None) -> Lo
         llm=row["llm"].strip(),
         response=row["response"],
         performance=performance,
-        query_id="" if row.get("query_id") is None else str(row["query_id"]),
+        query_id=_query_id(row),
         cost=_optional_float(row, "cost"),
         llm_judge=judge,
         ground_truth="" if ground_truth is None else str(ground_truth),
     )
+
+
+def _iter_jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
+    """Yield (line number, parsed object or RowError) for each non-blank line.
+
+    Lines are decoded one by one so that a line with bad bytes is one bad row.
+    """
+    with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            if not raw.strip():
+                continue
+            try:
+                yield number, json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                yield number, RowError(f"not UTF-8 text: {exc.reason} at byte {exc.start}")
+            except json.JSONDecodeError as exc:
+                yield number, RowError(f"not valid JSON: {exc.msg}")
 
 
 def _open_text(path: Path) -> IO[str]:
@@ -118,45 +175,67 @@ def _open_text(path: Path) -> IO[str]:
     return io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline="")
 
 
-def _iter_jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
-    """Yield (line number, parsed object or RowError) for each non-blank line."""
-    with _open_text(path) as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield number, RowError(f"not valid JSON: {exc.msg}")
-
-
 def _iter_csv_rows(path: Path) -> Iterator[tuple[int, Any]]:
-    """Yield (starting line number, row dict) for each CSV record (fields may span lines)."""
+    """Yield (starting line number, row dict) for each CSV record (fields may span lines).
+
+    ``strict`` quoting makes a quote left open fail at once instead of silently swallowing
+    every following row into one field.
+    """
     csv.field_size_limit(sys.maxsize)
     with _open_text(path) as handle:
-        reader = csv.DictReader(handle)
-        line = reader.line_num + 1
-        for row in reader:
-            if None in row:
-                yield line, RowError("more fields than the header has")
-            else:
-                yield line, row
-            line = reader.line_num + 1
+        reader = csv.DictReader(handle, strict=True)
+        line = 1
+        try:
+            for row in reader:
+                yield line + 1, RowError("more fields than the header has") if None in row else row
+                line = reader.line_num
+        except (csv.Error, EOFError, OSError, UnicodeDecodeError) as exc:
+            raise FileDamage(line + 1, str(exc)) from exc
+
+
+def _iter_parquet_rows(path: Path) -> Iterator[tuple[int, Any]]:
+    """Yield (row number, row dict), reading one record batch at a time."""
+    number = 0
+    try:
+        for batch in pyarrow.parquet.ParquetFile(path).iter_batches(PARQUET_BATCH_ROWS):
+            for row in batch.to_pylist():
+                number += 1
+                yield number, row
+    except (pyarrow.ArrowException, OSError) as exc:
+        raise FileDamage(number + 1, str(exc)) from exc
+
+
+def _log_format(path: Path) -> str:
+    """The reader for ``path`` by extension (``.gz`` allowed on top), or ``""``."""
+    name = path.name.lower().removesuffix(".gz")
+    return next((suffix for suffix in SUPPORTED_SUFFIXES if name.endswith(suffix)), "")
+
+
+def check_log_paths(paths: Iterable[Path]) -> None:
+    """Fail before any work when a path is missing or of an unsupported format."""
+    for path in paths:
+        if not path.is_file():
+            raise ValueError(f"{path}: no such log file")
+        if not _log_format(path) or (_log_format(path) == ".parquet" and path.suffix == ".gz"):
+            raise ValueError(
+                f"{path}: unsupported log format (expected .jsonl[.gz], .csv[.gz] or .parquet)"
+            )
 
 
 def _row_source(path: Path) -> Iterator[tuple[int, Any]]:
-    name = path.name.lower().removesuffix(".gz")
-    if name.endswith((".jsonl", ".json", ".ndjson")):
-        return _iter_jsonl_rows(path)
-    if name.endswith(".csv"):
+    suffix = _log_format(path)
+    if suffix == ".csv":
         return _iter_csv_rows(path)
-    raise ValueError(f"{path}: unsupported log format (expected .jsonl, .jsonl.gz or .csv)")
+    if suffix == ".parquet":
+        return _iter_parquet_rows(path)
+    return _iter_jsonl_rows(path)
 
 
 def iter_log_records(
-    paths: list[Path],
+    paths: Iterable[Path],
     rejects: RejectSink,
     column_map: Mapping[str, str] | None = None,
+    performance_scale: float = 1.0,
 ) -> Iterator[LogRecord]:
     """Stream valid records from every file; report bad rows and damaged files to ``rejects``."""
     for path in paths:
@@ -166,8 +245,10 @@ def iter_log_records(
                 try:
                     if isinstance(row, RowError):
                         raise row
-                    yield record_from_row(row, column_map)
+                    yield record_from_row(row, column_map, performance_scale)
                 except RowError as exc:
                     rejects.add(Reject(str(path), line, str(exc)))
-        except (OSError, EOFError, UnicodeDecodeError, csv.Error, ValueError) as exc:
-            rejects.add(Reject(str(path), line + 1, f"file unreadable from here on: {exc}"))
+        except FileDamage as exc:
+            rejects.add(Reject(str(path), exc.line, f"file unreadable from here on: {exc}", True))
+        except (OSError, EOFError) as exc:
+            rejects.add(Reject(str(path), line + 1, f"file unreadable from here on: {exc}", True))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -37,6 +37,12 @@ class SourceResponse:
     llm_judge: float | None = None
     query_id: str = ""
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SourceResponse:
+        """Tolerant of keys added by later versions: unknown keys are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
 
 @dataclass(frozen=True, slots=True)
 class TemplateFields:
@@ -55,10 +61,23 @@ class TemplateFields:
             f"Answer format: {self.answer_format}"
         )
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TemplateFields:
+        return cls(
+            task_summary=str(data["task_summary"]),
+            reasoning_steps=tuple(str(step) for step in data["reasoning_steps"]),
+            answer_format=str(data["answer_format"]),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class ThoughtTemplate:
-    """A distilled, query-independent reasoning template with its provenance."""
+    """A distilled, query-independent reasoning template with its provenance.
+
+    ``merged_queries`` are the source queries of near-duplicate templates merged into this one
+    (their responses are in ``sources``); ``flags`` name problems found but kept, such as a
+    leakage the re-ask did not remove.
+    """
 
     id: str
     task: str
@@ -72,6 +91,8 @@ class ThoughtTemplate:
     distiller: str = ""
     distiller_version: str = ""
     created_at: str = ""
+    merged_queries: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,6 +104,7 @@ class ThoughtTemplate:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ThoughtTemplate:
+        """Read a template written by this or an earlier version (missing fields get defaults)."""
         fields_data = data.get("fields")
         return cls(
             id=str(data["id"]),
@@ -91,20 +113,14 @@ class ThoughtTemplate:
             source_query=str(data["source_query"]),
             source_models=tuple(data.get("source_models", ())),
             source_query_ids=tuple(data.get("source_query_ids", ())),
-            sources=tuple(SourceResponse(**s) for s in data.get("sources", ())),
-            fields=(
-                TemplateFields(
-                    task_summary=fields_data["task_summary"],
-                    reasoning_steps=tuple(fields_data["reasoning_steps"]),
-                    answer_format=fields_data["answer_format"],
-                )
-                if fields_data
-                else None
-            ),
+            sources=tuple(SourceResponse.from_dict(s) for s in data.get("sources", ())),
+            fields=TemplateFields.from_dict(fields_data) if fields_data else None,
             pitfalls=str(data.get("pitfalls", "")),
             distiller=str(data.get("distiller", "")),
             distiller_version=str(data.get("distiller_version", "")),
             created_at=str(data.get("created_at", "")),
+            merged_queries=tuple(data.get("merged_queries", ())),
+            flags=tuple(data.get("flags", ())),
             extra=dict(data.get("extra", {})),
         )
 

@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
 from thoughtbank.templates.schema import LogRecord
 
-_PROMPT_SUFFIXES = re.compile(
-    r"(\s*(let'?s think step by step|think step by step|let'?s solve this step by step|"
-    r"answer:?|a:)\s*[.:]?\s*)+$",
+#: Boilerplate that prompts append to queries; stripped (repeatedly) from the end.
+PROMPT_SUFFIXES = (
+    "let's think step by step", "lets think step by step", "think step by step",
+    "let's solve this step by step", "lets solve this step by step", "answer:", "answer", "a:",
+)
+# An end-anchored search tries every start position of a long query; matching the reversed
+# suffixes at the start of the reversed query reads only the suffix itself.
+_REVERSED_SUFFIXES = re.compile(
+    r"(?:\s*[.:]?\s*(?:" + "|".join(re.escape(s[::-1]) for s in PROMPT_SUFFIXES) + r")\s*)+",
     re.IGNORECASE,
 )
-_WHITESPACE = re.compile(r"\s+")
 
 
 class Strategy(str, Enum):
@@ -51,18 +56,11 @@ class QueryGroup:
 
 def normalize_query(query: str) -> str:
     """Drop prompt boilerplate appended to queries ("Let's think step by step") and fold space."""
-    return _WHITESPACE.sub(" ", _PROMPT_SUFFIXES.sub("", query.strip())).strip()
-
-
-def group_by_query(records: Iterable[LogRecord]) -> list[QueryGroup]:
-    """Group records by (task, normalized query), in first-seen order."""
-    groups: dict[tuple[str, str], list[LogRecord]] = {}
-    for record in records:
-        groups.setdefault((record.task_name, normalize_query(record.query)), []).append(record)
-    return [
-        QueryGroup(task=task, query=query, records=tuple(rows))
-        for (task, query), rows in groups.items()
-    ]
+    text = query.strip()
+    suffix = _REVERSED_SUFFIXES.match(text[::-1])
+    if suffix:
+        text = text[: len(text) - suffix.end()]
+    return " ".join(text.split())
 
 
 def _cost(record: LogRecord) -> float:
@@ -103,22 +101,41 @@ def rank_responses(records: Sequence[LogRecord], strategy: Strategy) -> list[Log
     return _weighted_ranking(records, alpha, beta)
 
 
+@dataclass(frozen=True, slots=True)
+class SelectionRules:
+    """Which responses may be distilled from.
+
+    ``min_performance=None`` counts only responses with performance > 0 as successes (logs score
+    failed responses 0); a number counts those scoring at least that. ``allow_models`` (when
+    given) and ``deny_models`` filter by model name, e.g. to distil from small models only.
+    """
+
+    min_performance: float | None = None
+    allow_models: frozenset[str] | None = None
+    deny_models: frozenset[str] = frozenset()
+
+    def allows_model(self, record: LogRecord) -> bool:
+        allowed = self.allow_models is None or record.llm in self.allow_models
+        return allowed and record.llm not in self.deny_models
+
+    def succeeded(self, record: LogRecord) -> bool:
+        if self.min_performance is None:
+            return record.performance > 0
+        return record.performance >= self.min_performance
+
+
 def select_top_responses(
     group: QueryGroup,
     strategy: Strategy = Strategy.FUSION,
     top_n: int = 3,
-    min_performance: float | None = None,
-    allow_models: frozenset[str] | None = None,
-    deny_models: frozenset[str] = frozenset(),
+    rules: SelectionRules = SelectionRules(),
 ) -> list[LogRecord]:
-    """The ``top_n`` responses of ``group`` to distil from.
-
-    ``min_performance=None`` drops failed responses (performance 0); a number keeps responses
-    scoring at least that. ``allow_models``/``deny_models`` filter by model name first.
-    """
-    eligible = [
-        r for r in group.records
-        if (allow_models is None or r.llm in allow_models) and r.llm not in deny_models
-        and (r.performance > 0 if min_performance is None else r.performance >= min_performance)
-    ]
+    """The ``top_n`` successful responses of allowed models in ``group``, best first."""
+    eligible = [r for r in group.records if rules.allows_model(r) and rules.succeeded(r)]
     return rank_responses(eligible, strategy)[:top_n]
+
+
+def failed_responses(group: QueryGroup, rules: SelectionRules, limit: int) -> list[LogRecord]:
+    """Up to ``limit`` failed responses of allowed models, the source of a pitfalls note."""
+    failed = [r for r in group.records if rules.allows_model(r) and not rules.succeeded(r)]
+    return sorted(failed, key=lambda r: (r.performance, r.llm))[:limit]

@@ -1,0 +1,95 @@
+"""The extractive distiller, pitfalls and the leakage guard."""
+
+from __future__ import annotations
+
+import pytest
+
+from thoughtbank.templates.distill import DistillRequest, ExtractiveDistiller
+from thoughtbank.templates.leakage import LeakageGuard, ground_truth_pattern, mask_leaks
+from thoughtbank.templates.schema import LogRecord
+
+QUERY = ("Janet has 16 eggs. She eats 3 for breakfast and bakes muffins with 4 every day. "
+         "How much in dollars does Janet make every day at the farmers' market?")
+RESPONSE = ("Janet has 16 eggs.\nShe uses 3 + 4 = 7 of them.\nShe sells 16 - 7 = 9 eggs.\n"
+            "At $2 each she makes 9 * 2 = 18 dollars.\n#### 18")
+
+
+def response(text: str = RESPONSE, llm: str = "m", performance: float = 1.0) -> LogRecord:
+    return LogRecord("gsm8k", QUERY, llm, text, performance, ground_truth="18")
+
+
+def test_extractive_template_is_abstract_and_deterministic() -> None:
+    request = DistillRequest("gsm8k", QUERY, (response(),))
+    first = ExtractiveDistiller().distill(request)
+    assert first == ExtractiveDistiller().distill(request)
+    assert first.fields.task_summary == ("Solve a gsm8k problem: How much in dollars does X make "
+                                         "every day at ...")
+    assert first.fields.reasoning_steps == (
+        "X has N eggs.", "She sells N - N = N eggs.", "At N each she makes N * N = N dollars.")
+    assert first.fields.answer_format == "End with '#### <number>' giving the final numeric answer."
+    assert first.pitfalls == ""
+    assert LeakageGuard().find(first.fields.render(), QUERY, "18") == ()
+
+
+def test_pitfalls_note_from_failed_responses() -> None:
+    failed = response("She has 16 eggs and sells all of them.\n#### 32", "weak", 0.0)
+    note = ExtractiveDistiller().distill(
+        DistillRequest("gsm8k", QUERY, (response(),), failed=(failed,))).pitfalls
+    assert note.startswith("1 logged response(s) to this query failed, e.g. one reasoning "
+                           "'She has N eggs and sells all of them.' and ending '#### N'.")
+
+
+@pytest.mark.parametrize(("ground_truth", "text", "leaked"), [
+    ("B", "Pick the option. The answer is (B).", "answer is (B)"),
+    ("B", "Option (B) fits.", "(B)"),
+    ("B", "The answer is B because", "answer is B"),
+    ("B", "Bears and Bees: compare both options.", None),
+    ("18", "So she makes 18 dollars.", "18"),
+    ("18", "She makes 180 dollars or 1.18 or 18.5.", None),
+    ("8", "Solve a gsm8k problem.", None),
+    ("1,200", "The total is 1200.", "1200"),
+    ("Paris", "The capital is paris.", "paris"),
+    ("Paris", "Parisian food is good.", None),
+    ("", "anything", None),
+])
+def test_ground_truth_leaks(ground_truth: str, text: str, leaked: str | None) -> None:
+    leaks = LeakageGuard().find(text, "unrelated query words", ground_truth)
+    assert [leak.text for leak in leaks] == ([leaked] if leaked else [])
+    assert all(leak.kind == "ground truth" for leak in leaks)
+
+
+def test_long_query_spans_leak_and_short_ones_do_not() -> None:
+    guard = LeakageGuard(max_query_span_words=5)
+    copied = "Reason: how much in dollars does Janet make every day, then answer."
+    leaks = guard.find(copied + "\nAgain: how much in dollars does Janet make", QUERY, "")
+    assert [leak.text for leak in leaks] == ["how much in dollars does janet make every day",
+                                             "how much in dollars does janet make"]
+    assert guard.find("how much in dollars does", QUERY, "") == ()
+    assert mask_leaks(copied, leaks[:1]) == "Reason: ..., then answer."
+
+
+def test_extractive_masks_leaks_when_asked_again() -> None:
+    leaky = response("Janet makes 18 dollars a day.\nThe answer is 18 dollars.\n#### 18")
+    request = DistillRequest("gsm8k", QUERY, (leaky,))
+    first = ExtractiveDistiller().distill(request)
+    guard = LeakageGuard(max_query_span_words=4)
+    leaks = guard.find(first.fields.render(), QUERY, "")
+    assert leaks
+    again = ExtractiveDistiller().distill(DistillRequest("gsm8k", QUERY, (leaky,), avoid=leaks))
+    assert guard.find(again.fields.render(), QUERY, "") == ()
+    assert "..." in again.fields.task_summary
+
+
+def test_number_pattern_ignores_currency_and_percent_marks() -> None:
+    assert ground_truth_pattern("$18") == ground_truth_pattern("18")
+    assert ground_truth_pattern("  ") is None
+
+
+def test_masking_removes_a_leak_nested_in_another() -> None:
+    query = "Which is right? J. Indiscriminate use of antibiotics selects resistant bacteria"
+    text = 'Option J, "Indiscriminate use of antibiotics selects resistant bacteria" fits.'
+    guard = LeakageGuard(max_query_span_words=4)
+    leaks = guard.find(text, query, "J")
+    assert sorted(leak.kind for leak in leaks) == ["ground truth", "query span"]
+    assert mask_leaks(text, leaks) == 'Option ..." fits.'
+    assert guard.find(mask_leaks(text, leaks), query, "J") == ()
