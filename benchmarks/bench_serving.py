@@ -1,0 +1,289 @@
+"""Serving benchmark: ``Retrieve`` over gRPC at 1, 8 and 32 concurrent clients.
+
+Each served figure is printed beside, measured in the same run:
+
+* the in-process ceiling: ``encode(batch)`` + ``index.search(batch)`` at the same batch size as
+  the number of clients, with no gRPC, no batching wait and no conversions;
+* LangChain's ``SemanticSimilarityExampleSelector`` over a LangChain FAISS vectorstore of the
+  same vectors, in-process, one query at a time (the peer a user would otherwise pick).
+
+The index is synthetic but of realistic size (10k templates with ``--quick``, else 100k): the
+template vectors are the bundled model's embeddings of a few real questions plus noise, so
+building it costs seconds instead of embedding 100k texts, while queries are embedded for real.
+The load generator is a separate process of grpc.aio clients, so on 2 cores it competes with
+the server as little as a client can.
+
+Usage: ``python -m benchmarks.bench_serving [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from thoughtbank.index import Embedder, LoadedIndex, build_index, load_index
+from thoughtbank.retriever.engine import WARM_UP_BATCH_SIZES
+from thoughtbank.templates import ThoughtTemplate
+from thoughtbank.templates.schema import template_id
+
+T = TypeVar("T")
+CONCURRENCY = (1, 8, 32)
+SEED_QUESTIONS = (
+    "Leo buys 5 crates of pears with 18 pears in each crate and gives away 7. How many are left?",
+    "What is the acceleration of a 3 kg mass pushed by a 12 N force?",
+    "Where would you store ice cream to keep it frozen?",
+    "Write a Python function to count the words in a sentence.",
+    "A train travels 120 km in 1.5 hours. What is its average speed?",
+    "Which gas do plants absorb from the air during photosynthesis?",
+    "Solve for x: 3x + 7 = 22.",
+    "Which of these is a mammal: shark, dolphin, trout or eel?",
+)
+TASKS = ("gsm8k", "mmlu_pro/physics", "commonsense_qa", "mbpp")
+NOISE = 0.35
+K = 3
+
+
+def load_queries(count: int) -> list[str]:
+    """Distinct queries (so no cache helps), shaped like the seed questions."""
+    return [f"{SEED_QUESTIONS[i % len(SEED_QUESTIONS)]} (case {i})" for i in range(count)]
+
+
+class PrecomputedEmbedder(Embedder):
+    """The bundled model, except for texts whose vectors were given: those are looked up.
+
+    Lets ``build_index`` store synthetic vectors while the manifest's fingerprint (computed
+    from the model's own probe embeddings) stays that of the real model the server loads.
+    """
+
+    def __init__(self, vectors: dict[str, np.ndarray]) -> None:
+        super().__init__()
+        self._vectors = vectors
+
+    def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        if texts and all(text in self._vectors for text in texts):
+            return np.stack([self._vectors[text] for text in texts])
+        return super().encode(texts, show_progress)
+
+
+def synthetic_corpus(size: int, embedder: Embedder) -> tuple[list[ThoughtTemplate], np.ndarray]:
+    """``size`` templates with unit vectors clustered around the seed questions' embeddings."""
+    rng = np.random.default_rng(0)
+    centers = embedder.encode(list(SEED_QUESTIONS))
+    cluster = rng.integers(0, len(centers), size)
+    vectors = centers[cluster] + NOISE * rng.standard_normal((size, centers.shape[1])) / np.sqrt(
+        centers.shape[1]
+    )
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    templates = []
+    for i, c in enumerate(cluster):
+        query = f"{SEED_QUESTIONS[c]} [synthetic {i}]"
+        text = f"Task: variant {i}\nReasoning steps:\n1. Restate.\n2. Solve.\nAnswer format: X"
+        task = TASKS[c % len(TASKS)]
+        templates.append(ThoughtTemplate(
+            id=template_id(task, query, text, ("model-a",)), task=task, text=text,
+            source_query=query, source_models=("model-a",),
+        ))
+    return templates, vectors
+
+
+def build_synthetic_index(size: int, index_dir: Path, embedder: Embedder) -> list[str]:
+    """Write the synthetic index; return the texts that were embedded (for the LangChain peer)."""
+    templates, vectors = synthetic_corpus(size, embedder)
+    texts = [t.source_query for t in templates]
+    build_index(templates, index_dir, PrecomputedEmbedder(dict(zip(texts, vectors, strict=True))))
+    return texts
+
+
+def in_worker_thread(function: Callable[..., T], *args: Any) -> T:
+    """Run an in-process measurement in a worker thread, where the server runs its model too:
+    on a loaded 2-core machine, model calls from the main thread measured several times slower,
+    which would flatter the served figures."""
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        return worker.submit(function, *args).result()
+
+
+def _rate(requests: int, seconds: float) -> float:
+    return requests / seconds if seconds > 0 else float("nan")
+
+
+def warm_up(embedder: Embedder) -> None:
+    """Warm the model up as the server does: the first calls of each shape are slow."""
+    for size in WARM_UP_BATCH_SIZES:
+        embedder.encode(load_queries(size))
+
+
+def in_process_ceiling(
+    index: LoadedIndex, embedder: Embedder, batch: int, seconds: float
+) -> dict[str, float]:
+    """Requests/s of encode(batch)+search(batch), and (at batch 1) one call's p50 in ms."""
+    queries = load_queries(4096)
+    warm_up(embedder)
+    durations, done, start = [], 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        chunk = queries[done % 2048: done % 2048 + batch]
+        began = time.perf_counter()
+        index.search(embedder.encode(chunk), K)
+        durations.append(time.perf_counter() - began)
+        done += batch
+    figures = {f"ceiling_rps_{batch}": _rate(done, sum(durations))}
+    if batch == 1:
+        figures["ceiling_p50_ms_1"] = float(np.median(durations) * 1000)
+    return figures
+
+
+def langchain_peer(texts: list[str], index_dir: Path, seconds: float) -> dict[str, float]:
+    """Requests/s of SemanticSimilarityExampleSelector.select_examples, one query at a time."""
+    from langchain_community.vectorstores import FAISS
+    from langchain_community.vectorstores.utils import DistanceStrategy
+    from langchain_core.example_selectors import SemanticSimilarityExampleSelector
+    from langchain_huggingface import HuggingFaceEmbeddings
+
+    from thoughtbank.index.embedder import bundled_model_dir
+
+    embeddings = HuggingFaceEmbeddings(
+        model_name=str(bundled_model_dir()), encode_kwargs={"normalize_embeddings": True}
+    )
+    vectors = load_index(index_dir).embeddings
+    store = FAISS.from_embeddings(
+        list(zip(texts, vectors.tolist(), strict=True)), embeddings,
+        metadatas=[{"query": text} for text in texts],
+        distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT,
+    )
+    selector = SemanticSimilarityExampleSelector(vectorstore=store, k=K, input_keys=["query"])
+    queries = load_queries(2048)
+    for query in queries[:16]:
+        selector.select_examples({"query": query})  # warm up, as the server does
+    durations = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        began = time.perf_counter()
+        selector.select_examples({"query": queries[len(durations) % len(queries)]})
+        durations.append(time.perf_counter() - began)
+    return {"langchain_rps": _rate(len(durations), sum(durations)),
+            "langchain_p50_ms": float(np.median(durations) * 1000)}
+
+
+async def _closed_loop(address: str, clients: int, seconds: float) -> dict[str, float]:
+    """``clients`` concurrent callers on one grpc.aio channel, each sending as soon as answered."""
+    import grpc
+
+    from thoughtbank.protos import pb2, pb2_grpc
+
+    queries = load_queries(4096)
+    latencies: list[float] = []
+    failures = 0
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = pb2_grpc.ThoughtTemplateServiceStub(channel)
+        deadline = time.perf_counter() + seconds
+
+        async def client(offset: int) -> None:
+            nonlocal failures
+            n = offset
+            while time.perf_counter() < deadline:
+                began = time.perf_counter()
+                try:
+                    await stub.Retrieve(pb2.RetrieveRequest(query=queries[n % 4096], k=K),
+                                        timeout=60)
+                    latencies.append(time.perf_counter() - began)
+                except grpc.aio.AioRpcError:
+                    failures += 1
+                n += clients
+
+        start = time.perf_counter()
+        await asyncio.gather(*(client(i) for i in range(clients)))
+        elapsed = time.perf_counter() - start
+    return {"rps": _rate(len(latencies), elapsed), "failures": failures,
+            "p50_ms": float(np.percentile(latencies, 50) * 1000),
+            "p99_ms": float(np.percentile(latencies, 99) * 1000)}
+
+
+def served(address: str, clients: int, seconds: float) -> dict[str, float]:
+    """Served figures at ``clients``, from a load process separate from the server."""
+    run = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_serving", "--load", address, str(clients),
+         str(seconds)],
+        capture_output=True, text=True, check=True, timeout=seconds * 4 + 120,
+    )
+    return {f"served_{name}_{clients}": value for name, value in json.loads(run.stdout).items()}
+
+
+def measure(index_dir: Path, embedder: Embedder, seconds: float) -> dict[str, float]:
+    """Each served level right after its ceiling, so both see the same machine load."""
+    from thoughtbank.server import ServerProcess
+
+    index = load_index(index_dir)
+    figures = {}
+    with ServerProcess(index_dir, extra_args=("--log-level", "WARNING")) as server:
+        for clients in CONCURRENCY:
+            figures.update(in_worker_thread(in_process_ceiling, index, embedder, clients, seconds))
+            figures.update(served(server.address, clients, seconds))
+    return figures
+
+
+def run(quick: bool) -> dict[str, float]:
+    size, seconds = (10_000, 4.0) if quick else (100_000, 15.0)
+    embedder = Embedder()
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as folder:
+        index_dir = Path(folder)
+        texts = build_synthetic_index(size, index_dir, embedder)
+        figures = {"templates": float(size)}
+        figures.update(in_worker_thread(langchain_peer, texts, index_dir, seconds))
+        figures.update(measure(index_dir, embedder, seconds))
+    for clients in CONCURRENCY:
+        figures[f"ratio_to_ceiling_{clients}"] = (
+            figures[f"served_rps_{clients}"] / figures[f"ceiling_rps_{clients}"]
+        )
+        figures[f"ratio_to_langchain_{clients}"] = (
+            figures[f"served_rps_{clients}"] / figures["langchain_rps"]
+        )
+    figures["p50_ratio_to_one_call_1"] = figures["served_p50_ms_1"] / figures["ceiling_p50_ms_1"]
+    return figures
+
+
+def report(figures: dict[str, float]) -> None:
+    print(f"index: {figures['templates']:.0f} synthetic templates; Retrieve k={K}")
+    print(f"{'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ceiling':>8} "
+          f"{'x ceil':>7} {'x LangChain':>12}")
+    for clients in CONCURRENCY:
+        print(f"{clients:>7} {figures[f'served_rps_{clients}']:>8.1f} "
+              f"{figures[f'served_p50_ms_{clients}']:>8.1f} "
+              f"{figures[f'served_p99_ms_{clients}']:>8.1f} "
+              f"{figures[f'ceiling_rps_{clients}']:>8.1f} "
+              f"{figures[f'ratio_to_ceiling_{clients}']:>7.2f} "
+              f"{figures[f'ratio_to_langchain_{clients}']:>12.2f}")
+    print(f"LangChain SemanticSimilarityExampleSelector: {figures['langchain_rps']:.1f} req/s, "
+          f"p50 {figures['langchain_p50_ms']:.1f} ms")
+    print(f"p50 at 1 client {figures['served_p50_ms_1']:.1f} ms vs one in-process "
+          f"encode+search {figures['ceiling_p50_ms_1']:.1f} ms: "
+          f"{figures['p50_ratio_to_one_call_1']:.2f}x (goal <= 1.15)")
+    print(f"32 clients: {figures['ratio_to_ceiling_32']:.2f}x ceiling (goal >= 0.85), "
+          f"{figures['ratio_to_langchain_32']:.2f}x LangChain (goal >= 2)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="10k templates, short runs")
+    parser.add_argument("--load", nargs=3, metavar=("ADDRESS", "CLIENTS", "SECONDS"),
+                        help=argparse.SUPPRESS)  # the load-generator child process
+    args = parser.parse_args(argv)
+    if args.load:
+        address, clients, seconds = args.load
+        print(json.dumps(asyncio.run(_closed_loop(address, int(clients), float(seconds)))))
+        return 0
+    report(run(args.quick))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
