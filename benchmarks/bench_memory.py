@@ -1,0 +1,110 @@
+"""Memory benchmark: the server's resident memory against what it must hold at least, the
+embedding model's weights plus the index's vectors plus its template text.
+
+Two servers are measured after a warm-up of real requests: one on a small index (1k templates)
+and one on the full one (100k, 10k with ``--quick``). The whole-process ratio includes the
+interpreter, torch and gRPC; the marginal ratio (RSS difference over data difference) says what
+each stored template really costs against its raw bytes.
+
+Usage: ``python -m benchmarks.bench_memory [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from benchmarks.bench_serving import build_synthetic_index
+from benchmarks.common import LOAD_QUERIES, ratio
+from thoughtbank.index import Embedder, load_index
+from thoughtbank.retriever import ThoughtbankClient
+from thoughtbank.server import ServerProcess
+
+MIB = 2**20
+SMALL_INDEX = 1_000
+WARM_UP_REQUESTS = 50
+
+
+@dataclass(frozen=True)
+class IndexBytes:
+    """Raw bytes an index version must keep in memory."""
+
+    vectors: int
+    template_text: int
+
+    @classmethod
+    def of(cls, index_dir: Path) -> IndexBytes:
+        index = load_index(index_dir)
+        text = sum(len(t.text.encode()) + len(t.source_query.encode())
+                   for t in index.templates.values())
+        return cls(vectors=int(index.embeddings.nbytes), template_text=text)
+
+    @property
+    def total(self) -> int:
+        return self.vectors + self.template_text
+
+
+def model_bytes(embedder: Embedder) -> int:
+    """Bytes of the embedding model's parameters and buffers."""
+    tensors = [*embedder.model.parameters(), *embedder.model.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def served_rss(index_dir: Path) -> int:
+    """RSS of `thoughtbank serve` on ``index_dir`` after ``WARM_UP_REQUESTS`` requests."""
+    with ServerProcess(index_dir, extra_args=("--log-level", "WARNING")) as server:
+        with ThoughtbankClient(server.address) as client:
+            for n in range(WARM_UP_REQUESTS):
+                client.retrieve(LOAD_QUERIES[n % len(LOAD_QUERIES)], k=3)
+        return psutil.Process(server.pid).memory_info().rss
+
+
+def run(quick: bool) -> dict[str, float]:
+    size = 10_000 if quick else 100_000
+    embedder = Embedder()
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as folder:
+        small_dir, full_dir = Path(folder) / "small", Path(folder) / "full"
+        build_synthetic_index(SMALL_INDEX, small_dir, embedder)
+        build_synthetic_index(size, full_dir, embedder)
+        small, full = IndexBytes.of(small_dir), IndexBytes.of(full_dir)
+        small_rss, full_rss = served_rss(small_dir), served_rss(full_dir)
+    model = model_bytes(embedder)
+    ideal = model + full.total
+    return {
+        "templates": float(size),
+        "server_rss_mib": full_rss / MIB,
+        "model_mib": model / MIB,
+        "vectors_mib": full.vectors / MIB,
+        "template_text_mib": full.template_text / MIB,
+        "ideal_mib": ideal / MIB,
+        "rss_vs_ideal": ratio(full_rss, ideal),
+        "small_index_rss_mib": small_rss / MIB,
+        "marginal_rss_vs_data": ratio(full_rss - small_rss, full.total - small.total),
+    }
+
+
+def report(figures: dict[str, float]) -> None:
+    print(f"server RSS with {figures['templates']:.0f} templates: "
+          f"{figures['server_rss_mib']:.0f} MiB")
+    print(f"  model {figures['model_mib']:.0f} + vectors {figures['vectors_mib']:.0f} + text "
+          f"{figures['template_text_mib']:.0f} = {figures['ideal_mib']:.0f} MiB: RSS is "
+          f"{figures['rss_vs_ideal']:.2f}x that")
+    print(f"  marginal: {figures['marginal_rss_vs_data']:.2f}x the raw bytes of each template "
+          f"(RSS with {SMALL_INDEX} templates: {figures['small_index_rss_mib']:.0f} MiB)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="10k templates instead of 100k")
+    report(run(parser.parse_args(argv).quick))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

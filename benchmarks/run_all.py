@@ -1,0 +1,241 @@
+"""``make bench``: run every benchmark module, then write ``benchmarks/report/REPORT.md``, PNG
+plots and ``summary.json`` (the headline ratios, under fixed keys other tools read).
+
+Each module ``benchmarks/bench_<area>.py`` exposes ``run(quick) -> dict[str, float]``; they run
+one after the other in this process so none competes with another for the 2 cores. A module
+that is absent or fails is named in the report with the reason, and its headline figures are
+``null`` in the summary: one broken benchmark never hides the others' figures.
+
+Usage: ``python -m benchmarks.run_all [--quick] [--only AREA ...] [--out DIR]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from benchmarks.common import machine_info
+
+REPORT_DIR = Path(__file__).resolve().parent / "report"
+#: Run order: the serving and index figures first, the slow mining runs after.
+AREAS = ("serving", "index", "hot_swap", "memory", "mining", "quality")
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One ``summary.json`` key: which module figure it is and what it compares."""
+
+    key: str
+    area: str
+    figure: str
+    meaning: str
+    goal: str
+
+
+HEADLINES = (
+    Headline("serve_vs_ceiling_32", "serving", "ratio_to_ceiling_32",
+             "served Retrieve req/s at 32 clients / in-process encode+search at batch 32",
+             ">= 0.85"),
+    Headline("serve_vs_langchain_32", "serving", "ratio_to_langchain_32",
+             "served req/s at 32 clients / LangChain SemanticSimilarityExampleSelector req/s",
+             ">= 2"),
+    Headline("serve_p50_vs_inprocess_1", "serving", "p50_ratio_to_one_call_1",
+             "served p50 at 1 client / one in-process encode+search", "<= 1.15"),
+    Headline("mining_vs_ideal_32", "mining", "ratio_to_ideal_32",
+             "groups/s with a 200 ms fake chat model at 32 workers / 32 x 5 per second",
+             ">= 0.8"),
+    Headline("build_vs_encode", "index", "build_vs_encode",
+             "index build templates/s / raw encode texts/s of the same texts", ">= 0.9"),
+    Headline("hot_swap_seconds_100k", "hot_swap", "hot_swap_seconds",
+             "seconds from CURRENT naming a new 100k version to the first answer from it",
+             "< cold start"),
+    Headline("failed_requests_during_swap", "hot_swap", "failed_requests_during_swap",
+             "requests of 32 clients that failed across the swap", "0"),
+)
+
+
+@dataclass
+class AreaRun:
+    """One module's outcome: its figures, or why there are none."""
+
+    area: str
+    figures: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    problem: str = ""
+
+    @property
+    def module(self) -> str:
+        return f"benchmarks.bench_{self.area}"
+
+
+def run_area(area: str, quick: bool) -> AreaRun:
+    """Import and run one benchmark module; an absent or failing one becomes a ``problem``."""
+    outcome = AreaRun(area)
+    try:
+        module = importlib.import_module(outcome.module)
+    except ModuleNotFoundError as exc:
+        if exc.name != outcome.module:
+            raise
+        outcome.problem = f"{outcome.module} does not exist yet"
+        return outcome
+    print(f"== {outcome.module} ({'quick' if quick else 'full'})", flush=True)
+    start = time.perf_counter()
+    try:
+        outcome.figures = {name: float(value) for name, value in module.run(quick).items()}
+    except Exception as exc:  # reported, so the other benchmarks still count
+        traceback.print_exc()
+        outcome.problem = f"failed: {type(exc).__name__}: {exc}"
+    outcome.seconds = time.perf_counter() - start
+    return outcome
+
+
+def headline_value(headline: Headline, runs: dict[str, AreaRun]) -> float | None:
+    """The figure behind ``headline``, or ``None`` when its module did not give it."""
+    value = runs[headline.area].figures.get(headline.figure) if headline.area in runs else None
+    return None if value is None or math.isnan(value) else value
+
+
+def summary(runs: dict[str, AreaRun]) -> dict[str, float | None]:
+    return {h.key: headline_value(h, runs) for h in HEADLINES}
+
+
+def _number(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "n/a"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+def markdown_report(runs: dict[str, AreaRun], quick: bool, seconds: float,
+                    plots: dict[str, list[str]]) -> str:
+    machine = machine_info()
+    lines = [
+        "# thoughtbank benchmark report",
+        "",
+        f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by "
+        f"`python -m benchmarks.run_all{' --quick' if quick else ''}` in {seconds / 60:.1f} min.",
+        "Every ratio was measured in the same run as both of its terms.",
+        "",
+        "## Machine and settings",
+        "",
+        "| cores | CPU | memory | Python | platform | mode |",
+        "|---|---|---|---|---|---|",
+        f"| {machine['cores']} | {machine['cpu_model']} | {machine['memory_gib']} GiB | "
+        f"{machine['python']} | {machine['platform']} | "
+        f"{'quick (small sizes)' if quick else 'full'} |",
+        "",
+        "## Headline figures (`summary.json`)",
+        "",
+        "| key | value | what it compares | goal | source |",
+        "|---|---|---|---|---|",
+    ]
+    values = summary(runs)
+    lines += [f"| `{h.key}` | {_number(values[h.key])} | {h.meaning} | {h.goal} | "
+              f"`bench_{h.area}` `{h.figure}` |" for h in HEADLINES]
+    for run in runs.values():
+        lines += ["", f"## {run.area}", ""]
+        if run.problem:
+            lines.append(f"**Not measured**: {run.problem}.")
+            continue
+        lines += [f"`{run.module}` ran in {run.seconds:.0f} s.", "", "| figure | value |",
+                  "|---|---|"]
+        lines += [f"| `{name}` | {_number(value)} |" for name, value in run.figures.items()]
+        lines += ["", *(f"![{run.area}]({name})" for name in plots.get(run.area, []))]
+    return "\n".join(lines) + "\n"
+
+
+def is_ratio(name: str) -> bool:
+    return "ratio" in name or "_vs_" in name
+
+
+def plot_ratios(area: str, figures: dict[str, float], out: Path) -> str | None:
+    """Bar chart of an area's ratio figures (1.0 marked); the file name, or None if it has none."""
+    import matplotlib.pyplot as plt
+
+    ratios = {k: v for k, v in figures.items() if is_ratio(k) and not math.isnan(v)}
+    if not ratios:
+        return None
+    figure, axes = plt.subplots(figsize=(7, 0.45 * len(ratios) + 1.2))
+    axes.barh(list(ratios), list(ratios.values()), color="tab:blue")
+    axes.axvline(1.0, color="black", linewidth=0.8)
+    axes.set_xlabel("ratio to its ceiling or peer (measured in the same run)")
+    axes.set_title(f"{area}: ratios")
+    axes.invert_yaxis()
+    name = f"{area}_ratios.png"
+    figure.savefig(out / name, bbox_inches="tight", dpi=100)
+    plt.close(figure)
+    return name
+
+
+def plot_serving(figures: dict[str, float], out: Path) -> str | None:
+    """Served and in-process requests/s against clients, LangChain as a line."""
+    import matplotlib.pyplot as plt
+
+    clients = sorted(int(k.rsplit("_", 1)[1]) for k in figures if k.startswith("served_rps_"))
+    if not clients:
+        return None
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for label, prefix in (("served (gRPC)", "served_rps_"), ("in-process ceiling", "ceiling_rps_")):
+        axes.plot(clients, [figures.get(f"{prefix}{c}", math.nan) for c in clients], "o-",
+                  label=label)
+    if "langchain_rps" in figures:
+        axes.axhline(figures["langchain_rps"], color="gray", linestyle="--", label="LangChain")
+    axes.set_xscale("log", base=2)
+    axes.set_xlabel("concurrent clients")
+    axes.set_ylabel("requests/s")
+    axes.legend()
+    name = "serving_throughput.png"
+    figure.savefig(out / name, bbox_inches="tight", dpi=100)
+    plt.close(figure)
+    return name
+
+
+def write_plots(runs: dict[str, AreaRun], out: Path) -> dict[str, list[str]]:
+    """PNG plots per area (headless backend); area -> file names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    plots: dict[str, list[str]] = {}
+    for area, run in runs.items():
+        made = [plot_ratios(area, run.figures, out)]
+        if area == "serving":
+            made.append(plot_serving(run.figures, out))
+        plots[area] = [name for name in made if name]
+    return plots
+
+
+def write_report(runs: dict[str, AreaRun], quick: bool, seconds: float, out: Path) -> None:
+    """REPORT.md, summary.json and the plots, all into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    plots = write_plots(runs, out)
+    (out / "REPORT.md").write_text(markdown_report(runs, quick, seconds, plots))
+    (out / "summary.json").write_text(json.dumps(summary(runs), indent=2) + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, under 3 minutes")
+    parser.add_argument("--only", nargs="+", choices=AREAS, help="run only these areas")
+    parser.add_argument("--out", type=Path, default=REPORT_DIR, help="report folder")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    runs = {area: run_area(area, args.quick) for area in (args.only or AREAS)}
+    write_report(runs, args.quick, time.perf_counter() - start, args.out)
+    print(f"== wrote {args.out / 'REPORT.md'} and summary.json in "
+          f"{(time.perf_counter() - start) / 60:.1f} min")
+    for run in runs.values():
+        if run.problem:
+            print(f"   {run.area}: {run.problem}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
