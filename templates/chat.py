@@ -74,13 +74,18 @@ def _transient_errors() -> tuple[type[BaseException], ...]:
 
 @dataclass(frozen=True, slots=True)
 class CallPolicy:
-    """How each LLM call is run. ``requests_per_second=None`` means no rate limit."""
+    """How each LLM call is run. ``requests_per_second=None`` means no rate limit.
+
+    Calls run on a pool of ``call_threads`` threads so that a timed-out call can be abandoned;
+    it keeps its thread until the model returns, so the pool is larger than the job's workers.
+    """
 
     timeout_s: float | None = 120.0
     retries: int = 3
     backoff_s: float = 1.0
     max_backoff_s: float = 60.0
     requests_per_second: float | None = None
+    call_threads: int = 64
 
 
 def _steps(value: Any) -> tuple[str, ...]:
@@ -166,6 +171,7 @@ class ChatDistiller:
         )
         self._lock = threading.Lock()
         self._usage = LLMUsage()
+        self._calls = ThreadPoolExecutor(policy.call_threads, thread_name_prefix="llm-call")
         self._retrying = Retrying(
             retry=retry_if_exception_type(_transient_errors()),
             stop=stop_after_attempt(policy.retries + 1),
@@ -210,21 +216,19 @@ class ChatDistiller:
                 )
 
     def _invoke_with_timeout(self, messages: list[BaseMessage]) -> BaseMessage:
-        """``model.invoke`` bounded by ``timeout_s``: the call runs in its own thread, which
-        is abandoned (not killed: Python cannot) when it overruns; the attempt then fails with
+        """``model.invoke`` bounded by ``timeout_s``: the call runs on a pool thread, which is
+        abandoned (not killed: Python cannot) when it overruns; the attempt then fails with
         ``TimeoutError`` and is retried."""
         if self.policy.timeout_s is None:
             return self.model.invoke(messages)
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-call")
+        future = self._calls.submit(self.model.invoke, messages)
         try:
-            future = executor.submit(self.model.invoke, messages)
             return future.result(timeout=self.policy.timeout_s)
         except FutureTimeout:
             if future.done():  # the model's own TimeoutError (the same class since 3.11)
                 raise
+            future.cancel()
             raise TimeoutError(f"LLM call took over {self.policy.timeout_s:g} s") from None
-        finally:
-            executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _openai_model(model_name: str, timeout_s: float | None) -> BaseChatModel:

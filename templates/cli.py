@@ -23,6 +23,13 @@ def _model_names(text: str) -> frozenset[str]:
     return frozenset(name.strip() for name in text.split(",") if name.strip())
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -47,7 +54,7 @@ def _distiller(args: argparse.Namespace) -> Distiller:
     from thoughtbank.templates.chat import CallPolicy, ChatDistiller, load_chat_model
 
     policy = CallPolicy(timeout_s=args.timeout, retries=args.retries,
-                        requests_per_second=args.rate_limit)
+                        requests_per_second=args.rate_limit, call_threads=2 * args.workers)
     return ChatDistiller(load_chat_model(args.llm, args.timeout), args.llm, policy)
 
 
@@ -102,7 +109,8 @@ def _add_distiller_arguments(mine: argparse.ArgumentParser) -> None:
     mine.add_argument("--workers", type=positive_int, default=4, help="concurrent distillations")
     mine.add_argument("--timeout", type=_positive_float, default=120.0,
                       help="seconds per LLM call")
-    mine.add_argument("--retries", type=int, default=3, help="retries of a transient LLM error")
+    mine.add_argument("--retries", type=_non_negative_int, default=3,
+                      help="retries of a transient LLM error")
     mine.add_argument("--rate-limit", type=_positive_float, help="LLM calls per second at most")
     mine.add_argument("--pitfalls", action="store_true",
                       help="distil an 'avoid' note from the query's failed responses")

@@ -68,11 +68,14 @@ class LeakageGuard:
         Lines are compared one by one: matching blocks never cross, so a span copied into two
         lines of the text would otherwise be found only once.
         """
-        query_words = [w.lower() for w in _WORD.findall(query)]
+        matcher = SequenceMatcher(None, autojunk=False)
+        matcher.set_seq2([w.lower() for w in _WORD.findall(query)])  # indexed once, reused
         spans: dict[str, Leak] = {}
         for line in text.splitlines():
             line_words = [w.lower() for w in _WORD.findall(line)]
-            matcher = SequenceMatcher(None, line_words, query_words, autojunk=False)
+            if len(line_words) <= self.max_query_span_words:
+                continue
+            matcher.set_seq1(line_words)
             for block in matcher.get_matching_blocks():
                 if block.size > self.max_query_span_words:
                     words = line_words[block.a : block.a + block.size]
