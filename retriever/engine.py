@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from langchain_core.prompts import PromptTemplate
@@ -116,7 +117,7 @@ class TemplateRetriever:
     @classmethod
     def open(
         cls, index_dir: Path, embedder: Embedder | None = None, version: str | None = None,
-        **settings,
+        **settings: Any,
     ) -> TemplateRetriever:
         """Load ``version`` (default: the live one) with its own embedder unless one is given.
 
@@ -145,7 +146,10 @@ class TemplateRetriever:
             self.retrieve_batch(queries)
 
     @staticmethod
-    def _group_ids(templates: dict[int, ThoughtTemplate], key) -> dict[str, np.ndarray]:
+    def _group_ids(
+        templates: dict[int, ThoughtTemplate], key: Callable[[ThoughtTemplate], str]
+    ) -> dict[str, np.ndarray]:
+        """Template ids by ``key`` (task, normalized query), as FAISS selector arrays."""
         grouped: dict[str, list[int]] = defaultdict(list)
         for int_id, template in templates.items():
             grouped[key(template)].append(int_id)

@@ -66,15 +66,13 @@ def fit_token_budget(
 ) -> tuple[ScoredTemplate, ...]:
     """The hits whose template blocks fit in ``max_tokens``, dropping the lowest-scored first.
 
-    Blocks are counted as placed in the prompt, at the position they would keep; the order of
-    the kept hits is unchanged.
+    Each block is counted once, as placed at its original position (renumbering after a drop
+    changes its header by a digit at most); the order of the kept hits is unchanged.
     """
-    kept = list(hits)
-    while kept and sum(
-        count_tokens(format_template_block(i, hit)) for i, hit in enumerate(kept, 1)
-    ) > max_tokens:
-        kept.remove(min(kept, key=lambda hit: hit.score))
-    return tuple(kept)
+    kept = [(hit, count_tokens(format_template_block(i, hit))) for i, hit in enumerate(hits, 1)]
+    while kept and sum(size for _, size in kept) > max_tokens:
+        kept.remove(min(kept, key=lambda pair: pair[0].score))
+    return tuple(hit for hit, _ in kept)
 
 
 def build_augmented_prompt(
