@@ -3,22 +3,28 @@
 Layout::
 
     INDEX_DIR/CURRENT                      name of the live version
+    INDEX_DIR/.lock                        held by whoever writes a version or switches CURRENT
     INDEX_DIR/versions/<version>/index.faiss
                                 templates.jsonl
                                 embeddings.npy   (so updates never re-embed old templates)
                                 manifest.json    (sha256 of every file above)
 
-A version is written completely before CURRENT names it, so a crash mid-build leaves the
-previous version live; loading verifies every checksum before anything is served.
+A version is written in a hidden staging folder, renamed into place whole, and only then named
+by CURRENT, so a crash at any point leaves the previous version live. Versions share no files:
+each is written in full, so damage to one version can never change what another verifies as.
+Loading verifies every checksum and the files' agreement with the manifest before anything is
+served.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
-from collections import Counter
-from collections.abc import Sequence
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,12 +33,14 @@ from typing import Any
 import numpy as np
 
 from thoughtbank.index.embedder import Embedder
-from thoughtbank.index.faiss_backend import import_faiss
+from thoughtbank.index.faiss_backend import IndexSpec, import_faiss, search_parameters
 from thoughtbank.templates import ThoughtTemplate, read_templates, write_templates
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CURRENT_FILE = "CURRENT"
+LOCK_FILE = ".lock"
 VERSIONS_DIR = "versions"
+STAGING_PREFIX = ".staging-"
 INDEX_FILE = "index.faiss"
 TEMPLATES_FILE = "templates.jsonl"
 EMBEDDINGS_FILE = "embeddings.npy"
@@ -41,6 +49,18 @@ MANIFEST_FILE = "manifest.json"
 
 class IndexArtifactError(RuntimeError):
     """The index artifact is missing, damaged or incompatible; the message says which."""
+
+
+class EmbedderMismatchError(IndexArtifactError):
+    """The embedder at hand is not the one that built the index."""
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A templates file that went into a version, by content hash."""
+
+    path: str
+    sha256: str
 
 
 @dataclass(frozen=True)
@@ -57,9 +77,16 @@ class IndexManifest:
     created_at: str
     metric: str = "inner_product"
     index_type: str = "flat"
-    index_params: dict[str, Any] = field(default_factory=dict)
+    index_params: dict[str, int] = field(default_factory=dict)
     embed_field: str = "query"
+    embedder_probes: list[list[float]] = field(default_factory=list)
+    sources: tuple[SourceFile, ...] = ()
+    parent: str = ""
     format_version: int = FORMAT_VERSION
+
+    @property
+    def spec(self) -> IndexSpec:
+        return IndexSpec(self.index_type, dict(self.index_params))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -69,8 +96,10 @@ class IndexManifest:
         data = json.loads(text)
         if data.get("format_version") != FORMAT_VERSION:
             raise IndexArtifactError(
-                f"unsupported index format version {data.get('format_version')!r}"
+                f"unsupported index format version {data.get('format_version')!r} "
+                f"(this thoughtbank reads {FORMAT_VERSION}): rebuild with `thoughtbank index build`"
             )
+        data["sources"] = tuple(SourceFile(**s) for s in data.get("sources", ()))
         return cls(**data)
 
 
@@ -88,6 +117,15 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _fsync_path(path: Path) -> None:
+    """Flush a written file or a folder's entries to disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def _fsync_write(path: Path, data: bytes) -> None:
     with path.open("wb") as handle:
         handle.write(data)
@@ -95,11 +133,24 @@ def _fsync_write(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
+@contextmanager
+def index_lock(index_dir: Path) -> Iterator[None]:
+    """Exclusive lock for writers, so two concurrent `index add`s cannot lose an update."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with (index_dir / LOCK_FILE).open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def set_current(index_dir: Path, version: str) -> None:
-    """Make ``version`` live: write a temp file, fsync, rename over CURRENT."""
+    """Make ``version`` live: write a temp file, fsync, rename over CURRENT, fsync the folder."""
     tmp = index_dir / f".{CURRENT_FILE}.tmp"
     _fsync_write(tmp, (version + "\n").encode())
     tmp.replace(index_dir / CURRENT_FILE)
+    _fsync_path(index_dir)
 
 
 def current_version(index_dir: Path) -> str:
@@ -109,75 +160,123 @@ def current_version(index_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def _new_version_name(templates: Sequence[ThoughtTemplate]) -> str:
+def version_dir(index_dir: Path, version: str) -> Path:
+    """The folder of ``version``; a name that is not a plain folder name is refused."""
+    if not version or Path(version).name != version or version.startswith("."):
+        raise IndexArtifactError(f"not a version name: {version!r}")
+    return Path(index_dir) / VERSIONS_DIR / version
+
+
+def list_versions(index_dir: Path) -> list[str]:
+    """Names of the complete versions, oldest first (names start with a UTC timestamp)."""
+    root = Path(index_dir) / VERSIONS_DIR
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def new_version_name(template_ids: Sequence[str]) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    content = hashlib.sha256("".join(sorted(t.id for t in templates)).encode()).hexdigest()[:8]
+    content = hashlib.sha256("".join(sorted(template_ids)).encode()).hexdigest()[:8]
     return f"{stamp}-{content}"
 
 
-def embedding_text(template: ThoughtTemplate, embed_field: str) -> str:
-    """What is embedded for a template: its source query, optionally with the template text."""
-    if embed_field == "query+template":
-        return f"{template.source_query}\n{template.text}"
-    return template.source_query
+@dataclass(frozen=True)
+class VersionContent:
+    """What one version holds, row-aligned: templates[i] is embedded as vectors[i]."""
+
+    templates: Sequence[ThoughtTemplate]
+    vectors: np.ndarray
+    faiss_index: Any
 
 
-def build_index(
-    templates: Sequence[ThoughtTemplate],
-    index_dir: Path,
-    embedder: Embedder,
-    embed_field: str = "query",
-    show_progress: bool = False,
-) -> IndexManifest:
-    """Embed ``templates``, write a new version under ``index_dir`` and make it live."""
+def _write_files(folder: Path, content: VersionContent) -> dict[str, str]:
+    """Write the data files of a version, fsynced; return their sha256 by name."""
     faiss = import_faiss()
-    unique = list({t.id: t for t in templates}.values())
-    if not unique:
-        raise IndexArtifactError("no templates to index")
-    vectors = embedder.encode([embedding_text(t, embed_field) for t in unique], show_progress)
-    index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
-    index.add_with_ids(vectors, np.array([template_int_id(t.id) for t in unique], dtype=np.int64))
+    faiss.write_index(content.faiss_index, str(folder / INDEX_FILE))
+    _fsync_path(folder / INDEX_FILE)
+    write_templates(folder / TEMPLATES_FILE, content.templates)
+    with (folder / EMBEDDINGS_FILE).open("wb") as handle:
+        np.save(handle, content.vectors, allow_pickle=False)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return {name: sha256_file(folder / name)
+            for name in (INDEX_FILE, TEMPLATES_FILE, EMBEDDINGS_FILE)}
 
-    index_dir = Path(index_dir)
-    version = _new_version_name(unique)
-    version_dir = index_dir / VERSIONS_DIR / version
-    version_dir.mkdir(parents=True)
-    faiss.write_index(index, str(version_dir / INDEX_FILE))
-    write_templates(version_dir / TEMPLATES_FILE, unique)
-    with (version_dir / EMBEDDINGS_FILE).open("wb") as handle:
-        np.save(handle, vectors)
-    manifest = IndexManifest(
-        version=version,
-        embedder=embedder.model_id,
-        dimension=int(vectors.shape[1]),
-        embedder_fingerprint=embedder.fingerprint(),
-        count=len(unique),
-        task_counts=dict(sorted(Counter(t.task for t in unique).items())),
-        files={
-            name: sha256_file(version_dir / name)
-            for name in (INDEX_FILE, TEMPLATES_FILE, EMBEDDINGS_FILE)
-        },
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        embed_field=embed_field,
-    )
-    _fsync_write(version_dir / MANIFEST_FILE, manifest.to_json().encode())
-    set_current(index_dir, version)
+
+ManifestFactory = Callable[[str, dict[str, str]], IndexManifest]
+
+
+def write_version(
+    index_dir: Path, content: VersionContent, manifest_for: ManifestFactory, make_live: bool = True,
+) -> IndexManifest:
+    """Write a complete version, then (``make_live``) switch CURRENT to it.
+
+    ``manifest_for(version, files)`` returns the manifest once the name and checksums are
+    known. The caller holds ``index_lock``.
+    """
+    version = new_version_name([t.id for t in content.templates])
+    final = version_dir(index_dir, version)
+    staging = final.with_name(STAGING_PREFIX + version)
+    staging.mkdir(parents=True)
+    try:
+        manifest = manifest_for(version, _write_files(staging, content))
+        _fsync_write(staging / MANIFEST_FILE, manifest.to_json().encode())
+        _fsync_path(staging)
+        staging.rename(final)
+        _fsync_path(final.parent)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if make_live:
+        set_current(index_dir, version)
     return manifest
 
 
-class EmbedderMismatchError(IndexArtifactError):
-    """The embedder at hand is not the one that built the index."""
+def read_manifest(folder: Path) -> IndexManifest:
+    """The manifest of a version folder, or ``IndexArtifactError`` saying what is wrong."""
+    path = folder / MANIFEST_FILE
+    if not path.exists():
+        raise IndexArtifactError(f"{folder}: missing {MANIFEST_FILE}")
+    try:
+        return IndexManifest.from_json(path.read_text())
+    except (ValueError, TypeError, KeyError) as exc:
+        raise IndexArtifactError(f"{path}: unreadable manifest: {exc}") from exc
+
+
+def verify_version(folder: Path) -> IndexManifest:
+    """Check the manifest and every file's checksum; raise ``IndexArtifactError`` on damage."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise IndexArtifactError(f"{folder}: no such index version")
+    manifest = read_manifest(folder)
+    expected_files = {INDEX_FILE, TEMPLATES_FILE, EMBEDDINGS_FILE}
+    if set(manifest.files) != expected_files:
+        raise IndexArtifactError(f"{folder}: manifest lists {sorted(manifest.files)}, "
+                                 f"expected {sorted(expected_files)}")
+    for name, expected in manifest.files.items():
+        path = folder / name
+        if not path.is_file():
+            raise IndexArtifactError(f"{path}: missing")
+        if sha256_file(path) != expected:
+            raise IndexArtifactError(f"{path}: checksum mismatch (file altered or truncated)")
+    return manifest
 
 
 def verify_embedder(manifest: IndexManifest, embedder: Embedder) -> None:
-    """Refuse an embedder whose vectors would not be comparable with the index's."""
-    if embedder.dimension != manifest.dimension or (
-        embedder.fingerprint() != manifest.embedder_fingerprint
-    ):
+    """Refuse an embedder whose vectors would not be comparable with the index's.
+
+    Compares the probe sentences' embeddings within a cosine tolerance rather than the
+    fingerprint string, which float noise on another device could flip.
+    """
+    stored = np.asarray(manifest.embedder_probes, dtype=np.float32)
+    if embedder.dimension != manifest.dimension or not embedder.probes_match(stored):
         raise EmbedderMismatchError(
             f"index {manifest.version} was built by embedder {manifest.embedder!r} "
             f"(dimension {manifest.dimension}, fingerprint {manifest.embedder_fingerprint}); "
-            f"{embedder.model_id!r} gives different vectors: query with the model that built it"
+            f"{embedder.model_id!r} (dimension {embedder.dimension}, fingerprint "
+            f"{embedder.fingerprint()}) gives different vectors: query with the model that "
+            "built it"
         )
 
 
@@ -196,6 +295,11 @@ class LoadedIndex:
     def version(self) -> str:
         return self.manifest.version
 
+    def ordered_templates(self) -> list[ThoughtTemplate]:
+        """Templates in row order (aligned with ``embeddings``)."""
+        by_row = sorted(self.row_of.items(), key=lambda item: item[1])
+        return [self.templates[int_id] for int_id, _ in by_row]
+
     def embeddings_of(self, int_ids: Sequence[int]) -> np.ndarray:
         """Stored (normalized) embeddings of the given template ids, in that order."""
         return self.embeddings[[self.row_of[i] for i in int_ids]]
@@ -213,41 +317,81 @@ class LoadedIndex:
         ``allowed_ids`` restricts the search to those template ids (a FAISS ID selector);
         ``ef_search``/``nprobe`` apply to this call only, so concurrent searches do not race.
         """
-        faiss = import_faiss()
         k = max(1, min(k, self.faiss_index.ntotal))
-        selector = None if allowed_ids is None else faiss.IDSelectorBatch(allowed_ids)
-        params = faiss.SearchParameters(sel=selector) if selector is not None else None
+        params = search_parameters(self.manifest.spec, k, allowed_ids, ef_search, nprobe)
         return self.faiss_index.search(vectors, k, params=params)
 
 
-def verify_version(version_dir: Path) -> IndexManifest:
-    """Check the manifest and every file's checksum; raise ``IndexArtifactError`` on damage."""
-    manifest_path = version_dir / MANIFEST_FILE
-    if not manifest_path.exists():
-        raise IndexArtifactError(f"{version_dir}: missing {MANIFEST_FILE}")
+def _read_version_files(folder: Path) -> tuple[Any, list[ThoughtTemplate], np.ndarray]:
+    """FAISS index, templates and embeddings of a verified folder; parse errors are damage."""
+    faiss = import_faiss()
     try:
-        manifest = IndexManifest.from_json(manifest_path.read_text())
-    except (ValueError, TypeError) as exc:
-        raise IndexArtifactError(f"{manifest_path}: unreadable manifest: {exc}") from exc
-    for name, expected in manifest.files.items():
-        path = version_dir / name
-        if not path.exists():
-            raise IndexArtifactError(f"{path}: missing")
-        if sha256_file(path) != expected:
-            raise IndexArtifactError(f"{path}: checksum mismatch (file altered or truncated)")
-    return manifest
+        faiss_index = faiss.read_index(str(folder / INDEX_FILE))
+        ordered = list(read_templates(folder / TEMPLATES_FILE))
+        embeddings = np.load(folder / EMBEDDINGS_FILE, allow_pickle=False)
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise IndexArtifactError(f"{folder}: unreadable index file: {exc}") from exc
+    return faiss_index, ordered, embeddings
+
+
+def _check_agreement(
+    folder: Path, manifest: IndexManifest, faiss_index: Any, ordered: Sequence[ThoughtTemplate],
+    embeddings: np.ndarray,
+) -> None:
+    """The files must agree with the manifest and each other, even if it was edited by hand."""
+    counts = {"templates": len(ordered), "embeddings": len(embeddings),
+              "FAISS index": faiss_index.ntotal}
+    dimensions = {"embeddings": embeddings.shape[-1], "FAISS index": faiss_index.d}
+    for what, count in counts.items():
+        if count != manifest.count:
+            raise IndexArtifactError(f"{folder}: {what} holds {count} entries, manifest says "
+                                     f"{manifest.count}")
+    for what, dimension in dimensions.items():
+        if embeddings.ndim != 2 or dimension != manifest.dimension:
+            raise IndexArtifactError(f"{folder}: {what} has dimension {dimension}, manifest "
+                                     f"says {manifest.dimension}")
+    if len({t.id for t in ordered}) != len(ordered):
+        raise IndexArtifactError(f"{folder}: duplicate template ids in {TEMPLATES_FILE}")
 
 
 def load_index(index_dir: Path, version: str | None = None) -> LoadedIndex:
-    """Load and verify ``version`` (default: the live one)."""
-    faiss = import_faiss()
+    """Load and verify ``version`` (default: the live one); any damage is ``IndexArtifactError``."""
     index_dir = Path(index_dir)
-    version = version or current_version(index_dir)
-    version_dir = index_dir / VERSIONS_DIR / version
-    manifest = verify_version(version_dir)
-    faiss_index = faiss.read_index(str(version_dir / INDEX_FILE))
-    ordered = list(read_templates(version_dir / TEMPLATES_FILE))
-    templates = {template_int_id(t.id): t for t in ordered}
-    embeddings = np.load(version_dir / EMBEDDINGS_FILE, allow_pickle=False)
-    row_of = {template_int_id(t.id): row for row, t in enumerate(ordered)}
-    return LoadedIndex(manifest, faiss_index, templates, version_dir, embeddings, row_of)
+    folder = version_dir(index_dir, version or current_version(index_dir))
+    manifest = verify_version(folder)
+    faiss_index, ordered, embeddings = _read_version_files(folder)
+    _check_agreement(folder, manifest, faiss_index, ordered, embeddings)
+    int_ids = [template_int_id(t.id) for t in ordered]
+    return LoadedIndex(
+        manifest=manifest,
+        faiss_index=faiss_index,
+        templates=dict(zip(int_ids, ordered, strict=True)),
+        path=folder,
+        embeddings=embeddings,
+        row_of={int_id: row for row, int_id in enumerate(int_ids)},
+    )
+
+
+def rollback(index_dir: Path, version: str) -> IndexManifest:
+    """Make an existing, intact ``version`` live again."""
+    index_dir = Path(index_dir)
+    with index_lock(index_dir):
+        manifest = verify_version(version_dir(index_dir, version))
+        set_current(index_dir, version)
+    return manifest
+
+
+def prune(index_dir: Path, keep: int) -> list[str]:
+    """Delete all but the ``keep`` newest versions (never the live one) and staging leftovers."""
+    if keep < 1:
+        raise ValueError(f"keep must be >= 1, got {keep}")
+    index_dir = Path(index_dir)
+    with index_lock(index_dir):
+        live = current_version(index_dir)
+        versions = list_versions(index_dir)
+        doomed = [v for v in versions[:-keep] if v != live]
+        for name in doomed:
+            shutil.rmtree(version_dir(index_dir, name))
+        for staging in (index_dir / VERSIONS_DIR).glob(STAGING_PREFIX + "*"):
+            shutil.rmtree(staging)
+    return doomed

@@ -1,37 +1,181 @@
-"""``thoughtbank index ...``: the index stage's commands."""
+"""``thoughtbank index ...``: build, update, inspect, verify, roll back and prune an index.
+
+Commands that write a version print a JSON summary on stdout and their progress on stderr
+(stage messages always, progress bars when stderr is a terminal).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
 from thoughtbank.cli_common import positive_int
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _report_progress() -> bool:
+    """Send the index stage's messages to stderr; whether to draw progress bars as well."""
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("thoughtbank.index").setLevel(logging.INFO)
+    return sys.stderr.isatty()
+
+
+def _print_version(manifest, **extra: object) -> None:
+    print(json.dumps({"version": manifest.version, "count": manifest.count,
+                      "index_type": manifest.index_type, "task_counts": manifest.task_counts,
+                      **extra}, indent=2))
+
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from thoughtbank.index import Embedder, build_index
+    from thoughtbank.index import Embedder, IndexSettings, build_index
     from thoughtbank.templates import read_templates
 
+    show_progress = _report_progress()
+    params = {"m": args.hnsw_m, "ef_construction": args.ef_construction,
+              "ef_search": args.ef_search, "nlist": args.nlist, "nprobe": args.nprobe}
+    settings = IndexSettings(args.type, {k: v for k, v in params.items() if v is not None},
+                             args.embed)
     embedder = Embedder(args.model, device=args.device, batch_size=args.batch_size)
     manifest = build_index(list(read_templates(args.templates)), args.out, embedder,
-                           embed_field=args.embed, show_progress=sys.stderr.isatty())
-    print(json.dumps({"version": manifest.version, "count": manifest.count,
-                      "task_counts": manifest.task_counts, "index_dir": str(args.out)}, indent=2))
+                           show_progress=show_progress, settings=settings, device=args.device,
+                           sources=[args.templates])
+    _print_version(manifest, index_dir=str(args.out))
     return 0
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from thoughtbank.index import Embedder, add_templates
+    from thoughtbank.templates import read_templates
+
+    show_progress = _report_progress()
+    result = add_templates(
+        args.index, list(read_templates(args.templates)),
+        lambda model: Embedder(model, device=args.device, batch_size=args.batch_size),
+        device=args.device, show_progress=show_progress, sources=[args.templates],
+    )
+    _print_version(result.manifest, added=result.added, replaced=result.replaced,
+                   unchanged=result.unchanged, new_version=result.created_version)
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    from thoughtbank.index import remove_templates
+
+    _report_progress()
+    result = remove_templates(args.index, args.ids)
+    _print_version(result.manifest, removed=result.removed)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from thoughtbank.index import IndexArtifactError, current_version, list_versions
+    from thoughtbank.index.artifact import read_manifest, version_dir
+
+    live = current_version(args.index)
+    for version in list_versions(args.index):
+        marker = "*" if version == live else " "
+        try:
+            manifest = read_manifest(version_dir(args.index, version))
+        except IndexArtifactError as exc:
+            print(f"{marker} {version}  unreadable: {exc}")
+            continue
+        print(f"{marker} {version}  {manifest.created_at}  {manifest.count:>9} templates  "
+              f"{manifest.index_type:<4}  {manifest.embedder}")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from thoughtbank.index import rollback
+
+    manifest = rollback(args.index, args.version)
+    print(f"version {manifest.version} ({manifest.count} templates) is live")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Load each version as the server would; exit 1 if any is damaged."""
+    from thoughtbank.index import IndexArtifactError, current_version, list_versions, load_index
+
+    versions = list_versions(args.index) if args.all else [current_version(args.index)]
+    damaged = 0
+    for version in versions:
+        try:
+            loaded = load_index(args.index, version)
+        except IndexArtifactError as exc:
+            damaged += 1
+            print(f"DAMAGED {version}: {exc}")
+            continue
+        print(f"ok {version} ({loaded.manifest.count} templates)")
+    return 1 if damaged else 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from thoughtbank.index import prune
+
+    removed = prune(args.index, args.keep)
+    print(f"removed {len(removed)} version(s)" + "".join(f"\n  {v}" for v in removed))
+    return 0
+
+
+def _add_build(commands: argparse._SubParsersAction) -> None:
+    build = commands.add_parser("build", help="embed templates into a new index version")
+    build.add_argument("templates", type=Path, help="templates JSONL from `thoughtbank mine`")
+    build.add_argument("--out", type=Path, required=True, help="index directory")
+    build.add_argument("--type", default="auto", choices=["auto", "flat", "hnsw", "ivf"],
+                       help="auto: exact (flat) up to 50k templates, hnsw above")
+    build.add_argument("--embed", default="query", choices=["query", "query+template"],
+                       help="what is embedded for each template")
+    build.add_argument("--model", default="bundled:all-MiniLM-L6-v2",
+                       help="sentence-transformers model: local path or hub name")
+    build.add_argument("--device", default="cpu", choices=DEVICES,
+                       help="for embedding and FAISS; cuda falls back to cpu with a message")
+    build.add_argument("--batch-size", type=positive_int, default=64)
+    build.add_argument("--hnsw-m", type=positive_int, help="hnsw: links per node (32)")
+    build.add_argument("--ef-construction", type=positive_int, help="hnsw: build depth (80)")
+    build.add_argument("--ef-search", type=positive_int, help="hnsw: default search depth (128)")
+    build.add_argument("--nlist", type=positive_int, help="ivf: inverted lists (4 sqrt(n))")
+    build.add_argument("--nprobe", type=positive_int, help="ivf: lists searched (max(8, nlist/16))")
+    build.set_defaults(func=cmd_build)
+
+
+def _add_updates(commands: argparse._SubParsersAction) -> None:
+    add = commands.add_parser("add", help="add or replace templates as a new live version")
+    add.add_argument("templates", type=Path, help="templates JSONL")
+    add.add_argument("--index", type=Path, required=True, help="index directory")
+    add.add_argument("--device", default="cpu", choices=DEVICES)
+    add.add_argument("--batch-size", type=positive_int, default=64)
+    add.set_defaults(func=cmd_add)
+    remove = commands.add_parser("remove", help="remove templates as a new live version")
+    remove.add_argument("--ids", nargs="+", required=True, help="template ids to remove")
+    remove.add_argument("--index", type=Path, required=True, help="index directory")
+    remove.set_defaults(func=cmd_remove)
+
+
+def _add_maintenance(commands: argparse._SubParsersAction) -> None:
+    listing = commands.add_parser("list", help="list versions (* marks the live one)")
+    listing.add_argument("--index", type=Path, required=True, help="index directory")
+    listing.set_defaults(func=cmd_list)
+    rollback = commands.add_parser("rollback", help="make an earlier version live again")
+    rollback.add_argument("version", help="version name from `index list`")
+    rollback.add_argument("--index", type=Path, required=True, help="index directory")
+    rollback.set_defaults(func=cmd_rollback)
+    verify = commands.add_parser("verify", help="check checksums; exit 1 on any damage")
+    verify.add_argument("--index", type=Path, required=True, help="index directory")
+    verify.add_argument("--all", action="store_true", help="every version, not only the live one")
+    verify.set_defaults(func=cmd_verify)
+    prune = commands.add_parser("prune", help="delete old versions (never the live one)")
+    prune.add_argument("--keep", type=positive_int, required=True, help="newest versions kept")
+    prune.add_argument("--index", type=Path, required=True, help="index directory")
+    prune.set_defaults(func=cmd_prune)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     index = commands.add_parser("index", help="build and manage the template index")
     index_commands = index.add_subparsers(dest="index_command", required=True)
-    build = index_commands.add_parser("build", help="embed templates into a new index")
-    build.add_argument("templates", type=Path, help="templates JSONL from `thoughtbank mine`")
-    build.add_argument("--out", type=Path, required=True, help="index directory")
-    build.add_argument("--model", default="bundled:all-MiniLM-L6-v2",
-                       help="sentence-transformers model: local path or hub name")
-    build.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
-    build.add_argument("--batch-size", type=positive_int, default=64)
-    build.add_argument("--embed", default="query", choices=["query", "query+template"],
-                       help="what is embedded for each template")
-    build.set_defaults(func=cmd_build)
+    _add_build(index_commands)
+    _add_updates(index_commands)
+    _add_maintenance(index_commands)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import os
 import shutil
 import tempfile
@@ -23,6 +24,8 @@ import numpy as np
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+log = logging.getLogger("thoughtbank.index")
+
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 _BUNDLED_PACKAGE = "all_minilm_l6_v2"
 PROBE_SENTENCES = (
@@ -30,6 +33,8 @@ PROBE_SENTENCES = (
     "Which planet is known as the red planet?",
     "Write a Python function that reverses a string.",
 )
+# Same model on another device or precision stays above this; another model falls far below.
+PROBE_MIN_COSINE = 0.99
 
 
 class EmbedderError(RuntimeError):
@@ -78,12 +83,16 @@ def resolve_model(model: str) -> str:
 
 
 def resolve_device(device: str) -> str:
-    """``auto`` picks cuda when torch sees a GPU, else cpu."""
-    if device != "auto":
+    """``auto`` and ``cuda`` use cuda when torch sees a GPU; else cpu (``cuda`` says so)."""
+    if device == "cpu":
         return device
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if torch.cuda.is_available():
+        return "cuda"
+    if device == "cuda":
+        log.warning("--device cuda: torch sees no GPU; embedding on the CPU")
+    return "cpu"
 
 
 class Embedder:
@@ -127,7 +136,27 @@ class Embedder:
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    @cached_property
+    def probe_vectors(self) -> np.ndarray:
+        """Embeddings of the fixed probe sentences: what the fingerprint summarises."""
+        return self.encode(PROBE_SENTENCES)
+
     def fingerprint(self) -> str:
-        """Hash of the probe sentences' embeddings, rounded so float noise does not change it."""
-        probes = np.round(self.encode(PROBE_SENTENCES), 3) + 0.0  # +0.0 folds -0.0 into 0.0
+        """Short hash of the probe embeddings at 2 decimals: a name for the model's behaviour.
+
+        Float noise across machines can still flip a rounding boundary, so this string is for
+        display; ``probes_match`` is what decides whether two embedders are compatible.
+        """
+        probes = np.round(self.probe_vectors, 2) + 0.0  # +0.0 folds -0.0 into 0.0
         return hashlib.sha256(probes.astype(np.float32).tobytes()).hexdigest()[:16]
+
+    def probes_match(self, stored: np.ndarray) -> bool:
+        """Whether ``stored`` probe embeddings (from a manifest) are this model's, within noise.
+
+        Devices and BLAS builds differ in the last bits, and bf16 inference keeps cosine >= 0.996
+        to fp32, while another model's vectors are far apart: compare each probe by cosine.
+        """
+        if stored.shape != self.probe_vectors.shape:
+            return False
+        cosines = np.sum(stored * self.probe_vectors, axis=1)
+        return bool(np.all(cosines >= PROBE_MIN_COSINE))
