@@ -21,7 +21,7 @@ import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from langchain_core.exceptions import OutputParserException
@@ -196,24 +196,18 @@ class ChatDistiller:
         """One model call under the rate limit and timeout, counted with its token usage."""
         if self._limiter is not None:
             self._limiter.acquire()
-        self._count(None)
-        reply = self._invoke_with_timeout(messages)
-        self._count(reply)
-        return reply
-
-    def _count(self, reply: BaseMessage | None) -> None:
-        """Count a call (``reply=None``) or add the tokens a reply reports."""
-        tokens = reply.usage_metadata if isinstance(reply, AIMessage) else None
         with self._lock:
-            usage = self._usage
-            if reply is None:
-                self._usage = LLMUsage(usage.calls + 1, usage.input_tokens, usage.output_tokens)
-            elif tokens:
-                self._usage = LLMUsage(
-                    usage.calls,
-                    (usage.input_tokens or 0) + tokens["input_tokens"],
-                    (usage.output_tokens or 0) + tokens["output_tokens"],
+            self._usage = replace(self._usage, calls=self._usage.calls + 1)
+        reply = self._invoke_with_timeout(messages)
+        tokens = reply.usage_metadata if isinstance(reply, AIMessage) else None
+        if tokens:
+            with self._lock:
+                self._usage = replace(
+                    self._usage,
+                    input_tokens=(self._usage.input_tokens or 0) + tokens["input_tokens"],
+                    output_tokens=(self._usage.output_tokens or 0) + tokens["output_tokens"],
                 )
+        return reply
 
     def _invoke_with_timeout(self, messages: list[BaseMessage]) -> BaseMessage:
         """``model.invoke`` bounded by ``timeout_s``: the call runs on a pool thread, which is

@@ -12,6 +12,7 @@ so the same logs and options give the same file whatever the order groups finish
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -75,12 +76,23 @@ class MiningOptions:
     progress: bool = False
 
     def fingerprint(self, paths: list[Path], distiller: Distiller) -> str:
-        """Hash of everything that shapes the templates; a journal only resumes its own job."""
-        shaping = {k: v for k, v in asdict(self).items()
-                   if k not in ("workers", "resume", "rejects_path", "spool_dir", "progress")}
-        payload = repr([sorted(shaping.items()), [str(p.resolve()) for p in paths],
-                        distiller.name, distiller.version])
+        """Hash of everything that shapes the journaled templates; a journal only resumes its
+        own job. (Merging runs after the journal, so its threshold may change on resume.)"""
+        shaping = {k: v for k, v in asdict(self).items() if k not in _NOT_IN_FINGERPRINT}
+        payload = json.dumps([shaping, [str(p.resolve()) for p in paths], distiller.name,
+                              distiller.version], sort_keys=True, default=_canonical)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+_NOT_IN_FINGERPRINT = frozenset(
+    {"merge_threshold", "workers", "resume", "rejects_path", "spool_dir", "progress"})
+
+
+def _canonical(value: object) -> object:
+    """JSON for the option values json does not know: sets sorted (their order varies)."""
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    return str(value)
 
 
 @dataclass

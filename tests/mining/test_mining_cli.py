@@ -21,7 +21,9 @@ from conftest import REPO_ROOT
 HERE = Path(__file__).resolve().parent
 THOUGHTBANK = Path(sys.executable).with_name("thoughtbank")
 # 60 groups at 50 ms a call on 2 workers: about 1.5 s of distilling, time enough to kill it.
+# The allow list (a set) checks that the journal fingerprint does not vary between processes.
 SLOW_CHAT = ["--distiller", "chat", "--llm", "python:mining_fakes:slow_prompt_hash_model",
+             "--allow-models", "model-a,model-b,model-c,model-d",
              "--workers", "2", "--no-merge", "--no-progress"]
 
 
