@@ -15,6 +15,7 @@ import io
 import json
 import math
 import sys
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,9 @@ QUERY_ID_COLUMNS = ("query_id", "task_id")
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 SUPPORTED_SUFFIXES = (*JSONL_SUFFIXES, ".csv", ".parquet")
 PARQUET_BATCH_ROWS = 8192
+#: What a damaged stream raises: truncated gzip (EOFError), bad CRC (OSError), corrupt deflate
+#: data (zlib.error).
+STREAM_ERRORS = (OSError, EOFError, zlib.error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +193,7 @@ def _iter_csv_rows(path: Path) -> Iterator[tuple[int, Any]]:
             for row in reader:
                 yield line + 1, RowError("more fields than the header has") if None in row else row
                 line = reader.line_num
-        except (csv.Error, EOFError, OSError, UnicodeDecodeError) as exc:
+        except (csv.Error, UnicodeDecodeError, *STREAM_ERRORS) as exc:
             raise FileDamage(line + 1, str(exc)) from exc
 
 
@@ -250,5 +254,5 @@ def iter_log_records(
                     rejects.add(Reject(str(path), line, str(exc)))
         except FileDamage as exc:
             rejects.add(Reject(str(path), exc.line, f"file unreadable from here on: {exc}", True))
-        except (OSError, EOFError) as exc:
+        except STREAM_ERRORS as exc:
             rejects.add(Reject(str(path), line + 1, f"file unreadable from here on: {exc}", True))

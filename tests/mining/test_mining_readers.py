@@ -138,6 +138,18 @@ def test_truncated_gzip_keeps_rows_before_and_reads_next_file(tmp_path: Path) ->
     assert rejects[0]["reason"].startswith("file unreadable from here on: Compressed file ended")
 
 
+def test_corrupt_gzip_data_is_reported_and_the_next_file_read(tmp_path: Path) -> None:
+    damaged = write_jsonl(tmp_path / "damaged.jsonl.gz", [row()] * 100, compress=True)
+    data = bytearray(damaged.read_bytes())
+    data[20:28] = b"\xff" * 8  # inside the deflate stream: zlib.error, not an OSError
+    damaged.write_bytes(bytes(data))
+    other = write_jsonl(tmp_path / "other.jsonl", [row(llm="other")])
+    records, rejects = read([damaged, other], tmp_path)
+    assert [r.llm for r in records] == ["other"]
+    assert [(r["file"], r["line"]) for r in rejects] == [(str(damaged), 1)]
+    assert "Error -3 while decompressing data" in rejects[0]["reason"]
+
+
 def test_csv_quote_left_open_reports_where_damage_starts(tmp_path: Path) -> None:
     path = fusionbench_csv(tmp_path / "log.csv", [row(), row(llm="model-b")],
                            tail='gsm8k,q9,,,"an unclosed quote\nspanning,lines\n')
