@@ -7,6 +7,7 @@ is mapped in exactly one place.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from thoughtbank.protos import pb2
 from thoughtbank.retriever.types import (
@@ -89,8 +90,7 @@ def hit_from_pb(message: pb2.ScoredTemplate) -> ScoredTemplate:
 
 
 def query_from_pb(message: pb2.RetrieveRequest | pb2.AugmentPromptRequest) -> RetrievalQuery:
-    """The typed query of a Retrieve or AugmentPrompt request (shared fields only)."""
-    retrieve_only = isinstance(message, pb2.RetrieveRequest)
+    """The typed query of a Retrieve or AugmentPrompt request (they share these fields)."""
     return RetrievalQuery(
         query=message.query,
         k=message.k,
@@ -98,39 +98,38 @@ def query_from_pb(message: pb2.RetrieveRequest | pb2.AugmentPromptRequest) -> Re
         task_strict=message.task_strict,
         min_score=message.min_score if message.HasField("min_score") else None,
         diversity=message.diversity,
-        exclude_ids=tuple(message.exclude_ids) if retrieve_only else (),
-        exclude_same_query=message.exclude_same_query if retrieve_only else False,
-        ef_search=message.ef_search if retrieve_only and message.HasField("ef_search") else None,
-        nprobe=message.nprobe if retrieve_only and message.HasField("nprobe") else None,
+        exclude_ids=tuple(message.exclude_ids),
+        exclude_same_query=message.exclude_same_query,
+        ef_search=message.ef_search if message.HasField("ef_search") else None,
+        nprobe=message.nprobe if message.HasField("nprobe") else None,
     )
+
+
+def _query_fields(query: RetrievalQuery) -> dict[str, Any]:
+    """The request fields Retrieve and AugmentPrompt share, from a typed query."""
+    return {
+        "query": query.query,
+        "k": query.k,
+        "task": query.task,
+        "task_strict": query.task_strict,
+        "min_score": query.min_score,
+        "diversity": query.diversity,
+        "exclude_ids": list(query.exclude_ids),
+        "exclude_same_query": query.exclude_same_query,
+        "ef_search": query.ef_search,
+        "nprobe": query.nprobe,
+    }
 
 
 def query_to_pb(query: RetrievalQuery) -> pb2.RetrieveRequest:
-    return pb2.RetrieveRequest(
-        query=query.query,
-        k=query.k,
-        task=query.task,
-        task_strict=query.task_strict,
-        min_score=query.min_score,
-        diversity=query.diversity,
-        exclude_ids=list(query.exclude_ids),
-        exclude_same_query=query.exclude_same_query,
-        ef_search=query.ef_search,
-        nprobe=query.nprobe,
-    )
+    return pb2.RetrieveRequest(**_query_fields(query))
 
 
 def augment_request_to_pb(
     query: RetrievalQuery, max_template_tokens: int | None = None
 ) -> pb2.AugmentPromptRequest:
     return pb2.AugmentPromptRequest(
-        query=query.query,
-        k=query.k,
-        task=query.task,
-        task_strict=query.task_strict,
-        min_score=query.min_score,
-        diversity=query.diversity,
-        max_template_tokens=max_template_tokens,
+        **_query_fields(query), max_template_tokens=max_template_tokens
     )
 
 

@@ -143,12 +143,17 @@ def test_augment_uses_the_configured_prompt_and_token_budget(secured: SecuredSer
         none_fit = stub.AugmentPrompt(
             pb2.AugmentPromptRequest(query=PEAR_QUESTION, k=3, max_template_tokens=0),
             timeout=30, metadata=AUTH)
+        best_id = full.hits[0].template.id
+        without_best = stub.AugmentPrompt(
+            pb2.AugmentPromptRequest(query=PEAR_QUESTION, k=3, exclude_ids=[best_id]),
+            timeout=30, metadata=AUTH)
     assert full.prompt.startswith("CUSTOM PROMPT\n") and len(full.hits) == 3
     assert 0 < len(trimmed.hits) < 3
     assert [h.template.id for h in trimmed.hits] == [h.template.id for h in full.hits][
         : len(trimmed.hits)
     ]
     assert not none_fit.hits and none_fit.prompt.startswith(f"Question: {PEAR_QUESTION}")
+    assert best_id not in [h.template.id for h in without_best.hits]
 
 
 def test_over_the_concurrency_limit_is_resource_exhausted(secured: SecuredServer) -> None:

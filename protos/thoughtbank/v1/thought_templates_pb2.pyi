@@ -115,7 +115,7 @@ class RetrieveBatchResponse(_message.Message):
     def __init__(self, responses: _Optional[_Iterable[_Union[RetrieveResponse, _Mapping]]] = ...) -> None: ...
 
 class AugmentPromptRequest(_message.Message):
-    __slots__ = ("query", "k", "task", "task_strict", "min_score", "diversity", "max_template_tokens")
+    __slots__ = ("query", "k", "task", "task_strict", "min_score", "diversity", "max_template_tokens", "exclude_ids", "exclude_same_query", "ef_search", "nprobe")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
@@ -123,6 +123,10 @@ class AugmentPromptRequest(_message.Message):
     MIN_SCORE_FIELD_NUMBER: _ClassVar[int]
     DIVERSITY_FIELD_NUMBER: _ClassVar[int]
     MAX_TEMPLATE_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_IDS_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_SAME_QUERY_FIELD_NUMBER: _ClassVar[int]
+    EF_SEARCH_FIELD_NUMBER: _ClassVar[int]
+    NPROBE_FIELD_NUMBER: _ClassVar[int]
     query: str
     k: int
     task: str
@@ -130,7 +134,11 @@ class AugmentPromptRequest(_message.Message):
     min_score: float
     diversity: float
     max_template_tokens: int
-    def __init__(self, query: _Optional[str] = ..., k: _Optional[int] = ..., task: _Optional[str] = ..., task_strict: _Optional[bool] = ..., min_score: _Optional[float] = ..., diversity: _Optional[float] = ..., max_template_tokens: _Optional[int] = ...) -> None: ...
+    exclude_ids: _containers.RepeatedScalarFieldContainer[str]
+    exclude_same_query: bool
+    ef_search: int
+    nprobe: int
+    def __init__(self, query: _Optional[str] = ..., k: _Optional[int] = ..., task: _Optional[str] = ..., task_strict: _Optional[bool] = ..., min_score: _Optional[float] = ..., diversity: _Optional[float] = ..., max_template_tokens: _Optional[int] = ..., exclude_ids: _Optional[_Iterable[str]] = ..., exclude_same_query: _Optional[bool] = ..., ef_search: _Optional[int] = ..., nprobe: _Optional[int] = ...) -> None: ...
 
 class AugmentPromptResponse(_message.Message):
     __slots__ = ("prompt", "hits", "index_version")
