@@ -120,6 +120,10 @@ def test_damaged_or_edited_manifest_is_refused(index_dir: Path) -> None:
     manifest_path.write_text("{not json")
     with pytest.raises(IndexArtifactError, match="unreadable manifest"):
         load_index(index_dir)
+    unchecked = {name: digest for name, digest in data["files"].items() if name != "index.faiss"}
+    manifest_path.write_text(json.dumps({**data, "files": unchecked}))
+    with pytest.raises(IndexArtifactError, match=r"no checksum for \['index.faiss'\]"):
+        load_index(index_dir)
     manifest_path.write_text(json.dumps({**data, "format_version": 1}))
     with pytest.raises(IndexArtifactError, match="format version 1"):
         load_index(index_dir)
@@ -225,8 +229,10 @@ def test_rollback_and_prune(index_dir: Path) -> None:
         rollback(index_dir, "../versions")
     assert prune(index_dir, keep=1) == []  # the newest is kept and the live one never goes
     rollback(index_dir, live)
+    leftover = index_dir / "versions" / ".staging-20990101T000000000000Z-crashed"
+    leftover.mkdir()
     assert prune(index_dir, keep=1) == [old]
-    assert list_versions(index_dir) == [live]
+    assert list_versions(index_dir) == [live] and not leftover.exists()
 
 
 def test_damaged_version_cannot_be_made_live(index_dir: Path) -> None:
