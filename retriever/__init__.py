@@ -1,8 +1,16 @@
-"""Query-time stage: retrieval semantics, prompt augmentation and the client SDK."""
+"""Query-time stage: retrieval semantics, prompt augmentation and the client SDK.
 
-from thoughtbank.retriever.client import ThoughtbankClient
+The LangChain integration is in ``thoughtbank.retriever.langchain`` (imported on demand).
+"""
+
+from thoughtbank.retriever.aio_client import AsyncThoughtbankClient
+from thoughtbank.retriever.client import ConnectionSettings, RetryPolicy, ThoughtbankClient
 from thoughtbank.retriever.errors import (
+    AuthenticationError,
+    DeadlineExceededError,
+    IndexUnavailableError,
     InvalidRequestError,
+    ServerOverloadedError,
     TemplateNotFoundError,
     ThoughtbankError,
 )
@@ -17,12 +25,19 @@ from thoughtbank.retriever.types import (
 
 __all__ = [
     "DEFAULT_PROMPT",
+    "AsyncThoughtbankClient",
     "AugmentedPrompt",
+    "AuthenticationError",
+    "ConnectionSettings",
+    "DeadlineExceededError",
     "IndexInfo",
+    "IndexUnavailableError",
     "InvalidRequestError",
     "RetrievalQuery",
     "RetrievalResult",
+    "RetryPolicy",
     "ScoredTemplate",
+    "ServerOverloadedError",
     "TemplateNotFoundError",
     "ThoughtbankClient",
     "ThoughtbankError",

@@ -1,20 +1,90 @@
-"""``thoughtbank query`` and ``thoughtbank augment``: the client-side commands."""
+"""Client-side commands: ``query``, ``augment``, ``info``, ``template`` and ``augment-file``.
+
+Each talks to a server (``--server``) or, with ``--index``, to an index loaded in-process. Read
+commands print text for people or, with ``--json``, JSON for programs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import functools
 import json
 import os
+import sys
+from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import grpc
+from tqdm import tqdm
 
 from thoughtbank.cli_common import positive_int
-from thoughtbank.retriever.types import RetrievalResult
+from thoughtbank.retriever.aio_client import AsyncThoughtbankClient
+from thoughtbank.retriever.batch import (
+    DEFAULT_CONCURRENCY,
+    BadLine,
+    BatchSettings,
+    augment_stream,
+    read_rows,
+)
+from thoughtbank.retriever.client import DEFAULT_TIMEOUT, ThoughtbankClient
+from thoughtbank.retriever.errors import IndexUnavailableError, ThoughtbankError
+from thoughtbank.retriever.types import DEFAULT_K, RetrievalQuery, RetrievalResult
+
+DEFAULT_SERVER = "127.0.0.1:50051"
+Command = Callable[[argparse.Namespace], int]
 
 
-def _print_hits(result: RetrievalResult, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(asdict(result), indent=2, ensure_ascii=False))
-        return
+def explain_unavailable(command: Command) -> Command:
+    """Turn UNAVAILABLE into a message that says how to start a server or where to point."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except ThoughtbankError as exc:
+            if exc.code != grpc.StatusCode.UNAVAILABLE:
+                raise
+            raise IndexUnavailableError(
+                f"the thoughtbank server at {args.server} is not available ({exc.message}).\n"
+                "Start one with `thoughtbank serve --index INDEX_DIR --port PORT`, point "
+                "--server (or $THOUGHTBANK_SERVER) at a running one, or use --index INDEX_DIR "
+                "to query an index in-process."
+            ) from exc
+
+    return run
+
+
+def connection_options(args: argparse.Namespace) -> dict[str, Any]:
+    token = args.token_file.read_text().strip() if args.token_file else None
+    return {"timeout": args.timeout, "token": token, "root_certificates": args.tls_ca,
+            "wait_for_ready": args.wait}
+
+
+def open_client(args: argparse.Namespace) -> ThoughtbankClient:
+    if args.index is not None:
+        return ThoughtbankClient.local(args.index)
+    return ThoughtbankClient(args.server, **connection_options(args))
+
+
+def open_async_client(args: argparse.Namespace) -> AsyncThoughtbankClient:
+    if args.index is not None:
+        return AsyncThoughtbankClient.local(args.index)
+    return AsyncThoughtbankClient(args.server, **connection_options(args))
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def request_of(args: argparse.Namespace) -> RetrievalQuery:
+    return RetrievalQuery(args.text, k=args.k, task=args.task, min_score=args.min_score,
+                          diversity=args.diversity)
+
+
+def print_hits(result: RetrievalResult) -> None:
     print(f"index version {result.index_version}")
     for rank, hit in enumerate(result.hits, 1):
         print(f"\n#{rank}  score {hit.score:.3f}  task {hit.template.task}  id {hit.template.id}")
@@ -22,40 +92,145 @@ def _print_hits(result: RetrievalResult, as_json: bool) -> None:
         print(hit.template.text)
 
 
+@explain_unavailable
 def cmd_query(args: argparse.Namespace) -> int:
-    from thoughtbank.retriever import ThoughtbankClient
-
-    with ThoughtbankClient(args.server) as client:
-        _print_hits(client.retrieve(args.text, k=args.k, task=args.task), args.json)
+    with open_client(args) as client:
+        result = client.retrieve(request_of(args))
+    if args.json:
+        print_json(asdict(result))
+    else:
+        print_hits(result)
     return 0
 
 
+@explain_unavailable
 def cmd_augment(args: argparse.Namespace) -> int:
-    from thoughtbank.retriever import ThoughtbankClient
-
-    with ThoughtbankClient(args.server) as client:
-        augmented = client.augment(args.text, k=args.k, task=args.task)
+    with open_client(args) as client:
+        augmented = client.augment(request_of(args), max_template_tokens=args.max_template_tokens)
     if args.json:
-        print(json.dumps(asdict(augmented), indent=2, ensure_ascii=False))
+        print_json(asdict(augmented))
     else:
         print(augmented.prompt)
     return 0
 
 
-def _add_client_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("text", help="the query")
-    parser.add_argument("--server", default=os.environ.get("THOUGHTBANK_SERVER", "127.0.0.1:50051"),
-                        help="HOST:PORT of a running server (default: $THOUGHTBANK_SERVER)")
-    parser.add_argument("--k", type=positive_int, default=3, help="templates to return")
+@explain_unavailable
+def cmd_info(args: argparse.Namespace) -> int:
+    with open_client(args) as client:
+        info = client.index_info()
+    if args.json:
+        print_json(asdict(info))
+        return 0
+    print(f"index version {info.index_version}: {info.count} templates, {info.index_type} "
+          f"({info.metric}), embedder {info.embedder} ({info.dimension} dims)")
+    for task, count in sorted(info.task_counts.items()):
+        print(f"  {task}: {count}")
+    return 0
+
+
+@explain_unavailable
+def cmd_template(args: argparse.Namespace) -> int:
+    with open_client(args) as client:
+        template = client.get_template(args.id)
+    if args.json:
+        print_json(asdict(template))
+    else:
+        print(f"{template.id}  task {template.task}  models {', '.join(template.source_models)}")
+        print(f"source question: {template.source_query}\n\n{template.text}")
+    return 0
+
+
+def report_bad_line(source: Path) -> Callable[[BadLine], None]:
+    return lambda bad: tqdm.write(f"{source}:{bad.line}: skipped: {bad.reason}", file=sys.stderr)
+
+
+async def _augment_file(args: argparse.Namespace, settings: BatchSettings) -> int:
+    rows = read_rows(args.queries, settings)
+    with (
+        args.out.open("w", encoding="utf-8") as out,
+        tqdm(desc="augmenting", unit="query", disable=args.quiet) as progress,
+    ):
+        async with open_async_client(args) as client:
+            summary = await augment_stream(client, rows, out, settings,
+                                           report_bad_line(args.queries), progress.update)
+    print(f"thoughtbank: {summary.written} augmented rows written to {args.out}, "
+          f"{summary.skipped} of {summary.read} skipped", file=sys.stderr)
+    return 0
+
+
+@explain_unavailable
+def cmd_augment_file(args: argparse.Namespace) -> int:
+    if not args.queries.is_file():
+        raise FileNotFoundError(f"no queries file {args.queries}")
+    settings = BatchSettings(
+        query_column=args.query_column, task_column=args.task_column or None,
+        prompt_column=args.prompt_column, k=args.k, concurrency=args.concurrency,
+        limit=args.limit,
+    )
+    return asyncio.run(_augment_file(args, settings))
+
+
+def add_connection_args(parser: argparse.ArgumentParser) -> None:
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--server", default=os.environ.get("THOUGHTBANK_SERVER", DEFAULT_SERVER),
+                        help="HOST:PORT of a running server (default: $THOUGHTBANK_SERVER or "
+                             f"{DEFAULT_SERVER})")
+    target.add_argument("--index", type=Path, help="query this index in-process instead")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                        help="deadline per call, seconds")
+    parser.add_argument("--token-file", type=Path, help="file with the server's bearer token")
+    parser.add_argument("--tls-ca", type=Path, help="PEM root certificates: connect with TLS")
+    parser.add_argument("--wait", action="store_true",
+                        help="wait (up to --timeout) for a server that is starting")
+
+
+def add_retrieval_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--k", type=positive_int, default=DEFAULT_K, help="templates to return")
     parser.add_argument("--task", default="", help="prefer templates of this task")
+    parser.add_argument("--min-score", type=float, help="drop hits scoring below this")
+    parser.add_argument("--diversity", type=float, default=0.0, help="MMR diversity, 0..1")
+
+
+def add_read_command(
+    commands: argparse._SubParsersAction, name: str, help_text: str, func: Command
+) -> argparse.ArgumentParser:
+    parser = commands.add_parser(name, help=help_text)
+    add_connection_args(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(func=func)
+    return parser
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    query = commands.add_parser("query", help="top-k templates for a query from a server")
-    _add_client_args(query)
-    query.set_defaults(func=cmd_query)
+    query = add_read_command(commands, "query", "top-k templates for a query", cmd_query)
+    query.add_argument("text", help="the query")
+    add_retrieval_args(query)
 
-    augment = commands.add_parser("augment", help="the augmented prompt for a query")
-    _add_client_args(augment)
-    augment.set_defaults(func=cmd_augment)
+    augment = add_read_command(commands, "augment", "the augmented prompt for a query",
+                               cmd_augment)
+    augment.add_argument("text", help="the query")
+    add_retrieval_args(augment)
+    augment.add_argument("--max-template-tokens", type=positive_int,
+                         help="token budget for the templates in the prompt")
+
+    add_read_command(commands, "info", "what the served index is", cmd_info)
+
+    template = add_read_command(commands, "template", "one template by id", cmd_template)
+    template.add_argument("id", help="template id")
+
+    batch = commands.add_parser("augment-file", help="augment every query of a JSONL file")
+    batch.add_argument("queries", type=Path, help="JSONL (or .jsonl.gz) with a query per row")
+    batch.add_argument("--out", type=Path, required=True, help="output JSONL")
+    add_connection_args(batch)
+    batch.add_argument("--k", type=positive_int, default=DEFAULT_K, help="templates per prompt")
+    batch.add_argument("--query-column", default="query", help="column with the query text")
+    batch.add_argument("--task-column", default="task_name",
+                       help="column with the task to prefer ('' for none; a row without it "
+                            "has none)")
+    batch.add_argument("--prompt-column", default="augmented_prompt",
+                       help="output column for the prompt")
+    batch.add_argument("--concurrency", type=positive_int, default=DEFAULT_CONCURRENCY,
+                       help="most calls in flight at once")
+    batch.add_argument("--limit", type=positive_int, help="stop after this many rows")
+    batch.add_argument("--quiet", action="store_true", help="no progress bar")
+    batch.set_defaults(func=cmd_augment_file)
