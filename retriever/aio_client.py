@@ -84,14 +84,7 @@ class AioGrpcBackend:
         if self._closed:
             raise ValueError("cannot call on a closed channel")
         if self._stub is None:
-            settings = self.settings
-            credentials = settings.credentials()
-            self._channel = (
-                grpc.aio.insecure_channel(settings.address, options=settings.options())
-                if credentials is None
-                else grpc.aio.secure_channel(settings.address, credentials,
-                                             options=settings.options())
-            )
+            self._channel = self.settings.open_channel(grpc.aio)
             self._stub = pb2_grpc.ThoughtTemplateServiceStub(self._channel)
         return self._stub
 
@@ -178,14 +171,14 @@ class AsyncThoughtbankClient:
         channel_options: Sequence[tuple[str, Any]] = (),
     ) -> None:
         """Connect to ``address`` (``host:port``); a backend is used as it is, unconfigured."""
-        if isinstance(address, str):
-            address = AioGrpcBackend(ConnectionSettings(
+        self._backend = address if not isinstance(address, str) else AioGrpcBackend(
+            ConnectionSettings(
                 address=address, timeout=timeout, token=token,
                 root_certificates=root_certificates, retry=retry, wait_for_ready=wait_for_ready,
                 channel_options=tuple(channel_options),
-            ))
-        self._backend = address
-        self.address = address.address
+            )
+        )
+        self.address = self._backend.address
 
     @classmethod
     def local(cls, index_dir: Path | str) -> AsyncThoughtbankClient:

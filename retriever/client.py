@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import Any, Generic, Protocol, TypeVar
 
 import grpc
@@ -96,6 +96,13 @@ class ConnectionSettings:
             ("grpc.enable_retries", int(self.retry is not None)),
             *self.channel_options,
         ]
+
+    def open_channel(self, flavour: ModuleType = grpc) -> Any:
+        """A ``grpc`` or ``grpc.aio`` channel (their factories match) to the server."""
+        credentials = self.credentials()
+        if credentials is None:
+            return flavour.insecure_channel(self.address, options=self.options())
+        return flavour.secure_channel(self.address, credentials, options=self.options())
 
     def credentials(self) -> grpc.ChannelCredentials | None:
         """TLS credentials when root certificates are given; ``None`` means plaintext."""
@@ -185,12 +192,7 @@ class GrpcBackend:
     def __init__(self, settings: ConnectionSettings) -> None:
         self.settings = settings
         self.address = settings.address
-        credentials = settings.credentials()
-        self._channel = (
-            grpc.insecure_channel(settings.address, options=settings.options())
-            if credentials is None
-            else grpc.secure_channel(settings.address, credentials, options=settings.options())
-        )
+        self._channel: grpc.Channel = settings.open_channel(grpc)
         self._stub = pb2_grpc.ThoughtTemplateServiceStub(self._channel)
 
     def _unary(self, call: UnaryCall[T], timeout: float | None) -> T:
@@ -226,12 +228,16 @@ class GrpcBackend:
 
 
 class LocalBackend:
-    """Serves calls from an index loaded in this process; timeouts do not apply."""
+    """Serves calls from an index loaded in this process; timeouts do not apply.
+
+    The engine (FAISS, the embedding model) is imported here, not at module level, so that apps
+    that only talk to a server never load it.
+    """
 
     def __init__(self, index_dir: Path) -> None:
         from thoughtbank.retriever.engine import TemplateRetriever
 
-        self.retriever = TemplateRetriever.open(Path(index_dir))
+        self.retriever = TemplateRetriever.open(index_dir)
         self.address = f"local:{index_dir}"
 
     def retrieve(self, query: RetrievalQuery, timeout: float | None) -> RetrievalResult:
@@ -281,14 +287,14 @@ class ThoughtbankClient:
         channel_options: Sequence[tuple[str, Any]] = (),
     ) -> None:
         """Connect to ``address`` (``host:port``); a ``Backend`` is used as it is, unconfigured."""
-        if isinstance(address, str):
-            address = GrpcBackend(ConnectionSettings(
+        self._backend = address if not isinstance(address, str) else GrpcBackend(
+            ConnectionSettings(
                 address=address, timeout=timeout, token=token,
                 root_certificates=root_certificates, retry=retry, wait_for_ready=wait_for_ready,
                 channel_options=tuple(channel_options),
-            ))
-        self._backend = address
-        self.address = address.address
+            )
+        )
+        self.address = self._backend.address
 
     @classmethod
     def local(cls, index_dir: Path | str) -> ThoughtbankClient:
