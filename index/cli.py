@@ -135,7 +135,7 @@ def _add_build(commands: argparse._SubParsersAction) -> None:
                        help="for embedding and FAISS; cuda falls back to cpu with a message")
     build.add_argument("--batch-size", type=positive_int, default=64)
     build.add_argument("--hnsw-m", type=positive_int, help="hnsw: links per node (32)")
-    build.add_argument("--ef-construction", type=positive_int, help="hnsw: build depth (80)")
+    build.add_argument("--ef-construction", type=positive_int, help="hnsw: build depth (40)")
     build.add_argument("--ef-search", type=positive_int, help="hnsw: default search depth (128)")
     build.add_argument("--nlist", type=positive_int, help="ivf: inverted lists (4 sqrt(n))")
     build.add_argument("--nprobe", type=positive_int, help="ivf: lists searched (max(8, nlist/16))")
