@@ -124,6 +124,19 @@ def test_batch_errors_name_the_failing_request(secured: SecuredServer) -> None:
     assert error.details() == "request 1: query must not be empty"
 
 
+def test_batches_and_messages_over_their_limits_are_refused(secured: SecuredServer) -> None:
+    too_many = pb2.RetrieveBatchRequest(requests=[retrieve_request("q")] * 1001)
+    too_big = retrieve_request("x" * (5 * 1024 * 1024))  # over the 4 MiB message limit
+    with secured.channel() as channel:
+        stub = service_stub(channel)
+        batch_error = rpc_error(stub.RetrieveBatch, too_many, timeout=10, metadata=AUTH)
+        size_error = rpc_error(stub.Retrieve, too_big, timeout=10, metadata=AUTH)
+    assert batch_error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "1001 requests in one batch, over the limit of 1000" in batch_error.details()
+    assert size_error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "larger than max" in size_error.details()
+
+
 def test_unknown_template_is_not_found(secured: SecuredServer) -> None:
     with secured.channel() as channel:
         error = rpc_error(service_stub(channel).GetTemplate, pb2.GetTemplateRequest(id="nope"),
