@@ -26,8 +26,12 @@ pytestmark = pytest.mark.slow
 MIN_REQUESTS = 1_000
 ALLOWED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND}
 UINT32 = st.integers(0, 2**32 - 1)
+K = st.one_of(st.integers(1, 10), st.integers(0, 120), UINT32)
 ABSURD_FLOATS = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=32),
                           st.sampled_from([math.nan, math.inf, -math.inf, -1.0, 1e30]))
+# Sensible values as often as absurd ones, so that the OK paths are fuzzed too.
+DIVERSITY = st.one_of(st.just(0.0), st.floats(0, 1), ABSURD_FLOATS)
+MIN_SCORE = st.one_of(st.none(), st.floats(-1, 1, width=32), ABSURD_FLOATS)
 TASKS = st.one_of(st.sampled_from(["", "gsm8k", "mbpp", "no-such-task", "GSM8K", "gsm8k "]),
                   st.text(max_size=40))
 SHORT_QUERIES = st.one_of(
@@ -62,8 +66,7 @@ def retrieve_requests(
         pb2.RetrieveRequest(query=query, k=k, task=task, task_strict=strict, min_score=min_score,
                             diversity=diversity, exclude_ids=exclude, exclude_same_query=same,
                             ef_search=ef, nprobe=nprobe),
-        queries, st.one_of(st.integers(0, 120), UINT32), TASKS, st.booleans(),
-        st.one_of(st.none(), ABSURD_FLOATS), ABSURD_FLOATS,
+        queries, K, TASKS, st.booleans(), MIN_SCORE, DIVERSITY,
         st.lists(st.text(max_size=30), max_size=5), st.booleans(),
         st.one_of(st.none(), UINT32), st.one_of(st.none(), UINT32),
     )
@@ -74,7 +77,7 @@ def augment_requests() -> st.SearchStrategy[pb2.AugmentPromptRequest]:
         lambda query, k, task, strict, diversity, budget:
         pb2.AugmentPromptRequest(query=query, k=k, task=task, task_strict=strict,
                                  diversity=diversity, max_template_tokens=budget),
-        QUERIES, st.integers(0, 120), TASKS, st.booleans(), ABSURD_FLOATS,
+        QUERIES, K, TASKS, st.booleans(), DIVERSITY,
         st.one_of(st.none(), UINT32),
     )
 
@@ -141,7 +144,8 @@ def test_fuzzed_requests_get_only_ok_invalid_argument_or_not_found(server: Serve
 
         send()
     assert sum(codes.values()) >= MIN_REQUESTS
-    assert not unexpected, f"{len(unexpected)} unexpected answers, first: {unexpected[:3]}"
+    kinds = Counter(f"{method} {code}: {details[:70]}" for method, _, code, details in unexpected)
+    assert not unexpected, f"{len(unexpected)} unexpected answers of {codes}: {dict(kinds)}"
     assert codes["OK"] and codes["INVALID_ARGUMENT"]
     assert health_status(server.address) == SERVING
     assert health_status(server.address, SERVICE_NAME) == SERVING
