@@ -36,6 +36,9 @@ def template_to_pb(template: ThoughtTemplate) -> pb2.ThoughtTemplate:
         pitfalls=template.pitfalls,
         distiller=template.distiller,
         created_at=template.created_at,
+        distiller_version=template.distiller_version,
+        merged_queries=list(template.merged_queries),
+        flags=list(template.flags),
     )
     if template.fields is not None:
         message.fields.CopyFrom(pb2.TemplateFields(
@@ -76,6 +79,9 @@ def template_from_pb(message: pb2.ThoughtTemplate) -> ThoughtTemplate:
         pitfalls=message.pitfalls,
         distiller=message.distiller,
         created_at=message.created_at,
+        distiller_version=message.distiller_version,
+        merged_queries=tuple(message.merged_queries),
+        flags=tuple(message.flags),
     )
 
 

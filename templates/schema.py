@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 
@@ -93,7 +93,6 @@ class ThoughtTemplate:
     created_at: str = ""
     merged_queries: tuple[str, ...] = ()
     flags: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; tuples become lists."""
@@ -121,7 +120,6 @@ class ThoughtTemplate:
             created_at=str(data.get("created_at", "")),
             merged_queries=tuple(data.get("merged_queries", ())),
             flags=tuple(data.get("flags", ())),
-            extra=dict(data.get("extra", {})),
         )
 
     @classmethod

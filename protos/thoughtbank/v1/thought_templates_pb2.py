@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&thoughtbank/v1/thought_templates.proto\x12\x0ethoughtbank.v1\"V\n\x0eTemplateFields\x12\x14\n\x0ctask_summary\x18\x01 \x01(\t\x12\x17\n\x0freasoning_steps\x18\x02 \x03(\t\x12\x15\n\ranswer_format\x18\x03 \x01(\t\"\x86\x01\n\x0eSourceResponse\x12\x0b\n\x03llm\x18\x01 \x01(\t\x12\x13\n\x0bperformance\x18\x02 \x01(\x01\x12\x11\n\x04\x63ost\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x16\n\tllm_judge\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x10\n\x08query_id\x18\x05 \x01(\tB\x07\n\x05_costB\x0c\n\n_llm_judge\"\x9a\x02\n\x0fThoughtTemplate\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x14\n\x0csource_query\x18\x04 \x01(\t\x12\x15\n\rsource_models\x18\x05 \x03(\t\x12\x18\n\x10source_query_ids\x18\x06 \x03(\t\x12/\n\x07sources\x18\x07 \x03(\x0b\x32\x1e.thoughtbank.v1.SourceResponse\x12.\n\x06\x66ields\x18\x08 \x01(\x0b\x32\x1e.thoughtbank.v1.TemplateFields\x12\x10\n\x08pitfalls\x18\t \x01(\t\x12\x11\n\tdistiller\x18\n \x01(\t\x12\x12\n\ncreated_at\x18\x0b \x01(\t\"i\n\x0eScoredTemplate\x12\x31\n\x08template\x18\x01 \x01(\x0b\x32\x1f.thoughtbank.v1.ThoughtTemplate\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x15\n\rindex_version\x18\x03 \x01(\t\"\xfe\x01\n\x0fRetrieveRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\r\x12\x0c\n\x04task\x18\x03 \x01(\t\x12\x13\n\x0btask_strict\x18\x04 \x01(\x08\x12\x16\n\tmin_score\x18\x05 \x01(\x02H\x00\x88\x01\x01\x12\x11\n\tdiversity\x18\x06 \x01(\x02\x12\x13\n\x0b\x65xclude_ids\x18\x07 \x03(\t\x12\x1a\n\x12\x65xclude_same_query\x18\x08 \x01(\x08\x12\x16\n\tef_search\x18\t \x01(\rH\x01\x88\x01\x01\x12\x13\n\x06nprobe\x18\n \x01(\rH\x02\x88\x01\x01\x42\x0c\n\n_min_scoreB\x0c\n\n_ef_searchB\t\n\x07_nprobe\"\x92\x01\n\x10RetrieveResponse\x12,\n\x04hits\x18\x01 \x03(\x0b\x32\x1e.thoughtbank.v1.ScoredTemplate\x12\x15\n\rindex_version\x18\x02 \x01(\t\x12\x16\n\x0epredicted_task\x18\x03 \x01(\t\x12!\n\x19predicted_task_confidence\x18\x04 \x01(\x02\"I\n\x14RetrieveBatchRequest\x12\x31\n\x08requests\x18\x01 \x03(\x0b\x32\x1f.thoughtbank.v1.RetrieveRequest\"L\n\x15RetrieveBatchResponse\x12\x33\n\tresponses\x18\x01 \x03(\x0b\x32 .thoughtbank.v1.RetrieveResponse\"\xbd\x02\n\x14\x41ugmentPromptRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\r\x12\x0c\n\x04task\x18\x03 \x01(\t\x12\x13\n\x0btask_strict\x18\x04 \x01(\x08\x12\x16\n\tmin_score\x18\x05 \x01(\x02H\x00\x88\x01\x01\x12\x11\n\tdiversity\x18\x06 \x01(\x02\x12 \n\x13max_template_tokens\x18\x07 \x01(\rH\x01\x88\x01\x01\x12\x13\n\x0b\x65xclude_ids\x18\x08 \x03(\t\x12\x1a\n\x12\x65xclude_same_query\x18\t \x01(\x08\x12\x16\n\tef_search\x18\n \x01(\rH\x02\x88\x01\x01\x12\x13\n\x06nprobe\x18\x0b \x01(\rH\x03\x88\x01\x01\x42\x0c\n\n_min_scoreB\x16\n\x14_max_template_tokensB\x0c\n\n_ef_searchB\t\n\x07_nprobe\"l\n\x15\x41ugmentPromptResponse\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12,\n\x04hits\x18\x02 \x03(\x0b\x32\x1e.thoughtbank.v1.ScoredTemplate\x12\x15\n\rindex_version\x18\x03 \x01(\t\" \n\x12GetTemplateRequest\x12\n\n\x02id\x18\x01 \x01(\t\"_\n\x13GetTemplateResponse\x12\x31\n\x08template\x18\x01 \x01(\x0b\x32\x1f.thoughtbank.v1.ThoughtTemplate\x12\x15\n\rindex_version\x18\x02 \x01(\t\"\x15\n\x13GetIndexInfoRequest\"\xae\x02\n\x14GetIndexInfoResponse\x12\x15\n\rindex_version\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\x12I\n\x0btask_counts\x18\x03 \x03(\x0b\x32\x34.thoughtbank.v1.GetIndexInfoResponse.TaskCountsEntry\x12\x10\n\x08\x65mbedder\x18\x04 \x01(\t\x12\x11\n\tdimension\x18\x05 \x01(\r\x12\x12\n\nindex_type\x18\x06 \x01(\t\x12\x0e\n\x06metric\x18\x07 \x01(\t\x12\x12\n\ncreated_at\x18\x08 \x01(\t\x12\x15\n\rmanifest_json\x18\t \x01(\t\x1a\x31\n\x0fTaskCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x32\xd6\x03\n\x16ThoughtTemplateService\x12M\n\x08Retrieve\x12\x1f.thoughtbank.v1.RetrieveRequest\x1a .thoughtbank.v1.RetrieveResponse\x12\\\n\rRetrieveBatch\x12$.thoughtbank.v1.RetrieveBatchRequest\x1a%.thoughtbank.v1.RetrieveBatchResponse\x12\\\n\rAugmentPrompt\x12$.thoughtbank.v1.AugmentPromptRequest\x1a%.thoughtbank.v1.AugmentPromptResponse\x12V\n\x0bGetTemplate\x12\".thoughtbank.v1.GetTemplateRequest\x1a#.thoughtbank.v1.GetTemplateResponse\x12Y\n\x0cGetIndexInfo\x12#.thoughtbank.v1.GetIndexInfoRequest\x1a$.thoughtbank.v1.GetIndexInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&thoughtbank/v1/thought_templates.proto\x12\x0ethoughtbank.v1\"V\n\x0eTemplateFields\x12\x14\n\x0ctask_summary\x18\x01 \x01(\t\x12\x17\n\x0freasoning_steps\x18\x02 \x03(\t\x12\x15\n\ranswer_format\x18\x03 \x01(\t\"\x86\x01\n\x0eSourceResponse\x12\x0b\n\x03llm\x18\x01 \x01(\t\x12\x13\n\x0bperformance\x18\x02 \x01(\x01\x12\x11\n\x04\x63ost\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x16\n\tllm_judge\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x10\n\x08query_id\x18\x05 \x01(\tB\x07\n\x05_costB\x0c\n\n_llm_judge\"\xdc\x02\n\x0fThoughtTemplate\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x14\n\x0csource_query\x18\x04 \x01(\t\x12\x15\n\rsource_models\x18\x05 \x03(\t\x12\x18\n\x10source_query_ids\x18\x06 \x03(\t\x12/\n\x07sources\x18\x07 \x03(\x0b\x32\x1e.thoughtbank.v1.SourceResponse\x12.\n\x06\x66ields\x18\x08 \x01(\x0b\x32\x1e.thoughtbank.v1.TemplateFields\x12\x10\n\x08pitfalls\x18\t \x01(\t\x12\x11\n\tdistiller\x18\n \x01(\t\x12\x12\n\ncreated_at\x18\x0b \x01(\t\x12\x19\n\x11\x64istiller_version\x18\x0c \x01(\t\x12\x16\n\x0emerged_queries\x18\r \x03(\t\x12\r\n\x05\x66lags\x18\x0e \x03(\t\"i\n\x0eScoredTemplate\x12\x31\n\x08template\x18\x01 \x01(\x0b\x32\x1f.thoughtbank.v1.ThoughtTemplate\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x15\n\rindex_version\x18\x03 \x01(\t\"\xfe\x01\n\x0fRetrieveRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\r\x12\x0c\n\x04task\x18\x03 \x01(\t\x12\x13\n\x0btask_strict\x18\x04 \x01(\x08\x12\x16\n\tmin_score\x18\x05 \x01(\x02H\x00\x88\x01\x01\x12\x11\n\tdiversity\x18\x06 \x01(\x02\x12\x13\n\x0b\x65xclude_ids\x18\x07 \x03(\t\x12\x1a\n\x12\x65xclude_same_query\x18\x08 \x01(\x08\x12\x16\n\tef_search\x18\t \x01(\rH\x01\x88\x01\x01\x12\x13\n\x06nprobe\x18\n \x01(\rH\x02\x88\x01\x01\x42\x0c\n\n_min_scoreB\x0c\n\n_ef_searchB\t\n\x07_nprobe\"\x92\x01\n\x10RetrieveResponse\x12,\n\x04hits\x18\x01 \x03(\x0b\x32\x1e.thoughtbank.v1.ScoredTemplate\x12\x15\n\rindex_version\x18\x02 \x01(\t\x12\x16\n\x0epredicted_task\x18\x03 \x01(\t\x12!\n\x19predicted_task_confidence\x18\x04 \x01(\x02\"I\n\x14RetrieveBatchRequest\x12\x31\n\x08requests\x18\x01 \x03(\x0b\x32\x1f.thoughtbank.v1.RetrieveRequest\"L\n\x15RetrieveBatchResponse\x12\x33\n\tresponses\x18\x01 \x03(\x0b\x32 .thoughtbank.v1.RetrieveResponse\"\xbd\x02\n\x14\x41ugmentPromptRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\r\x12\x0c\n\x04task\x18\x03 \x01(\t\x12\x13\n\x0btask_strict\x18\x04 \x01(\x08\x12\x16\n\tmin_score\x18\x05 \x01(\x02H\x00\x88\x01\x01\x12\x11\n\tdiversity\x18\x06 \x01(\x02\x12 \n\x13max_template_tokens\x18\x07 \x01(\rH\x01\x88\x01\x01\x12\x13\n\x0b\x65xclude_ids\x18\x08 \x03(\t\x12\x1a\n\x12\x65xclude_same_query\x18\t \x01(\x08\x12\x16\n\tef_search\x18\n \x01(\rH\x02\x88\x01\x01\x12\x13\n\x06nprobe\x18\x0b \x01(\rH\x03\x88\x01\x01\x42\x0c\n\n_min_scoreB\x16\n\x14_max_template_tokensB\x0c\n\n_ef_searchB\t\n\x07_nprobe\"l\n\x15\x41ugmentPromptResponse\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12,\n\x04hits\x18\x02 \x03(\x0b\x32\x1e.thoughtbank.v1.ScoredTemplate\x12\x15\n\rindex_version\x18\x03 \x01(\t\" \n\x12GetTemplateRequest\x12\n\n\x02id\x18\x01 \x01(\t\"_\n\x13GetTemplateResponse\x12\x31\n\x08template\x18\x01 \x01(\x0b\x32\x1f.thoughtbank.v1.ThoughtTemplate\x12\x15\n\rindex_version\x18\x02 \x01(\t\"\x15\n\x13GetIndexInfoRequest\"\xae\x02\n\x14GetIndexInfoResponse\x12\x15\n\rindex_version\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\x12I\n\x0btask_counts\x18\x03 \x03(\x0b\x32\x34.thoughtbank.v1.GetIndexInfoResponse.TaskCountsEntry\x12\x10\n\x08\x65mbedder\x18\x04 \x01(\t\x12\x11\n\tdimension\x18\x05 \x01(\r\x12\x12\n\nindex_type\x18\x06 \x01(\t\x12\x0e\n\x06metric\x18\x07 \x01(\t\x12\x12\n\ncreated_at\x18\x08 \x01(\t\x12\x15\n\rmanifest_json\x18\t \x01(\t\x1a\x31\n\x0fTaskCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x32\xd6\x03\n\x16ThoughtTemplateService\x12M\n\x08Retrieve\x12\x1f.thoughtbank.v1.RetrieveRequest\x1a .thoughtbank.v1.RetrieveResponse\x12\\\n\rRetrieveBatch\x12$.thoughtbank.v1.RetrieveBatchRequest\x1a%.thoughtbank.v1.RetrieveBatchResponse\x12\\\n\rAugmentPrompt\x12$.thoughtbank.v1.AugmentPromptRequest\x1a%.thoughtbank.v1.AugmentPromptResponse\x12V\n\x0bGetTemplate\x12\".thoughtbank.v1.GetTemplateRequest\x1a#.thoughtbank.v1.GetTemplateResponse\x12Y\n\x0cGetIndexInfo\x12#.thoughtbank.v1.GetIndexInfoRequest\x1a$.thoughtbank.v1.GetIndexInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,31 +38,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SOURCERESPONSE']._serialized_start=147
   _globals['_SOURCERESPONSE']._serialized_end=281
   _globals['_THOUGHTTEMPLATE']._serialized_start=284
-  _globals['_THOUGHTTEMPLATE']._serialized_end=566
-  _globals['_SCOREDTEMPLATE']._serialized_start=568
-  _globals['_SCOREDTEMPLATE']._serialized_end=673
-  _globals['_RETRIEVEREQUEST']._serialized_start=676
-  _globals['_RETRIEVEREQUEST']._serialized_end=930
-  _globals['_RETRIEVERESPONSE']._serialized_start=933
-  _globals['_RETRIEVERESPONSE']._serialized_end=1079
-  _globals['_RETRIEVEBATCHREQUEST']._serialized_start=1081
-  _globals['_RETRIEVEBATCHREQUEST']._serialized_end=1154
-  _globals['_RETRIEVEBATCHRESPONSE']._serialized_start=1156
-  _globals['_RETRIEVEBATCHRESPONSE']._serialized_end=1232
-  _globals['_AUGMENTPROMPTREQUEST']._serialized_start=1235
-  _globals['_AUGMENTPROMPTREQUEST']._serialized_end=1552
-  _globals['_AUGMENTPROMPTRESPONSE']._serialized_start=1554
-  _globals['_AUGMENTPROMPTRESPONSE']._serialized_end=1662
-  _globals['_GETTEMPLATEREQUEST']._serialized_start=1664
-  _globals['_GETTEMPLATEREQUEST']._serialized_end=1696
-  _globals['_GETTEMPLATERESPONSE']._serialized_start=1698
-  _globals['_GETTEMPLATERESPONSE']._serialized_end=1793
-  _globals['_GETINDEXINFOREQUEST']._serialized_start=1795
-  _globals['_GETINDEXINFOREQUEST']._serialized_end=1816
-  _globals['_GETINDEXINFORESPONSE']._serialized_start=1819
-  _globals['_GETINDEXINFORESPONSE']._serialized_end=2121
-  _globals['_GETINDEXINFORESPONSE_TASKCOUNTSENTRY']._serialized_start=2072
-  _globals['_GETINDEXINFORESPONSE_TASKCOUNTSENTRY']._serialized_end=2121
-  _globals['_THOUGHTTEMPLATESERVICE']._serialized_start=2124
-  _globals['_THOUGHTTEMPLATESERVICE']._serialized_end=2594
+  _globals['_THOUGHTTEMPLATE']._serialized_end=632
+  _globals['_SCOREDTEMPLATE']._serialized_start=634
+  _globals['_SCOREDTEMPLATE']._serialized_end=739
+  _globals['_RETRIEVEREQUEST']._serialized_start=742
+  _globals['_RETRIEVEREQUEST']._serialized_end=996
+  _globals['_RETRIEVERESPONSE']._serialized_start=999
+  _globals['_RETRIEVERESPONSE']._serialized_end=1145
+  _globals['_RETRIEVEBATCHREQUEST']._serialized_start=1147
+  _globals['_RETRIEVEBATCHREQUEST']._serialized_end=1220
+  _globals['_RETRIEVEBATCHRESPONSE']._serialized_start=1222
+  _globals['_RETRIEVEBATCHRESPONSE']._serialized_end=1298
+  _globals['_AUGMENTPROMPTREQUEST']._serialized_start=1301
+  _globals['_AUGMENTPROMPTREQUEST']._serialized_end=1618
+  _globals['_AUGMENTPROMPTRESPONSE']._serialized_start=1620
+  _globals['_AUGMENTPROMPTRESPONSE']._serialized_end=1728
+  _globals['_GETTEMPLATEREQUEST']._serialized_start=1730
+  _globals['_GETTEMPLATEREQUEST']._serialized_end=1762
+  _globals['_GETTEMPLATERESPONSE']._serialized_start=1764
+  _globals['_GETTEMPLATERESPONSE']._serialized_end=1859
+  _globals['_GETINDEXINFOREQUEST']._serialized_start=1861
+  _globals['_GETINDEXINFOREQUEST']._serialized_end=1882
+  _globals['_GETINDEXINFORESPONSE']._serialized_start=1885
+  _globals['_GETINDEXINFORESPONSE']._serialized_end=2187
+  _globals['_GETINDEXINFORESPONSE_TASKCOUNTSENTRY']._serialized_start=2138
+  _globals['_GETINDEXINFORESPONSE_TASKCOUNTSENTRY']._serialized_end=2187
+  _globals['_THOUGHTTEMPLATESERVICE']._serialized_start=2190
+  _globals['_THOUGHTTEMPLATESERVICE']._serialized_end=2660
 # @@protoc_insertion_point(module_scope)

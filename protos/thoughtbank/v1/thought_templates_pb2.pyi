@@ -31,7 +31,7 @@ class SourceResponse(_message.Message):
     def __init__(self, llm: _Optional[str] = ..., performance: _Optional[float] = ..., cost: _Optional[float] = ..., llm_judge: _Optional[float] = ..., query_id: _Optional[str] = ...) -> None: ...
 
 class ThoughtTemplate(_message.Message):
-    __slots__ = ("id", "task", "text", "source_query", "source_models", "source_query_ids", "sources", "fields", "pitfalls", "distiller", "created_at")
+    __slots__ = ("id", "task", "text", "source_query", "source_models", "source_query_ids", "sources", "fields", "pitfalls", "distiller", "created_at", "distiller_version", "merged_queries", "flags")
     ID_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +43,9 @@ class ThoughtTemplate(_message.Message):
     PITFALLS_FIELD_NUMBER: _ClassVar[int]
     DISTILLER_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    DISTILLER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MERGED_QUERIES_FIELD_NUMBER: _ClassVar[int]
+    FLAGS_FIELD_NUMBER: _ClassVar[int]
     id: str
     task: str
     text: str
@@ -54,7 +57,10 @@ class ThoughtTemplate(_message.Message):
     pitfalls: str
     distiller: str
     created_at: str
-    def __init__(self, id: _Optional[str] = ..., task: _Optional[str] = ..., text: _Optional[str] = ..., source_query: _Optional[str] = ..., source_models: _Optional[_Iterable[str]] = ..., source_query_ids: _Optional[_Iterable[str]] = ..., sources: _Optional[_Iterable[_Union[SourceResponse, _Mapping]]] = ..., fields: _Optional[_Union[TemplateFields, _Mapping]] = ..., pitfalls: _Optional[str] = ..., distiller: _Optional[str] = ..., created_at: _Optional[str] = ...) -> None: ...
+    distiller_version: str
+    merged_queries: _containers.RepeatedScalarFieldContainer[str]
+    flags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., task: _Optional[str] = ..., text: _Optional[str] = ..., source_query: _Optional[str] = ..., source_models: _Optional[_Iterable[str]] = ..., source_query_ids: _Optional[_Iterable[str]] = ..., sources: _Optional[_Iterable[_Union[SourceResponse, _Mapping]]] = ..., fields: _Optional[_Union[TemplateFields, _Mapping]] = ..., pitfalls: _Optional[str] = ..., distiller: _Optional[str] = ..., created_at: _Optional[str] = ..., distiller_version: _Optional[str] = ..., merged_queries: _Optional[_Iterable[str]] = ..., flags: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ScoredTemplate(_message.Message):
     __slots__ = ("template", "score", "index_version")
