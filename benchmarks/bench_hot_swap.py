@@ -25,7 +25,7 @@ from pathlib import Path
 
 from benchmarks.bench_serving import build_synthetic_index
 from benchmarks.common import ClosedLoopLoad, percentile_ms, ratio, timed
-from thoughtbank.index import Embedder
+from thoughtbank.index import Embedder, current_version
 from thoughtbank.server import ServerProcess
 
 CLIENTS = 32
@@ -54,7 +54,7 @@ def swap_under_load(index_dir: Path, size: int, embedder: Embedder) -> dict[str,
             build_seconds, _ = timed(lambda: build_synthetic_index(size, index_dir, embedder))
             switched = time.monotonic()
             server.send_signal(signal.SIGHUP)
-            new_version = (index_dir / "CURRENT").read_text().strip()
+            new_version = current_version(index_dir)
             seen = wait_for_version(load, new_version, SWAP_TIMEOUT)
             time.sleep(WARM_SECONDS)
         finally:

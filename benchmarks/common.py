@@ -99,15 +99,10 @@ class LoadReport:
     failures: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
     first_seen: dict[str, float] = field(default_factory=dict)
-    seconds: float = 0.0
 
     @property
     def failed(self) -> int:
         return sum(self.failures.values())
-
-    @property
-    def requests_per_second(self) -> float:
-        return ratio(self.ok + self.failed, self.seconds)
 
 
 class ClosedLoopLoad:
@@ -129,7 +124,6 @@ class ClosedLoopLoad:
         self.report = LoadReport()
         self._threads = [threading.Thread(target=self._client_loop, args=(i,), daemon=True)
                          for i in range(clients)]
-        self._started = 0.0
 
     def _record(self, seconds: float, result: Any, failure: str | None) -> None:
         with self._lock:
@@ -158,7 +152,6 @@ class ClosedLoopLoad:
                 n += len(self._threads)
 
     def start(self) -> ClosedLoopLoad:
-        self._started = time.perf_counter()
         for thread in self._threads:
             thread.start()
         return self
@@ -168,16 +161,9 @@ class ClosedLoopLoad:
         self._stop.set()
         for thread in self._threads:
             thread.join(self.timeout + 5)
-        self.report.seconds = time.perf_counter() - self._started
         return self.report
 
     def snapshot(self) -> tuple[int, int]:
         """(ok, failed) so far, while the load runs."""
         with self._lock:
             return self.report.ok, self.report.failed
-
-    def __enter__(self) -> ClosedLoopLoad:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
