@@ -63,18 +63,19 @@ def test_auto_picks_exact_search_for_small_banks() -> None:
 
 
 def test_concurrent_searches_keep_their_own_parameters(clustered) -> None:
-    """efSearch travels with each call: a thread asking for 16 never changes another's 256."""
-    corpus, queries = clustered
-    spec = resolve_spec("hnsw", len(corpus))
+    """efSearch travels with each call: a thread asking for 10 never changes another's 256."""
+    corpus, _ = clustered
+    queries = clustered_vectors(200, corpus.shape[1], clusters=200, seed=2)  # other clusters:
+    spec = resolve_spec("hnsw", len(corpus))  # a small efSearch misses some of their neighbours
     index = build_faiss_index(corpus, np.arange(len(corpus), dtype=np.int64), spec)
 
     def search(ef: int) -> np.ndarray:
         return index.search(queries, K, params=search_parameters(spec, K, ef_search=ef))[1]
 
-    serial = {ef: search(ef) for ef in (16, 256)}
-    assert not np.array_equal(serial[16], serial[256])
+    serial = {ef: search(ef) for ef in (K, 256)}
+    assert not np.array_equal(serial[K], serial[256])
     with ThreadPoolExecutor(max_workers=4) as pool:
-        efs = [16, 256] * 8
+        efs = [K, 256] * 8
         for ef, result in zip(efs, pool.map(search, efs), strict=True):
             np.testing.assert_array_equal(result, serial[ef])
 
