@@ -116,7 +116,7 @@ def _number(value: float | None) -> str:
 
 
 def markdown_report(runs: dict[str, AreaRun], quick: bool, seconds: float,
-                    plots: dict[str, list[str]]) -> str:
+                    plots: dict[str, list[str]], pending: Sequence[str]) -> str:
     machine = machine_info()
     lines = [
         "# thoughtbank benchmark report",
@@ -124,6 +124,8 @@ def markdown_report(runs: dict[str, AreaRun], quick: bool, seconds: float,
         f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by "
         f"`python -m benchmarks.run_all{' --quick' if quick else ''}` in {seconds / 60:.1f} min.",
         "Every ratio was measured in the same run as both of its terms.",
+        *([f"**Partial report**: still running or not reached: {', '.join(pending)}."]
+          if pending else []),
         "",
         "## Machine and settings",
         "",
@@ -214,11 +216,13 @@ def write_plots(runs: dict[str, AreaRun], out: Path) -> dict[str, list[str]]:
     return plots
 
 
-def write_report(runs: dict[str, AreaRun], quick: bool, seconds: float, out: Path) -> None:
-    """REPORT.md, summary.json and the plots, all into ``out``."""
+def write_report(runs: dict[str, AreaRun], quick: bool, seconds: float, out: Path,
+                 pending: Sequence[str] = ()) -> None:
+    """REPORT.md, summary.json and the plots, all into ``out``; ``pending`` areas are named as
+    missing, so that a run stopped half-way still leaves what it measured."""
     out.mkdir(parents=True, exist_ok=True)
     plots = write_plots(runs, out)
-    (out / "REPORT.md").write_text(markdown_report(runs, quick, seconds, plots))
+    (out / "REPORT.md").write_text(markdown_report(runs, quick, seconds, plots, pending))
     (out / "summary.json").write_text(json.dumps(summary(runs), indent=2) + "\n")
 
 
@@ -229,8 +233,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPORT_DIR, help="report folder")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    runs = {area: run_area(area, args.quick) for area in (args.only or AREAS)}
-    write_report(runs, args.quick, time.perf_counter() - start, args.out)
+    areas = args.only or AREAS
+    runs: dict[str, AreaRun] = {}
+    for area in areas:
+        runs[area] = run_area(area, args.quick)
+        write_report(runs, args.quick, time.perf_counter() - start, args.out,
+                     pending=[a for a in areas if a not in runs])
     print(f"== wrote {args.out / 'REPORT.md'} and summary.json in "
           f"{(time.perf_counter() - start) / 60:.1f} min")
     for run in runs.values():
