@@ -25,7 +25,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,11 @@ import numpy as np
 
 from thoughtbank.index.embedder import Embedder
 from thoughtbank.index.faiss_backend import IndexSpec, import_faiss, search_parameters
+from thoughtbank.index.task_classifier import (
+    CLASSIFIER_ARRAYS_FILE,
+    TaskClassifier,
+    TaskClassifierError,
+)
 from thoughtbank.templates import ThoughtTemplate, read_templates, write_templates
 
 FORMAT_VERSION = 2
@@ -84,6 +89,9 @@ class IndexManifest:
     embedder_probes: list[list[float]] = field(default_factory=list)
     sources: tuple[SourceFile, ...] = ()
     parent: str = ""
+    #: Per template task, the score below which its templates are not served when a request
+    #: sets no ``min_score`` (written by ``thoughtbank eval calibrate``).
+    min_scores: dict[str, float] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
     @property
@@ -190,6 +198,7 @@ class VersionContent:
     templates: Sequence[ThoughtTemplate]
     vectors: np.ndarray
     faiss_index: Any
+    task_classifier: TaskClassifier | None = None
 
 
 def _write_files(folder: Path, content: VersionContent) -> dict[str, str]:
@@ -202,7 +211,10 @@ def _write_files(folder: Path, content: VersionContent) -> dict[str, str]:
         np.save(handle, content.vectors, allow_pickle=False)
         handle.flush()
         os.fsync(handle.fileno())
-    return {name: sha256_file(folder / name) for name in DATA_FILES}
+    names = list(DATA_FILES)
+    if content.task_classifier is not None:
+        names += content.task_classifier.save(folder)
+    return {name: sha256_file(folder / name) for name in names}
 
 
 ManifestFactory = Callable[[str, dict[str, str]], IndexManifest]
@@ -290,6 +302,7 @@ class LoadedIndex:
     path: Path
     embeddings: np.ndarray
     row_of: dict[int, int]
+    task_classifier: TaskClassifier | None = None
 
     @property
     def version(self) -> str:
@@ -369,7 +382,35 @@ def load_index(index_dir: Path, version: str | None = None) -> LoadedIndex:
         path=folder,
         embeddings=embeddings,
         row_of={int_id: row for row, int_id in enumerate(int_ids)},
+        task_classifier=_read_task_classifier(folder, manifest),
     )
+
+
+def _read_task_classifier(folder: Path, manifest: IndexManifest) -> TaskClassifier | None:
+    """The version's task classifier (verified by checksum), or None for versions without."""
+    if CLASSIFIER_ARRAYS_FILE not in manifest.files:
+        return None
+    try:
+        return TaskClassifier.load(folder)
+    except TaskClassifierError as exc:
+        raise IndexArtifactError(str(exc)) from exc
+
+
+def set_min_scores(index_dir: Path, version: str, min_scores: dict[str, float]) -> IndexManifest:
+    """Store calibrated per-task minimum scores in ``version``'s manifest (atomic rewrite).
+
+    The manifest is not among the checksummed files, so the version stays verifiable; a
+    running server applies the new minimums when it next loads the version.
+    """
+    index_dir = Path(index_dir)
+    with index_lock(index_dir):
+        folder = version_dir(index_dir, version)
+        manifest = replace(verify_version(folder), min_scores=dict(sorted(min_scores.items())))
+        staging = folder / f".{MANIFEST_FILE}.tmp"
+        _fsync_write(staging, manifest.to_json().encode())
+        staging.replace(folder / MANIFEST_FILE)
+        _fsync_path(folder)
+    return manifest
 
 
 def rollback(index_dir: Path, version: str) -> IndexManifest:

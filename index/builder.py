@@ -32,6 +32,7 @@ from thoughtbank.index.artifact import (
 )
 from thoughtbank.index.embedder import Embedder
 from thoughtbank.index.faiss_backend import build_faiss_index, resolve_spec
+from thoughtbank.index.task_classifier import TaskClassifier
 from thoughtbank.templates import ThoughtTemplate
 from thoughtbank.templates.selection import normalize_query
 
@@ -155,11 +156,22 @@ def _commit(index_dir: Path, draft: VersionDraft, device: str, show_progress: bo
             parent=draft.parent,
         )
 
-    content = VersionContent(draft.templates, draft.vectors, faiss_index)
+    content = VersionContent(draft.templates, draft.vectors, faiss_index,
+                             _train_task_classifier(draft))
     manifest = write_version(index_dir, content, manifest_for)
     log.info("version %s (%d templates) is live in %s", manifest.version, manifest.count,
              index_dir)
     return manifest
+
+
+def _train_task_classifier(draft: VersionDraft) -> TaskClassifier | None:
+    """Learn each template's task from its source query, for requests that name no task;
+    an index of a single task has nothing to infer."""
+    tasks = [t.task for t in draft.templates]
+    if len(set(tasks)) < 2:
+        return None
+    log.info("training the task classifier on %d templates", len(tasks))
+    return TaskClassifier.fit([t.source_query for t in draft.templates], draft.vectors, tasks)
 
 
 def _live_version_or_none(index_dir: Path) -> str:

@@ -30,6 +30,7 @@ from thoughtbank.retriever.errors import (
     TemplateNotFoundError,
     ThoughtbankError,
 )
+from thoughtbank.retriever.hybrid import HybridConfig, route_task
 from thoughtbank.retriever.prompt import (
     DEFAULT_PROMPT,
     build_augmented_prompt,
@@ -49,6 +50,7 @@ from thoughtbank.templates import ThoughtTemplate
 from thoughtbank.templates.selection import normalize_query
 
 DEFAULT_MAX_QUERY_CHARS = 32_768
+DEFAULT_HYBRID = HybridConfig()
 WARM_UP_BATCH_SIZES = (1, 1, 1, 2, 4, 8, 16, 32)
 # MMR re-ranks a pool this many times k (at least MIN_MMR_POOL) so diverse hits can surface.
 MMR_POOL_FACTOR = 4
@@ -61,6 +63,14 @@ class Candidate:
 
     int_id: int
     score: float
+
+
+@dataclass(frozen=True)
+class TaskGuess:
+    """The task predicted for a request that names none ("" when nothing was predicted)."""
+
+    task: str = ""
+    confidence: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -97,8 +107,10 @@ class TemplateRetriever:
         max_query_chars: int = DEFAULT_MAX_QUERY_CHARS,
         prompt_template: PromptTemplate = DEFAULT_PROMPT,
         max_template_chars: int = DEFAULT_MAX_TEMPLATE_CHARS,
+        hybrid: HybridConfig = DEFAULT_HYBRID,
     ) -> None:
         verify_embedder(index.manifest, embedder)
+        self.hybrid = hybrid
         self.index = index
         self.embedder = embedder
         self.max_query_chars = max_query_chars
@@ -136,6 +148,7 @@ class TemplateRetriever:
             max_query_chars=self.max_query_chars,
             prompt_template=self.prompt_template,
             max_template_chars=self.max_template_chars,
+            hybrid=self.hybrid,
         )
 
     def warm_up(self) -> None:
@@ -222,7 +235,8 @@ class TemplateRetriever:
         """Retrieve for already embedded, validated requests (row i of ``vectors`` is request i)."""
         excluded = [self._excluded(r) for r in requests]
         pools = [self._pool_size(r, ex) for r, ex in zip(requests, excluded, strict=True)]
-        scopes = [r.task if r.task in self._task_ids else "" for r in requests]
+        guesses = self._guess_tasks(requests, vectors)
+        scopes = [self._scope(r, g) for r, g in zip(requests, guesses, strict=True)]
         candidates = self._batched_search(requests, vectors, scopes, pools)
         fallback = [
             i for i, r in enumerate(requests)
@@ -232,8 +246,28 @@ class TemplateRetriever:
         if fallback:
             self._fill_from_all_tasks(requests, vectors, pools, candidates, fallback)
         return [
-            self._rank(r, vectors[i], candidates[i], excluded[i]) for i, r in enumerate(requests)
+            self._rank(r, candidates[i], excluded[i], guesses[i]) for i, r in enumerate(requests)
         ]
+
+    def _guess_tasks(
+        self, requests: Sequence[RetrievalQuery], vectors: np.ndarray
+    ) -> list[TaskGuess]:
+        """Predict the task of each request that names none, with the index's classifier."""
+        guesses = [TaskGuess()] * len(requests)
+        unnamed = [i for i, r in enumerate(requests) if not r.task]
+        classifier = self.index.task_classifier
+        if classifier is None or not unnamed:
+            return guesses
+        prediction = classifier.predict([requests[i].query for i in unnamed], vectors[unnamed])
+        for i, task, confidence in zip(unnamed, prediction.tasks, prediction.confidences,
+                                       strict=True):
+            guesses[i] = TaskGuess(task, float(confidence))
+        return guesses
+
+    def _scope(self, request: RetrievalQuery, guess: TaskGuess) -> str:
+        """The task searched first: the named one, else a confident guess, else all tasks."""
+        task = request.task or route_task(guess.task, guess.confidence, self.hybrid)
+        return task if task in self._task_ids else ""
 
     def _pool_size(self, request: RetrievalQuery, excluded: set[int]) -> int:
         wanted = request.k
@@ -284,19 +318,24 @@ class TemplateRetriever:
             excluded.update(int(i) for i in own)
         return excluded
 
-    @staticmethod
     def _filter(
-        request: RetrievalQuery, candidates: list[Candidate], excluded: set[int]
+        self, request: RetrievalQuery, candidates: list[Candidate], excluded: set[int]
     ) -> list[Candidate]:
         return [
             c for c in candidates
-            if c.int_id not in excluded
-            and (request.min_score is None or c.score >= request.min_score)
+            if c.int_id not in excluded and c.score >= self._min_score(request, c)
         ]
 
+    def _min_score(self, request: RetrievalQuery, candidate: Candidate) -> float:
+        """The request's ``min_score``, else the calibrated one of the template's task."""
+        if request.min_score is not None:
+            return request.min_score
+        task = self._templates[candidate.int_id].task
+        return self.index.manifest.min_scores.get(task, -math.inf)
+
     def _rank(
-        self, request: RetrievalQuery, vector: np.ndarray, candidates: list[Candidate],
-        excluded: set[int],
+        self, request: RetrievalQuery, candidates: list[Candidate], excluded: set[int],
+        guess: TaskGuess,
     ) -> RetrievalResult:
         """Filter candidates, then pick k of them: in order, or by MMR when diversity is set."""
         usable = self._filter(request, candidates, excluded)
@@ -306,7 +345,8 @@ class TemplateRetriever:
             chosen = usable[: request.k]
         hits = tuple(ScoredTemplate(self._templates[c.int_id], c.score, self.version)
                      for c in chosen)
-        return RetrievalResult(hits=hits, index_version=self.version)
+        return RetrievalResult(hits=hits, index_version=self.version, predicted_task=guess.task,
+                               predicted_task_confidence=guess.confidence)
 
     def _mmr(self, candidates: list[Candidate], k: int, diversity: float) -> list[Candidate]:
         """Maximal marginal relevance: trade similarity to the query for novelty.

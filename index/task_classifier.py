@@ -1,0 +1,186 @@
+"""Task inference: which task a query belongs to, learned from the indexed templates.
+
+Same-task templates help and other tasks' templates can hurt, yet apps rarely send a task label.
+Embeddings alone confuse tasks whose queries mean similar things but look different (trivia vs
+natural questions, ARC vs OpenBookQA), so the classifier also sees surface form: case-sensitive
+character n-grams with start/end markers (punctuation, casing, LaTeX, code) and word n-grams.
+
+The n-grams are hashed (stateless), so the whole model is three arrays of numbers (idf weights,
+coefficients, intercepts) plus class names: it is stored as ``.npz`` + ``.json`` and loaded with
+``allow_pickle=False``; nothing executable is ever read from disk.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import HashingVectorizer
+from sklearn.preprocessing import normalize
+from sklearn.svm import LinearSVC
+
+CLASSIFIER_ARRAYS_FILE = "task_classifier.npz"
+CLASSIFIER_META_FILE = "task_classifier.json"
+CLASSIFIER_FORMAT = 1
+_START, _END = "\x02", "\x03"
+_WORD_PATTERN = r"(?u)\b\w+\b|[^\w\s]"
+
+
+class TaskClassifierError(ValueError):
+    """Training data or a stored classifier is unusable; the message says why."""
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """How queries become features; stored with the model so loading rebuilds the same ones."""
+
+    char_ngrams: tuple[int, int] = (1, 5)
+    word_ngrams: tuple[int, int] = (1, 2)
+    hash_bits: int = 17
+    embedding_weight: float = 1.0
+    regularization_c: float = 1.0
+    confidence_scale: float = 3.0
+
+
+@dataclass(frozen=True)
+class TaskPrediction:
+    """Most likely task of each query, its confidence, and the confidence of every class."""
+
+    tasks: tuple[str, ...]
+    confidences: np.ndarray
+    probabilities: np.ndarray
+    classes: tuple[str, ...]
+
+
+class _NgramFeatures:
+    """Hashed, sublinear-tf, idf-weighted, L2-normalized n-grams of one kind."""
+
+    def __init__(self, analyzer: str, ngram_range: tuple[int, int], bits: int) -> None:
+        self._hasher = HashingVectorizer(
+            analyzer=analyzer, ngram_range=ngram_range, n_features=1 << bits,
+            alternate_sign=False, norm=None, lowercase=analyzer == "word",
+            token_pattern=_WORD_PATTERN if analyzer == "word" else None,
+        )
+
+    def counts(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        counts = self._hasher.transform([f"{_START}{t}{_END}" for t in texts]).tocsr()
+        counts.data = 1.0 + np.log(counts.data)
+        return counts
+
+    @staticmethod
+    def fit_idf(counts: sparse.csr_matrix) -> np.ndarray:
+        """Smoothed idf, as scikit-learn's TfidfTransformer computes it."""
+        document_frequency = np.bincount(counts.indices, minlength=counts.shape[1])
+        return (np.log((1 + counts.shape[0]) / (1 + document_frequency)) + 1.0).astype(np.float32)
+
+    @staticmethod
+    def weigh(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
+        return normalize(counts @ sparse.diags(idf), copy=False)
+
+
+class TaskClassifier:
+    """Linear SVM (one-vs-rest) over n-gram and embedding features of a query.
+
+    A linear SVM trains in seconds on hundreds of thousands of sparse features where multinomial
+    logistic regression takes minutes. Confidences are a softmax of the margins scaled by
+    ``confidence_scale``: they order predictions (routing thresholds are measured on them by
+    ``thoughtbank eval``) but are not calibrated probabilities.
+    """
+
+    def __init__(
+        self, config: FeatureConfig, idf: dict[str, np.ndarray], coef: np.ndarray,
+        intercept: np.ndarray, classes: Sequence[str],
+    ) -> None:
+        self.config = config
+        self.idf = idf
+        self.coef = coef
+        self.intercept = intercept
+        self.classes = tuple(classes)
+        self._features = _feature_kinds(config)
+
+    @classmethod
+    def fit(
+        cls, texts: Sequence[str], embeddings: np.ndarray, tasks: Sequence[str],
+        config: FeatureConfig | None = None,
+    ) -> TaskClassifier:
+        """Train on queries with their (normalized) embeddings and task labels."""
+        config = config or FeatureConfig()
+        if len(set(tasks)) < 2:
+            raise TaskClassifierError("task inference needs templates of at least two tasks")
+        if not len(texts) == len(embeddings) == len(tasks):
+            raise TaskClassifierError("texts, embeddings and tasks differ in length")
+        counts = {kind: f.counts(texts) for kind, f in _feature_kinds(config).items()}
+        idf = {kind: _NgramFeatures.fit_idf(c) for kind, c in counts.items()}
+        model = LinearSVC(C=config.regularization_c)
+        model.fit(_stack(counts, idf, embeddings, config), list(tasks))
+        return cls(config, idf, model.coef_.astype(np.float32),
+                   model.intercept_.astype(np.float32), [str(c) for c in model.classes_])
+
+    def features(self, texts: Sequence[str], embeddings: np.ndarray) -> sparse.csr_matrix:
+        counts = {kind: f.counts(texts) for kind, f in self._features.items()}
+        return _stack(counts, self.idf, embeddings, self.config)
+
+    def predict(self, texts: Sequence[str], embeddings: np.ndarray) -> TaskPrediction:
+        """Best task of each query with softmax confidences over the scaled margins."""
+        margins = np.asarray(self.features(texts, embeddings) @ self.coef.T) + self.intercept
+        logits = self.config.confidence_scale * margins
+        logits -= logits.max(axis=1, keepdims=True)
+        probabilities = np.exp(logits)
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        best = probabilities.argmax(axis=1)
+        return TaskPrediction(
+            tasks=tuple(self.classes[i] for i in best),
+            confidences=probabilities[np.arange(len(best)), best],
+            probabilities=probabilities,
+            classes=self.classes,
+        )
+
+    def save(self, folder: Path) -> tuple[str, str]:
+        """Write the arrays (.npz) and metadata (.json) into ``folder``; return both names."""
+        folder = Path(folder)
+        np.savez_compressed(folder / CLASSIFIER_ARRAYS_FILE, coef=self.coef,
+                            intercept=self.intercept,
+                            **{f"idf_{kind}": idf for kind, idf in self.idf.items()})
+        meta = {"format": CLASSIFIER_FORMAT, "classes": list(self.classes),
+                "config": asdict(self.config)}
+        (folder / CLASSIFIER_META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
+        return CLASSIFIER_ARRAYS_FILE, CLASSIFIER_META_FILE
+
+    @classmethod
+    def load(cls, folder: Path) -> TaskClassifier:
+        """Read what ``save`` wrote; raise ``TaskClassifierError`` if it is not that."""
+        folder = Path(folder)
+        try:
+            meta = json.loads((folder / CLASSIFIER_META_FILE).read_text())
+            if meta.get("format") != CLASSIFIER_FORMAT:
+                raise TaskClassifierError(
+                    f"unsupported task classifier format {meta.get('format')!r}")
+            config = FeatureConfig(**{key: tuple(value) if isinstance(value, list) else value
+                                      for key, value in meta["config"].items()})
+            with np.load(folder / CLASSIFIER_ARRAYS_FILE, allow_pickle=False) as arrays:
+                idf = {kind: arrays[f"idf_{kind}"] for kind in _feature_kinds(config)}
+                return cls(config, idf, arrays["coef"], arrays["intercept"], meta["classes"])
+        except (OSError, KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, TaskClassifierError):
+                raise
+            raise TaskClassifierError(f"{folder}: unreadable task classifier: {exc}") from exc
+
+
+def _feature_kinds(config: FeatureConfig) -> dict[str, _NgramFeatures]:
+    return {
+        "char": _NgramFeatures("char", config.char_ngrams, config.hash_bits),
+        "word": _NgramFeatures("word", config.word_ngrams, config.hash_bits),
+    }
+
+
+def _stack(
+    counts: dict[str, sparse.csr_matrix], idf: dict[str, np.ndarray], embeddings: np.ndarray,
+    config: FeatureConfig,
+) -> sparse.csr_matrix:
+    weighted = [_NgramFeatures.weigh(c, idf[kind]) for kind, c in counts.items()]
+    dense = sparse.csr_matrix(config.embedding_weight * np.asarray(embeddings, dtype=np.float32))
+    return sparse.hstack([*weighted, dense], format="csr")

@@ -1,0 +1,1 @@
+"""Measuring and improving retrieval quality: evaluation harness, calibration, end-to-end runs."""

@@ -1,0 +1,167 @@
+"""``thoughtbank eval ...``: measure retrieval quality, calibrate decline, run end-to-end."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from thoughtbank.cli_common import positive_int
+from thoughtbank.retriever.hybrid import HybridConfig
+
+
+def k_list(text: str) -> tuple[int, ...]:
+    """``1,3,5`` -> (1, 3, 5); every k must be >= 1."""
+    try:
+        ks = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        ks = ()
+    if not ks or ks[0] < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers like 1,3,5, got {text!r}")
+    return ks
+
+
+def unit_float(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
+    return value
+
+
+def cmd_retrieval(args: argparse.Namespace) -> int:
+    from thoughtbank.index import Embedder
+    from thoughtbank.retriever.evaluation.dataset import Protocol, read_labeled_queries
+    from thoughtbank.retriever.evaluation.report import format_table, write_report
+    from thoughtbank.retriever.evaluation.retrieval import (
+        EvalSettings,
+        embed_corpus,
+        evaluate_retrieval,
+    )
+    queries = read_labeled_queries(args.queries, args.split_column)
+    protocol = Protocol(leave_one_out=args.train is None, folds=args.folds,
+                        train=args.train or "train", test=args.test)
+    settings = EvalSettings(
+        protocol=protocol, task_label=args.task_label, ks=args.k, baselines=args.baselines,
+        hybrid=HybridConfig(task_min_confidence=args.task_min_confidence,
+                            lexical_weight=args.lexical_weight),
+    )
+    corpus = embed_corpus(queries, Embedder(args.model, device=args.device))
+    evaluation = evaluate_retrieval(corpus, queries, settings)
+    if args.report:
+        write_report(evaluation, args.report, 3 if 3 in args.k else args.k[0])
+    print(json.dumps(evaluation.to_dict(), indent=2) if args.json
+          else format_table(evaluation, args.k))
+    return 0
+
+
+def _add_retrieval(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "retrieval", help="same-task precision@k, hit@k and MRR of retrieval on labeled queries")
+    parser.add_argument("--queries", type=Path, required=True,
+                        help="JSONL(.gz) with task_name and query (and split for --train/--test)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--leave-one-out", action="store_true",
+                      help="every query against all others (default)")
+    mode.add_argument("--train", help="value of the split column that forms the index")
+    parser.add_argument("--test", default="test", help="split value of the test queries")
+    parser.add_argument("--split-column", default="split")
+    parser.add_argument("--folds", type=positive_int, default=5,
+                        help="leave-one-out: folds for training learned parts")
+    parser.add_argument("--task-label", choices=["none", "given"], default="none",
+                        help="retrieve without the task (predict it) or with the true task")
+    parser.add_argument("--k", type=k_list, default=(1, 3, 5), help="cut-offs, e.g. 1,3,5")
+    parser.add_argument("--task-min-confidence", type=unit_float,
+                        default=HybridConfig.task_min_confidence,
+                        help="route to the predicted task at or above this confidence")
+    parser.add_argument("--lexical-weight", type=unit_float,
+                        default=HybridConfig.lexical_weight,
+                        help="weight of BM25 in the order (0 = dense only)")
+    parser.add_argument("--baselines", action="store_true",
+                        help="also random, BM25, dense, and one ablation per part")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--report", type=Path, help="folder for retrieval.json and a PNG chart")
+    parser.add_argument("--model", default="bundled:all-MiniLM-L6-v2", help="embedding model")
+    parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    parser.set_defaults(func=cmd_retrieval)
+
+
+def cmd_e2e(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from thoughtbank.retriever.engine import TemplateRetriever
+    from thoughtbank.retriever.evaluation.dataset import read_labeled_queries
+    from thoughtbank.retriever.evaluation.e2e import answer_queries, task_effects, write_rows
+    from thoughtbank.templates.chat import load_chat_model
+
+    queries = [q for q in read_labeled_queries(args.queries)
+               if not args.split or q.split == args.split][: args.limit]
+    model = load_chat_model(args.llm, timeout_s=args.timeout)
+    rows, skipped = answer_queries(queries, TemplateRetriever.open(args.index), model, args.k)
+    if not rows:
+        raise ValueError(f"none of {len(queries)} queries has a metric eval e2e can score")
+    if args.out:
+        write_rows(args.out, rows)
+    effects = {name: asdict(effect) for name, effect in task_effects(rows).items()}
+    if args.json:
+        print(json.dumps({"skipped": skipped, "tasks": effects}, indent=2))
+    else:
+        print(f"{'task':<24}{'n':>6}{'without':>9}{'with':>9}{'change':>9}  95% interval")
+        for name, e in effects.items():
+            print(f"{name:<24}{e['count']:>6}{e['without']:>9.3f}{e['with_templates']:>9.3f}"
+                  f"{e['change']:>+9.3f}  [{e['change_low']:+.3f}, {e['change_high']:+.3f}]")
+        print(f"skipped {skipped} queries whose metric cannot be scored here")
+    return 0
+
+
+def _add_e2e(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "e2e", help="answer queries with and without templates; accuracy change per task")
+    parser.add_argument("--llm", required=True,
+                        help="openai:MODEL or python:package.module:factory (a chat model)")
+    parser.add_argument("--queries", type=Path, required=True,
+                        help="JSONL(.gz) with task_name, query, ground_truth and metric")
+    parser.add_argument("--index", type=Path, required=True, help="index directory")
+    parser.add_argument("--split", default="", help="only queries of this split (e.g. test)")
+    parser.add_argument("--limit", type=positive_int, help="answer at most this many queries")
+    parser.add_argument("--k", type=positive_int, default=3, help="templates per prompt")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per LLM call")
+    parser.add_argument("--out", type=Path, help="per-query results JSONL (for calibrate --e2e)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(func=cmd_e2e)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from thoughtbank.index import load_index
+    from thoughtbank.index.artifact import set_min_scores
+    from thoughtbank.retriever.evaluation import calibrate
+    from thoughtbank.retriever.evaluation.e2e import read_rows
+
+    index = load_index(args.index)
+    if args.e2e:
+        observations = calibrate.e2e_observations(read_rows(args.e2e))
+    else:
+        observations = calibrate.margin_observations(index, args.wrong_task_cost)
+    min_scores = calibrate.thresholds_by_task(*observations)
+    set_min_scores(args.index, index.version, min_scores)
+    print(json.dumps({"version": index.version, "min_scores": min_scores}, indent=2))
+    return 0
+
+
+def _add_calibrate(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "calibrate", help="choose per-task minimum scores and store them in the index manifest")
+    parser.add_argument("--index", type=Path, required=True, help="index directory")
+    parser.add_argument("--e2e", type=Path,
+                        help="results of `eval e2e --out` (default: retrieval margins, no LLM)")
+    parser.add_argument("--wrong-task-cost", type=float, default=1.0,
+                        help="margins: loss of serving another task's template vs the gain of a "
+                             "same-task one")
+    parser.set_defaults(func=cmd_calibrate)
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    evaluate = commands.add_parser("eval", help="measure and calibrate retrieval quality")
+    eval_commands = evaluate.add_subparsers(dest="eval_command", required=True)
+    _add_retrieval(eval_commands)
+    _add_e2e(eval_commands)
+    _add_calibrate(eval_commands)

@@ -1,0 +1,99 @@
+"""The retrieval evaluation: every method ranked on the same folds, scored the same way.
+
+Each query stands in for the template mined from it, so no LLM is needed: a method is good when
+the templates it puts in the top k come from the query's own task. Queries are embedded once
+per run and shared by every method and fold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from thoughtbank.index import Embedder
+from thoughtbank.index.task_classifier import FeatureConfig
+from thoughtbank.retriever.evaluation.dataset import LabeledQuery, Protocol
+from thoughtbank.retriever.evaluation.metrics import RetrievalReport, build_report
+from thoughtbank.retriever.evaluation.rankers import (
+    MISSING,
+    EvalCorpus,
+    TaskRouting,
+    given_routing,
+    method_rankers,
+    predict_routing,
+)
+from thoughtbank.retriever.hybrid import HybridConfig
+
+TASK_LABEL_MODES = ("none", "given")
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """What to evaluate: protocol, whether the task label is given, cut-offs, the blend."""
+
+    protocol: Protocol = field(default_factory=Protocol)
+    task_label: str = "none"
+    ks: tuple[int, ...] = (1, 3, 5)
+    hybrid: HybridConfig = field(default_factory=HybridConfig)
+    features: FeatureConfig | None = None
+    baselines: bool = False
+
+
+@dataclass(frozen=True)
+class RetrievalEvaluation:
+    """Reports per method (the configured one is ``thoughtbank``) and task-inference accuracy."""
+
+    reports: dict[str, RetrievalReport]
+    task_accuracy: float | None
+    routed_share: float | None
+
+    def to_dict(self) -> dict[str, object]:
+        result = self.reports["thoughtbank"].to_dict()
+        if self.task_accuracy is not None:
+            result["task_inference"] = {"accuracy": round(self.task_accuracy, 4),
+                                        "routed_share": round(self.routed_share or 0.0, 4)}
+        others = {name: r.to_dict() for name, r in self.reports.items() if name != "thoughtbank"}
+        if others:
+            result["baselines"] = others
+        return result
+
+
+def embed_corpus(queries: Sequence[LabeledQuery], embedder: Embedder) -> EvalCorpus:
+    texts = [q.query for q in queries]
+    return EvalCorpus(texts, np.array([q.task for q in queries], dtype=object),
+                      embedder.encode(texts))
+
+
+def evaluate_retrieval(corpus: EvalCorpus, queries: Sequence[LabeledQuery],
+                       settings: EvalSettings) -> RetrievalEvaluation:
+    """Rank every fold's test queries with each method and score them."""
+    if settings.task_label not in TASK_LABEL_MODES:
+        raise ValueError(
+            f"task label must be one of {TASK_LABEL_MODES}, got {settings.task_label!r}")
+    folds = settings.protocol.make_folds(queries)
+    prediction: TaskRouting | None = None
+    if settings.task_label == "given":
+        routing = given_routing(corpus)
+    else:
+        prediction = predict_routing(corpus, folds, settings.hybrid, settings.features)
+        routing = prediction.of
+    depth = max(settings.ks)
+    tested = np.concatenate([f.test_rows for f in folds])
+    reports = {}
+    for name, ranker in method_rankers(corpus, settings.hybrid, routing,
+                                       settings.baselines).items():
+        ranked = np.concatenate([ranker(corpus, fold, depth) for fold in folds])
+        retrieved = np.where(ranked == MISSING, "", corpus.tasks[np.maximum(ranked, 0)])
+        reports[name] = build_report(name, retrieved, corpus.tasks[tested], settings.ks)
+    return RetrievalEvaluation(reports, *_routing_summary(prediction, corpus.tasks, tested))
+
+
+def _routing_summary(
+    prediction: TaskRouting | None, tasks: np.ndarray, tested: np.ndarray
+) -> tuple[float | None, float | None]:
+    if prediction is None:
+        return None, None
+    accuracy = float(np.mean(prediction.predicted[tested] == tasks[tested]))
+    return accuracy, float(np.mean(prediction.routed[tested] != ""))
