@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 
@@ -95,8 +95,36 @@ class ThoughtTemplate:
     flags: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict; tuples become lists."""
-        return asdict(self)
+        """JSON-ready dict; tuples become lists.
+
+        Built field by field: ``dataclasses.asdict`` deep-copies recursively and was most of the
+        time of large index builds, which write every template.
+        """
+        fields_dict = None if self.fields is None else {
+            "task_summary": self.fields.task_summary,
+            "reasoning_steps": list(self.fields.reasoning_steps),
+            "answer_format": self.fields.answer_format,
+        }
+        return {
+            "id": self.id,
+            "task": self.task,
+            "text": self.text,
+            "source_query": self.source_query,
+            "source_models": list(self.source_models),
+            "source_query_ids": list(self.source_query_ids),
+            "sources": [
+                {"llm": s.llm, "performance": s.performance, "cost": s.cost,
+                 "llm_judge": s.llm_judge, "query_id": s.query_id}
+                for s in self.sources
+            ],
+            "fields": fields_dict,
+            "pitfalls": self.pitfalls,
+            "distiller": self.distiller,
+            "distiller_version": self.distiller_version,
+            "created_at": self.created_at,
+            "merged_queries": list(self.merged_queries),
+            "flags": list(self.flags),
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True)
