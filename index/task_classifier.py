@@ -156,17 +156,17 @@ class TaskClassifier:
         folder = Path(folder)
         try:
             meta = json.loads((folder / CLASSIFIER_META_FILE).read_text())
-            if meta.get("format") != CLASSIFIER_FORMAT:
-                raise TaskClassifierError(
-                    f"unsupported task classifier format {meta.get('format')!r}")
+        except (OSError, ValueError) as exc:
+            raise TaskClassifierError(f"{folder}: unreadable task classifier: {exc}") from exc
+        if meta.get("format") != CLASSIFIER_FORMAT:
+            raise TaskClassifierError(f"unsupported task classifier format {meta.get('format')!r}")
+        try:
             config = FeatureConfig(**{key: tuple(value) if isinstance(value, list) else value
                                       for key, value in meta["config"].items()})
             with np.load(folder / CLASSIFIER_ARRAYS_FILE, allow_pickle=False) as arrays:
                 idf = {kind: arrays[f"idf_{kind}"] for kind in _feature_kinds(config)}
                 return cls(config, idf, arrays["coef"], arrays["intercept"], meta["classes"])
         except (OSError, KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, TaskClassifierError):
-                raise
             raise TaskClassifierError(f"{folder}: unreadable task classifier: {exc}") from exc
 
 

@@ -27,7 +27,12 @@ _TOKEN = re.compile(r"\w+")
 
 @dataclass(frozen=True)
 class HybridConfig:
-    """Knobs of retrieval without a task label; the defaults are the measured best."""
+    """Knobs of retrieval without a task label; the defaults are the measured best.
+
+    The server routes by ``task_min_confidence``; the lexical blend (``lexical_weight`` over
+    ``rerank_depth`` dense candidates) is evaluated by ``thoughtbank eval retrieval`` and not
+    served, since it added nothing on top of task routing (README, "Evaluate and improve").
+    """
 
     task_min_confidence: float = 0.3
     lexical_weight: float = 0.0

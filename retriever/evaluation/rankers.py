@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from thoughtbank.index.faiss_backend import import_faiss
-from thoughtbank.index.task_classifier import FeatureConfig, TaskClassifier
+from thoughtbank.index.task_classifier import TaskClassifier
 from thoughtbank.retriever.evaluation.dataset import Fold
 from thoughtbank.retriever.hybrid import HybridConfig, LexicalScorer, hybrid_order, route_task
 
@@ -94,7 +94,8 @@ def dense_candidates(
         for member, task_ids in zip(members, ids, strict=True):
             first = _without_self(task_ids, fold.test_rows[member], fold.exclude_self)
             if len(first) < depth:
-                first += [r for r in ranked[member] if r not in set(first)]
+                seen = set(first)
+                first += [r for r in ranked[member] if r not in seen]
             ranked[member] = first
     return ranked
 
@@ -119,10 +120,8 @@ def bm25_ranker(corpus: EvalCorpus, fold: Fold, depth: int) -> np.ndarray:
     return np.stack(rows)
 
 
-def predict_routing(
-    corpus: EvalCorpus, folds: Sequence[Fold], config: HybridConfig,
-    features: FeatureConfig | None = None,
-) -> TaskRouting:
+def predict_routing(corpus: EvalCorpus, folds: Sequence[Fold], config: HybridConfig
+                    ) -> TaskRouting:
     """Predict each test query's task with a classifier trained on its fold's ``train_rows``
     only, so no query's own fold ever trains what ranks it."""
     count = len(corpus.texts)
@@ -131,7 +130,7 @@ def predict_routing(
     for fold in folds:
         train, test = fold.train_rows, fold.test_rows
         classifier = TaskClassifier.fit([corpus.texts[r] for r in train],
-                                        corpus.embeddings[train], corpus.tasks[train], features)
+                                        corpus.embeddings[train], corpus.tasks[train])
         prediction = classifier.predict([corpus.texts[r] for r in test], corpus.embeddings[test])
         predicted[test] = prediction.tasks
         confidence[test] = prediction.confidences
@@ -151,11 +150,11 @@ class HybridRanker:
         fetch = max(depth, self.config.rerank_depth if self.config.lexical_weight else depth)
         candidates = dense_candidates(corpus, fold, fetch, self.routing(fold))
         lexical = corpus.lexical(fold.corpus_rows) if self.config.lexical_weight else None
-        local = {int(row): i for i, row in enumerate(fold.corpus_rows)} if lexical else {}
+        position = {int(row): i for i, row in enumerate(fold.corpus_rows)}
         rows = []
         for own, ranked in zip(fold.test_rows, candidates, strict=True):
             dense = corpus.embeddings[ranked] @ corpus.embeddings[own]
-            order = hybrid_order(corpus.texts[own], [local.get(r, 0) for r in ranked],
+            order = hybrid_order(corpus.texts[own], [position[r] for r in ranked],
                                  dense, lexical, self.config)
             rows.append(_pad([ranked[i] for i in order], depth))
         return np.stack(rows)

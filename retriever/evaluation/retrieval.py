@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from thoughtbank.index import Embedder
-from thoughtbank.index.task_classifier import FeatureConfig
 from thoughtbank.retriever.evaluation.dataset import LabeledQuery, Protocol
 from thoughtbank.retriever.evaluation.metrics import RetrievalReport, build_report
 from thoughtbank.retriever.evaluation.rankers import (
@@ -37,7 +36,6 @@ class EvalSettings:
     task_label: str = "none"
     ks: tuple[int, ...] = (1, 3, 5)
     hybrid: HybridConfig = field(default_factory=HybridConfig)
-    features: FeatureConfig | None = None
     baselines: bool = False
 
 
@@ -77,7 +75,7 @@ def evaluate_retrieval(corpus: EvalCorpus, queries: Sequence[LabeledQuery],
     if settings.task_label == "given":
         routing = given_routing(corpus)
     else:
-        prediction = predict_routing(corpus, folds, settings.hybrid, settings.features)
+        prediction = predict_routing(corpus, folds, settings.hybrid)
         routing = prediction.of
     depth = max(settings.ks)
     tested = np.concatenate([f.test_rows for f in folds])

@@ -83,9 +83,14 @@ def choice_match(answer: str, truth: str) -> float:
     return float(choice_letter(answer) == truth.strip().upper()[:1])
 
 
+def _final_line(answer: str) -> str:
+    lines = answer.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
 def token_f1(answer: str, truth: str) -> float:
-    predicted = _WORD.findall((last_boxed(answer) or answer.strip().splitlines()[-1]).lower()
-                              if answer.strip() else "")
+    """Token F1 of the boxed answer (else the last line) against the truth."""
+    predicted = _WORD.findall((last_boxed(answer) or _final_line(answer)).lower())
     gold = _WORD.findall(truth.lower())
     common = sum((Counter(predicted) & Counter(gold)).values())
     if not common:
