@@ -96,6 +96,8 @@ def run_area(area: str, quick: bool) -> AreaRun:
         traceback.print_exc()
         outcome.problem = f"failed: {type(exc).__name__}: {exc}"
     outcome.seconds = time.perf_counter() - start
+    print(json.dumps({"area": area, "seconds": round(outcome.seconds), **outcome.figures}),
+          flush=True)
     return outcome
 
 
