@@ -15,7 +15,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from reliability_support import run_cli
@@ -61,6 +61,7 @@ class GoodRows:
 
 
 DROP = object()
+Line = TypeVar("Line", bytes, str)
 
 
 def jsonl_line(row: Any) -> bytes:
@@ -90,7 +91,8 @@ def mutated(**changes: Any) -> Callable[[GoodRows], bytes]:
     return lambda good: jsonl_line(good(**changes))
 
 
-def raw(line: bytes) -> Callable[[GoodRows], bytes]:
+def raw(line: Line) -> Callable[[GoodRows], Line]:
+    """A fixed malformed line (JSONL bytes or CSV text), whatever the good rows are."""
     return lambda good: line
 
 
@@ -138,10 +140,6 @@ def csv_case(name: str, bad: Callable[[GoodRows], str], bad_last: bool = False,
                         encoding=encoding)(folder)
 
     return write
-
-
-def raw_csv(text: str) -> Callable[[GoodRows], str]:
-    return lambda good: text
 
 
 def csv_without_performance(folder: Path, good: GoodRows) -> Expectation:
@@ -210,7 +208,7 @@ MALFORMED: dict[str, Callable[[Path, GoodRows], Expectation]] = {
     "csv_performance_text": csv_case("csv_performance_text",
                                      lambda good: csv_row(good(performance="n/a"))),
     "csv_broken_quoting": csv_case(
-        "csv_broken_quoting", raw_csv('reliability,q0,"a quote never closed,model-a,text,1.0'),
+        "csv_broken_quoting", raw('reliability,q0,"a quote never closed,model-a,text,1.0'),
         bad_last=True),
     "csv_latin1": csv_case("csv_latin1", lambda good: csv_row(good(response="café au lait")),
                            encoding="latin-1"),
