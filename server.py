@@ -23,10 +23,12 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -199,6 +201,57 @@ class ThoughtTemplateServicer(pb2_grpc.ThoughtTemplateServiceServicer):
         return await self._guard.handle("GetIndexInfo", context, run)
 
 
+@dataclass(frozen=True)
+class MalformedRequest:
+    """Stands in for a request whose bytes are not a valid message of its type."""
+
+    reason: str
+
+
+def _parse_or_flag(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def deserialize(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except DecodeError as exc:
+            return MalformedRequest(str(exc))
+
+    return deserialize
+
+
+def _reject_malformed(
+    rpc: str, implementation: Callable[..., Awaitable[Any]], guard: RpcGuard
+) -> Callable[..., Awaitable[Any]]:
+    async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if not isinstance(request, MalformedRequest):
+            return await implementation(request, context)
+
+        async def reject() -> None:
+            raise InvalidRequestError(
+                f"{rpc} request is not a valid thoughtbank.v1 message: {request.reason}"
+            )
+
+        return await guard.handle(rpc, context, reject)
+
+    return handle
+
+
+def add_service(
+    server: grpc.aio.Server, servicer: ThoughtTemplateServicer, guard: RpcGuard
+) -> None:
+    """The generated registration, except that bytes that do not parse as the request message
+    get INVALID_ARGUMENT with the reason (grpc itself would answer UNKNOWN)."""
+    service = pb2.DESCRIPTOR.services_by_name["ThoughtTemplateService"]
+    handlers = {
+        method.name: grpc.unary_unary_rpc_method_handler(
+            _reject_malformed(method.name, getattr(servicer, method.name), guard),
+            request_deserializer=_parse_or_flag(getattr(pb2, method.input_type.name).FromString),
+            response_serializer=getattr(pb2, method.output_type.name).SerializeToString,
+        )
+        for method in service.methods
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+
+
 def _server_options(config: ServerConfig) -> list[tuple[str, int]]:
     return [
         ("grpc.max_receive_message_length", config.max_message_bytes),
@@ -291,7 +344,7 @@ async def serve(
                      on_failure=lambda _version, _exc: metrics.reloads.labels("failed").inc())
     guard = RpcGuard(metrics, _read_token(config.auth_token_file), config.max_concurrent_rpcs)
     servicer = ThoughtTemplateServicer(live, guard, config, metrics.batch_size.observe)
-    pb2_grpc.add_ThoughtTemplateServiceServicer_to_server(servicer, server)
+    add_service(server, servicer, guard)
     reflection.enable_server_reflection(
         (SERVICE_NAME, reflection.SERVICE_NAME, health.SERVICE_NAME), server
     )
