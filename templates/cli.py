@@ -16,6 +16,7 @@ from thoughtbank.templates.distill import Distiller, ExtractiveDistiller
 from thoughtbank.templates.job import LeakagePolicy, MiningOptions, mine_templates
 from thoughtbank.templates.leakage import DEFAULT_MAX_QUERY_SPAN_WORDS, LeakageGuard
 from thoughtbank.templates.merge import DEFAULT_MERGE_THRESHOLD, EmbedFunction
+from thoughtbank.templates.readers import DEFAULT_MAX_FIELD_BYTES
 from thoughtbank.templates.selection import SelectionRules, Strategy
 
 
@@ -79,6 +80,7 @@ def _options(args: argparse.Namespace) -> MiningOptions:
         resume=args.resume,
         column_map=args.columns,
         performance_scale=args.performance_scale,
+        max_field_bytes=args.max_field_bytes,
         rejects_path=args.rejects,
         progress=not args.no_progress,
     )
@@ -130,6 +132,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     mine.add_argument("--columns", type=column_map, help="map schema names to columns")
     mine.add_argument("--performance-scale", type=_positive_float, default=1.0,
                       help="top of the logs' performance scale (e.g. 100)")
+    mine.add_argument("--max-field-bytes", type=positive_int, default=DEFAULT_MAX_FIELD_BYTES,
+                      help="reject a row with a larger field (default: 1 MiB)")
     _add_selection_arguments(mine)
     _add_distiller_arguments(mine)
     mine.add_argument("--merge-threshold", type=_fraction, default=DEFAULT_MERGE_THRESHOLD,

@@ -32,7 +32,12 @@ from thoughtbank.templates.merge import (
     EmbedFunction,
     merge_near_duplicates,
 )
-from thoughtbank.templates.readers import RejectSink, check_log_paths, iter_log_records
+from thoughtbank.templates.readers import (
+    DEFAULT_MAX_FIELD_BYTES,
+    RejectSink,
+    check_log_paths,
+    iter_log_records,
+)
 from thoughtbank.templates.schema import LogRecord, SourceResponse, ThoughtTemplate, template_id
 from thoughtbank.templates.selection import (
     QueryGroup,
@@ -71,6 +76,7 @@ class MiningOptions:
     resume: bool = False
     column_map: dict[str, str] | None = None
     performance_scale: float = 1.0
+    max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES
     rejects_path: Path | None = None
     spool_dir: Path | None = None
     progress: bool = False
@@ -208,7 +214,8 @@ def _spool_logs(paths: list[Path], spool: GroupSpool, options: MiningOptions,
                 out_path: Path, summary: MiningSummary) -> None:
     rejects = RejectSink(options.rejects_path or out_path.with_name(out_path.name + ".rejects"))
     try:
-        records = iter_log_records(paths, rejects, options.column_map, options.performance_scale)
+        records = iter_log_records(paths, rejects, options.column_map, options.performance_scale,
+                                   options.max_field_bytes)
         spool.add_all(tqdm(records, desc="reading rows", unit=" rows", file=sys.stderr,
                            disable=not options.progress))
     finally:

@@ -26,6 +26,14 @@ class LogRecord:
     llm_judge: float | None = None
     ground_truth: str = ""
 
+    def to_json(self) -> str:
+        """The field values as a JSON array, in field order: the compact form the spool stores
+        and duplicate detection hashes (``dataclasses.astuple`` deep-copies: slow)."""
+        return json.dumps([getattr(self, name) for name in _LOG_RECORD_FIELDS])
+
+
+_LOG_RECORD_FIELDS = tuple(f.name for f in fields(LogRecord))
+
 
 @dataclass(frozen=True, slots=True)
 class SourceResponse:

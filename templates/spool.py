@@ -13,7 +13,6 @@ import json
 import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import fields
 from itertools import groupby, islice
 from pathlib import Path
 from types import TracebackType
@@ -22,12 +21,6 @@ from thoughtbank.templates.schema import LogRecord
 from thoughtbank.templates.selection import QueryGroup, normalize_query
 
 INSERT_BATCH_ROWS = 5000
-_RECORD_FIELDS = tuple(f.name for f in fields(LogRecord))
-
-
-def _encode(record: LogRecord) -> str:
-    """The record's field values as a JSON array (``dataclasses.astuple`` deep-copies: slow)."""
-    return json.dumps([getattr(record, name) for name in _RECORD_FIELDS])
 
 
 class GroupSpool:
@@ -49,7 +42,7 @@ class GroupSpool:
         while batch := list(islice(iterator, INSERT_BATCH_ROWS)):
             self._db.executemany(
                 "INSERT INTO rows (task, query, query_id, record) VALUES (?, ?, ?, ?)",
-                [(r.task_name, normalize_query(r.query), r.query_id, _encode(r))
+                [(r.task_name, normalize_query(r.query), r.query_id, r.to_json())
                  for r in batch],
             )
             self.rows += len(batch)
