@@ -32,7 +32,7 @@ demo: install
 
 test: install-dev
 	$(PY) -m ruff check .
-	$(PY) -m pytest -m "slow or not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "slow or not slow" --durations=15 $(PYTEST_ARGS)
 
 test-fast: install-dev
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
