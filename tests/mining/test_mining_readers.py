@@ -180,3 +180,35 @@ def test_missing_or_unsupported_files_fail_before_any_work(tmp_path: Path) -> No
         handle.write(b"x")
     with pytest.raises(ValueError, match="unsupported log format"):
         check_log_paths([tmp_path / "log.parquet.gz"])
+
+
+def test_field_over_a_custom_size_limit_is_rejected(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "log.jsonl", [row(response="x" * 200), row(llm="model-b")])
+    records, rejects = read([path], tmp_path, max_field_bytes=100)
+    assert [r.llm for r in records] == ["model-b"]
+    assert rejects == [{"file": str(path), "line": 1,
+                        "reason": "response is 200 bytes, over the 100-byte limit"}]
+
+
+def test_duplicate_row_in_a_second_file_is_rejected(tmp_path: Path) -> None:
+    first = write_jsonl(tmp_path / "a.jsonl", [row()])
+    second = write_jsonl(tmp_path / "b.jsonl", [row(llm="model-b"), row()])
+    records, rejects = read([first, second], tmp_path)
+    assert [r.llm for r in records] == ["model-a", "model-b"]
+    assert [(r["file"], r["line"]) for r in rejects] == [(str(second), 2)]
+    assert "duplicate" in rejects[0]["reason"]
+
+
+def test_bad_utf8_inside_a_multiline_csv_record_costs_only_that_record(tmp_path: Path) -> None:
+    path = fusionbench_csv(tmp_path / "log.csv", [row()])
+    bad_record_line = path.read_bytes().count(b"\n") + 1
+    good_after = row(llm="model-c")
+    with path.open("ab") as handle:
+        handle.write(b'gsm8k,q1,,,"Tom has 3 apples.",,7,em,model-b,,,,,1.0,,'
+                     b'"line one\nline \xff two\n#### 7",\n')
+    fusionbench_csv(tmp_path / "tail.csv", [good_after])
+    with path.open("ab") as handle:
+        handle.write((tmp_path / "tail.csv").read_bytes().split(b"\n", 1)[1])
+    records, rejects = read([path], tmp_path)
+    assert [r.llm for r in records] == ["model-a", "model-c"]
+    assert [(r["line"], "UTF-8" in r["reason"]) for r in rejects] == [(bad_record_line, True)]
