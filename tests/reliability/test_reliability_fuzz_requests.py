@@ -144,8 +144,8 @@ def test_fuzzed_requests_get_only_ok_invalid_argument_or_not_found(server: Serve
 
         send()
     assert sum(codes.values()) >= MIN_REQUESTS
+    assert health_status(server.address) == SERVING
+    assert health_status(server.address, SERVICE_NAME) == SERVING
     kinds = Counter(f"{method} {code}: {details[:70]}" for method, _, code, details in unexpected)
     assert not unexpected, f"{len(unexpected)} unexpected answers of {codes}: {dict(kinds)}"
     assert codes["OK"] and codes["INVALID_ARGUMENT"]
-    assert health_status(server.address) == SERVING
-    assert health_status(server.address, SERVICE_NAME) == SERVING
