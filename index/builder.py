@@ -39,6 +39,8 @@ from thoughtbank.templates.selection import normalize_query
 log = logging.getLogger("thoughtbank.index")
 
 EMBED_FIELDS = ("query", "query+template")
+# Bounds the task classifier's training cost: above this many templates a per-task sample.
+MAX_CLASSIFIER_EXAMPLES = 20_000
 
 
 @dataclass(frozen=True)
@@ -164,14 +166,31 @@ def _commit(index_dir: Path, draft: VersionDraft, device: str, show_progress: bo
     return manifest
 
 
+def classifier_training_rows(tasks: Sequence[str], limit: int = MAX_CLASSIFIER_EXAMPLES
+                             ) -> np.ndarray:
+    """Rows to train the task classifier on: all of them up to ``limit``, else the same
+    seeded sample of at most ``limit / tasks`` rows of each task, so large indexes build in
+    bounded time and memory and rare tasks keep all their examples."""
+    if len(tasks) <= limit:
+        return np.arange(len(tasks))
+    labels = np.asarray(tasks)
+    per_task = -(-limit // len(set(tasks)))
+    rng = np.random.default_rng(0)
+    chosen = [rng.permutation(np.flatnonzero(labels == task))[:per_task]
+              for task in sorted(set(tasks))]
+    return np.sort(np.concatenate(chosen))
+
+
 def _train_task_classifier(draft: VersionDraft) -> TaskClassifier | None:
     """Learn each template's task from its source query, for requests that name no task;
     an index of a single task has nothing to infer."""
     tasks = [t.task for t in draft.templates]
     if len(set(tasks)) < 2:
         return None
-    log.info("training the task classifier on %d templates", len(tasks))
-    return TaskClassifier.fit([t.source_query for t in draft.templates], draft.vectors, tasks)
+    rows = classifier_training_rows(tasks)
+    log.info("training the task classifier on %d of %d templates", len(rows), len(tasks))
+    return TaskClassifier.fit([draft.templates[i].source_query for i in rows],
+                              draft.vectors[rows], [tasks[i] for i in rows])
 
 
 def _live_version_or_none(index_dir: Path) -> str:
