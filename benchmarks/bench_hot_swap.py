@@ -15,16 +15,14 @@ Usage: ``python -m benchmarks.bench_hot_swap [--quick]``
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks.bench_serving import build_synthetic_index
-from benchmarks.common import ClosedLoopLoad, percentile_ms, ratio, timed
+from benchmarks.common import ClosedLoopLoad, percentile_ms, ratio, run_cli, timed
 from thoughtbank.index import Embedder, current_version
 from thoughtbank.server import ServerProcess
 
@@ -90,12 +88,5 @@ def report(figures: dict[str, float]) -> None:
           f"{figures['p99_ms_during_run']:.0f} ms")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="10k templates instead of 100k")
-    report(run(parser.parse_args(argv).quick))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(__doc__, run, report))

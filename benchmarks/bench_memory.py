@@ -11,17 +11,15 @@ Usage: ``python -m benchmarks.bench_memory [--quick]``
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
 from benchmarks.bench_serving import build_synthetic_index
-from benchmarks.common import LOAD_QUERIES, ratio
+from benchmarks.common import LOAD_QUERIES, ratio, run_cli
 from thoughtbank.index import Embedder, load_index
 from thoughtbank.retriever import ThoughtbankClient
 from thoughtbank.server import ServerProcess
@@ -99,12 +97,5 @@ def report(figures: dict[str, float]) -> None:
           f"(RSS with {SMALL_INDEX} templates: {figures['small_index_rss_mib']:.0f} MiB)")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="10k templates instead of 100k")
-    report(run(parser.parse_args(argv).quick))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(__doc__, run, report))

@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from benchmarks.common import LOAD_QUERIES, percentile_ms
 from thoughtbank.index import Embedder, LoadedIndex, build_index, load_index
 from thoughtbank.retriever.engine import WARM_UP_BATCH_SIZES
 from thoughtbank.templates import ThoughtTemplate
@@ -40,12 +41,7 @@ from thoughtbank.templates.schema import template_id
 T = TypeVar("T")
 CONCURRENCY = (1, 8, 32)
 SEED_QUESTIONS = (
-    "Leo buys 5 crates of pears with 18 pears in each crate and gives away 7. How many are left?",
-    "What is the acceleration of a 3 kg mass pushed by a 12 N force?",
-    "Where would you store ice cream to keep it frozen?",
-    "Write a Python function to count the words in a sentence.",
-    "A train travels 120 km in 1.5 hours. What is its average speed?",
-    "Which gas do plants absorb from the air during photosynthesis?",
+    *LOAD_QUERIES,
     "Solve for x: 3x + 7 = 22.",
     "Which of these is a mammal: shark, dolphin, trout or eel?",
 )
@@ -204,8 +200,7 @@ async def _closed_loop(address: str, clients: int, seconds: float) -> dict[str, 
         await asyncio.gather(*(client(i) for i in range(clients)))
         elapsed = time.perf_counter() - start
     return {"rps": _rate(len(latencies), elapsed), "failures": failures,
-            "p50_ms": float(np.percentile(latencies, 50) * 1000),
-            "p99_ms": float(np.percentile(latencies, 99) * 1000)}
+            "p50_ms": percentile_ms(latencies, 50), "p99_ms": percentile_ms(latencies, 99)}
 
 
 def served(address: str, clients: int, seconds: float) -> dict[str, float]:

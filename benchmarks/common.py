@@ -7,6 +7,7 @@ figures must come from the same client behaviour to be comparable.
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import threading
@@ -167,3 +168,15 @@ class ClosedLoopLoad:
         """(ok, failed) so far, while the load runs."""
         with self._lock:
             return self.report.ok, self.report.failed
+
+
+def run_cli(
+    doc: str, run: Callable[[bool], dict[str, float]], report: Callable[[dict[str, float]], None],
+    argv: Sequence[str] | None = None,
+) -> int:
+    """``python -m benchmarks.bench_<area> [--quick]`` for an area whose quick run is 10k
+    templates: run it and print its report."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="10k templates instead of 100k")
+    report(run(parser.parse_args(argv).quick))
+    return 0
