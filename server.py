@@ -32,8 +32,9 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from thoughtbank.index import default_threads, use_threads
 from thoughtbank.protos import SERVICE_NAME, convert, pb2, pb2_grpc
-from thoughtbank.retriever.batching import MicroBatcher
+from thoughtbank.retriever.batching import CoreShare, MicroBatcher
 from thoughtbank.retriever.engine import TemplateRetriever, all_or_first_error
 from thoughtbank.retriever.errors import (
     AuthenticationError,
@@ -126,8 +127,10 @@ class ThoughtTemplateServicer(pb2_grpc.ThoughtTemplateServiceServicer):
         self._live = live
         self._guard = guard
         self._max_batch_queries = config.max_batch_queries
+        self._cores = CoreShare(default_threads())
         self.batcher: MicroBatcher[RetrievalQuery, Outcome] = MicroBatcher(
-            self._retrieve_each, config.max_batch_size, config.batch_wait_ms / 1000, on_batch
+            self._retrieve_each, config.max_batch_size, config.batch_wait_ms / 1000, on_batch,
+            workers=config.batch_workers,
         )
 
     def _retriever(self) -> TemplateRetriever:
@@ -137,8 +140,11 @@ class ThoughtTemplateServicer(pb2_grpc.ThoughtTemplateServiceServicer):
         return retriever
 
     def _retrieve_each(self, queries: Sequence[RetrievalQuery]) -> list[Outcome]:
-        """One batch, on the retriever live when the batch starts (a swap waits for the next)."""
-        return self._retriever().retrieve_each(queries)
+        """One batch, on the retriever live when the batch starts (a swap waits for the next),
+        with this batch's share of the cores."""
+        with self._cores.claim() as threads:
+            use_threads(threads)
+            return self._retriever().retrieve_each(queries)
 
     async def _retrieve(
         self, queries: Sequence[RetrievalQuery], context: grpc.aio.ServicerContext
@@ -147,7 +153,10 @@ class ThoughtTemplateServicer(pb2_grpc.ThoughtTemplateServiceServicer):
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:
             raise DeadlineExceededError("the deadline passed before the request was queued")
-        outcomes = await asyncio.gather(*(self.batcher.submit(q) for q in queries))
+        if len(queries) == 1:  # the common case, without gather's task per query
+            outcomes = [await self.batcher.submit(queries[0])]
+        else:
+            outcomes = await asyncio.gather(*(self.batcher.submit(q) for q in queries))
         return all_or_first_error(outcomes)
 
     async def Retrieve(self, request, context):

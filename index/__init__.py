@@ -24,12 +24,15 @@ from thoughtbank.index.builder import (
     remove_templates,
 )
 from thoughtbank.index.embedder import BUNDLED_MODEL, Embedder, EmbedderError
+from thoughtbank.index.faiss_backend import IdFilter
+from thoughtbank.index.threads import default_threads, use_threads
 
 __all__ = [
     "BUNDLED_MODEL",
     "Embedder",
     "EmbedderError",
     "EmbedderMismatchError",
+    "IdFilter",
     "IndexArtifactError",
     "IndexManifest",
     "IndexSettings",
@@ -39,12 +42,14 @@ __all__ = [
     "add_templates",
     "build_index",
     "current_version",
+    "default_threads",
     "list_versions",
     "load_index",
     "prune",
     "remove_templates",
     "rollback",
     "template_int_id",
+    "use_threads",
     "verify_embedder",
     "verify_version",
     "version_dir",

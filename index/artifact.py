@@ -33,7 +33,12 @@ from typing import Any
 import numpy as np
 
 from thoughtbank.index.embedder import Embedder
-from thoughtbank.index.faiss_backend import IndexSpec, import_faiss, search_parameters
+from thoughtbank.index.faiss_backend import (
+    IdFilter,
+    IndexSpec,
+    import_faiss,
+    search_parameters,
+)
 from thoughtbank.index.task_classifier import (
     CLASSIFIER_ARRAYS_FILE,
     TaskClassifier,
@@ -321,16 +326,19 @@ class LoadedIndex:
         self,
         vectors: np.ndarray,
         k: int,
-        allowed_ids: np.ndarray | None = None,
+        allowed_ids: np.ndarray | IdFilter | None = None,
         ef_search: int | None = None,
         nprobe: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(scores, int ids) of shape (len(vectors), k); missing slots have id -1.
 
-        ``allowed_ids`` restricts the search to those template ids (a FAISS ID selector);
-        ``ef_search``/``nprobe`` apply to this call only, so concurrent searches do not race.
+        ``allowed_ids`` restricts the search to those template ids (pass an ``IdFilter`` when
+        the same ids are searched often); ``ef_search``/``nprobe`` apply to this call only, so
+        concurrent searches do not race.
         """
         k = max(1, min(k, self.faiss_index.ntotal))
+        if isinstance(allowed_ids, np.ndarray):
+            allowed_ids = IdFilter(allowed_ids)
         params = search_parameters(self.manifest.spec, k, allowed_ids, ef_search, nprobe)
         return self.faiss_index.search(vectors, k, params=params)
 

@@ -64,6 +64,7 @@ class _NgramFeatures:
             analyzer=analyzer, ngram_range=ngram_range, n_features=1 << bits,
             alternate_sign=False, norm=None, lowercase=analyzer == "word",
             token_pattern=_WORD_PATTERN if analyzer == "word" else None,
+            dtype=np.float32,  # as the coefficients: a float64 product would copy them per call
         )
 
     def counts(self, texts: Sequence[str]) -> sparse.csr_matrix:
@@ -79,7 +80,10 @@ class _NgramFeatures:
 
     @staticmethod
     def weigh(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
-        return normalize(counts @ sparse.diags(idf), copy=False)
+        """Scale each count by its column's idf in place (a diagonal product costs O(columns)
+        per call, more than the few n-grams of a query), then L2-normalize the rows."""
+        counts.data *= idf[counts.indices]
+        return normalize(counts, copy=False)
 
 
 class TaskClassifier:
@@ -101,6 +105,7 @@ class TaskClassifier:
         self.intercept = intercept
         self.classes = tuple(classes)
         self._features = _feature_kinds(config)
+        self._coef_blocks = _coefficient_blocks(coef, self._features, config)
 
     @classmethod
     def fit(
@@ -120,14 +125,20 @@ class TaskClassifier:
         return cls(config, idf, model.coef_.astype(np.float32),
                    model.intercept_.astype(np.float32), [str(c) for c in model.classes_])
 
-    def features(self, texts: Sequence[str], embeddings: np.ndarray) -> sparse.csr_matrix:
-        counts = {kind: f.counts(texts) for kind, f in self._features.items()}
-        return _stack(counts, self.idf, embeddings, self.config)
+    def margins(self, texts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
+        """Decision values, (len(texts), classes): each feature block times its coefficients,
+        summed, which equals the stacked product of training without building the stack."""
+        total = self.config.embedding_weight * np.asarray(embeddings, dtype=np.float32) @ (
+            self._coef_blocks["embedding"]
+        )
+        for kind, feature in self._features.items():
+            weighted = _NgramFeatures.weigh(feature.counts(texts), self.idf[kind])
+            total += np.asarray(weighted @ self._coef_blocks[kind])
+        return total + self.intercept
 
     def predict(self, texts: Sequence[str], embeddings: np.ndarray) -> TaskPrediction:
         """Best task of each query with softmax confidences over the scaled margins."""
-        margins = np.asarray(self.features(texts, embeddings) @ self.coef.T) + self.intercept
-        logits = self.config.confidence_scale * margins
+        logits = self.config.confidence_scale * self.margins(texts, embeddings)
         logits -= logits.max(axis=1, keepdims=True)
         probabilities = np.exp(logits)
         probabilities /= probabilities.sum(axis=1, keepdims=True)
@@ -175,6 +186,20 @@ def _feature_kinds(config: FeatureConfig) -> dict[str, _NgramFeatures]:
         "char": _NgramFeatures("char", config.char_ngrams, config.hash_bits),
         "word": _NgramFeatures("word", config.word_ngrams, config.hash_bits),
     }
+
+
+def _coefficient_blocks(
+    coef: np.ndarray, features: dict[str, _NgramFeatures], config: FeatureConfig
+) -> dict[str, np.ndarray]:
+    """``coef`` split by feature block, transposed to (block columns, classes), in the column
+    order of ``_stack``: each n-gram kind, then the embedding."""
+    blocks, start = {}, 0
+    for kind in features:
+        end = start + (1 << config.hash_bits)
+        blocks[kind] = np.ascontiguousarray(coef[:, start:end].T)
+        start = end
+    blocks["embedding"] = np.ascontiguousarray(coef[:, start:].T)
+    return blocks
 
 
 def _stack(

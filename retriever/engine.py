@@ -20,6 +20,7 @@ from langchain_core.prompts import PromptTemplate
 
 from thoughtbank.index import (
     Embedder,
+    IdFilter,
     LoadedIndex,
     load_index,
     template_int_id,
@@ -55,6 +56,8 @@ WARM_UP_BATCH_SIZES = (1, 1, 1, 2, 4, 8, 16, 32)
 # MMR re-ranks a pool this many times k (at least MIN_MMR_POOL) so diverse hits can surface.
 MMR_POOL_FACTOR = 4
 MIN_MMR_POOL = 20
+# A request routed to a task looks for its hits among this many nearest templates of any task.
+SCOPED_FETCH = 32
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,10 @@ class TemplateRetriever:
             for int_id, template in index.templates.items()
         }
         self._by_id = {t.id: t for t in self._templates.values()}
-        self._task_ids = self._group_ids(self._templates, lambda t: t.task)
+        self._task_filters = {
+            task: IdFilter(ids)
+            for task, ids in self._group_ids(self._templates, lambda t: t.task).items()
+        }
         self._query_ids = self._group_ids(
             index.templates, lambda t: normalize_query(t.source_query)
         )
@@ -189,9 +195,10 @@ class TemplateRetriever:
             raise InvalidRequestError(f"k must be between 1 and {MAX_K}, got {request.k}")
         if request.task_strict and not request.task:
             raise InvalidRequestError("task_strict needs a task")
-        if request.task_strict and request.task not in self._task_ids:
+        if request.task_strict and request.task not in self._task_filters:
             raise InvalidRequestError(
-                f"unknown task {request.task!r}; the index has: {', '.join(sorted(self._task_ids))}"
+                f"unknown task {request.task!r}; the index has: "
+                f"{', '.join(sorted(self._task_filters))}"
             )
         if not 0.0 <= request.diversity <= 1.0:
             raise InvalidRequestError(
@@ -267,7 +274,7 @@ class TemplateRetriever:
     def _scope(self, request: RetrievalQuery, guess: TaskGuess) -> str:
         """The task searched first: the named one, else a confident guess, else all tasks."""
         task = request.task or route_task(guess.task, guess.confidence, self.hybrid)
-        return task if task in self._task_ids else ""
+        return task if task in self._task_filters else ""
 
     def _pool_size(self, request: RetrievalQuery, excluded: set[int]) -> int:
         wanted = request.k
@@ -281,7 +288,7 @@ class TemplateRetriever:
     ) -> None:
         """Append other tasks' candidates after the preferred task's for ``positions``."""
         subset = [requests[i] for i in positions]
-        extra = self._batched_search(
+        extra = self._search(
             subset, vectors[positions], [""] * len(positions),
             [pools[i] + len(candidates[i]) for i in positions],
         )
@@ -293,6 +300,33 @@ class TemplateRetriever:
         self, requests: Sequence[RetrievalQuery], vectors: np.ndarray, scopes: list[str],
         pools: list[int],
     ) -> list[list[Candidate]]:
+        """Up to ``pools[i]`` nearest templates of request i's scope (any task when unscoped).
+
+        A scoped request first takes its task's share of the ``SCOPED_FETCH`` nearest templates
+        of any task, which costs what its top-k would (FAISS's work depends on ef_search, nprobe
+        or the index size, not on k). Only when that share is short does it search again with
+        the task's ID filter, which on HNSW costs twice an unfiltered search.
+        """
+        fetch = [max(pool, SCOPED_FETCH) if scope else pool
+                 for scope, pool in zip(scopes, pools, strict=True)]
+        nearest = self._search(requests, vectors, [""] * len(requests), fetch)
+        found: list[list[Candidate]] = []
+        for scope, pool, candidates in zip(scopes, pools, nearest, strict=True):
+            if scope:
+                candidates = [c for c in candidates if self._templates[c.int_id].task == scope]
+            found.append(candidates[:pool])
+        short = [i for i, scope in enumerate(scopes) if scope and len(found[i]) < pools[i]]
+        if short:
+            filtered = self._search([requests[i] for i in short], vectors[short],
+                                    [scopes[i] for i in short], [pools[i] for i in short])
+            for i, candidates in zip(short, filtered, strict=True):
+                found[i] = candidates
+        return found
+
+    def _search(
+        self, requests: Sequence[RetrievalQuery], vectors: np.ndarray, scopes: list[str],
+        pools: list[int],
+    ) -> list[list[Candidate]]:
         """Candidates per request, searching each group of compatible requests in one call."""
         groups: dict[_SearchKey, list[int]] = defaultdict(list)
         for i, request in enumerate(requests):
@@ -301,7 +335,7 @@ class TemplateRetriever:
         for key, members in groups.items():
             scores, ids = self.index.search(
                 vectors[members], max(pools[i] for i in members),
-                allowed_ids=self._task_ids[key.task] if key.task else None,
+                allowed_ids=self._task_filters[key.task] if key.task else None,
                 ef_search=key.ef_search, nprobe=key.nprobe,
             )
             for row, i in enumerate(members):

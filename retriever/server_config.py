@@ -73,10 +73,13 @@ class ServerConfig:
         default=256, metadata=_doc("RPCs beyond this many in flight: RESOURCE_EXHAUSTED")
     )
     max_batch_size: int = field(
-        default=32, metadata=_doc("most queries embedded in one micro-batch")
+        default=16, metadata=_doc("most queries embedded in one micro-batch")
     )
     batch_wait_ms: float = field(
-        default=2.0, metadata=_doc("how long a micro-batch waits for more queries")
+        default=5.0, metadata=_doc("how long a micro-batch waits for the callers it expects")
+    )
+    batch_workers: int = field(
+        default=2, metadata=_doc("micro-batches computed at once, sharing the cores")
     )
     max_batch_queries: int = field(
         default=1_000, metadata=_doc("most requests in one RetrieveBatch call")
@@ -112,6 +115,7 @@ def _problems(config: ServerConfig) -> typing.Iterator[str]:
         "max_template_chars",
         "max_concurrent_rpcs",
         "max_batch_size",
+        "batch_workers",
         "max_batch_queries",
         "max_message_bytes",
     ):

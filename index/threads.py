@@ -1,0 +1,29 @@
+"""How many threads torch and FAISS use for calls made from the calling thread.
+
+Both keep their OpenMP thread count per calling thread, so a server running several batches
+at once can give each batch its share of the cores instead of letting every batch start a
+thread per core (measured on 2 cores: two batches of 16 on one thread each embed 234 texts/s,
+one batch on two threads 218/s).
+"""
+
+from __future__ import annotations
+
+from thoughtbank.index.faiss_backend import import_faiss
+
+
+def default_threads() -> int:
+    """The threads torch uses when nobody sets them: one per physical core."""
+    import torch
+
+    return torch.get_num_threads()
+
+
+def use_threads(count: int) -> None:
+    """Make torch and FAISS calls from this thread use ``count`` threads."""
+    import torch
+
+    # torch sets a thread's count from the process-wide value on first use; trigger that first
+    # so it cannot later override the count set here.
+    torch.get_num_threads()
+    torch.set_num_threads(count)
+    import_faiss().omp_set_num_threads(count)
