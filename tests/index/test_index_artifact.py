@@ -13,6 +13,7 @@ import pytest
 from thoughtbank.index import (
     Embedder,
     EmbedderMismatchError,
+    IdFilter,
     IndexArtifactError,
     IndexSettings,
     add_templates,
@@ -256,3 +257,16 @@ def test_approximate_types_search_with_per_call_parameters(
     found = [i for i in ids[0] if i >= 0]
     assert found[0] == gsm8k[0] and set(found) <= set(gsm8k)
     assert list(scores[0][: len(found)]) == sorted(scores[0][: len(found)], reverse=True)
+
+
+def test_a_shared_id_filter_searches_as_the_ids_it_holds(tmp_path: Path, templates, embedder):
+    build_index(templates, tmp_path, embedder)
+    loaded = load_index(tmp_path)
+    gsm8k = np.array([i for i, t in loaded.templates.items() if t.task == "gsm8k"])
+    query = loaded.embeddings_of([int(gsm8k[0])])
+    shared = IdFilter(gsm8k)
+    by_filter = [loaded.search(query, k=4, allowed_ids=shared) for _ in range(2)]
+    by_array = loaded.search(query, k=4, allowed_ids=gsm8k)
+    for scores, ids in by_filter:  # reusable: the second search gives the same answer
+        assert ids.tolist() == by_array[1].tolist() and set(ids[0]) <= set(gsm8k)
+        np.testing.assert_allclose(scores, by_array[0])

@@ -48,6 +48,23 @@ def test_task_filter_prefers_or_restricts(retriever: TemplateRetriever) -> None:
     assert _ids(unknown) == _ids(retriever.retrieve(RetrievalQuery(PEARS, k=3)))
 
 
+@pytest.mark.parametrize(
+    "query", [PEARS, "Where do fish live?", "Write a function to sort a list."]
+)
+def test_a_routed_request_gets_its_tasks_nearest_templates(
+    retriever: TemplateRetriever, query: str
+) -> None:
+    """Whether the task's hits are among the nearest of all tasks (no second search) or not
+    (a filtered search), they are the task's exact nearest templates on a flat index."""
+    vector = retriever.embedder.encode([query])
+    for task in retriever.info().task_counts:
+        task_ids = np.array([i for i, t in retriever.index.templates.items() if t.task == task])
+        _, expected = retriever.index.search(vector, 5, allowed_ids=task_ids)
+        routed = retriever.retrieve(RetrievalQuery(query, k=5, task=task, task_strict=True))
+        expected_ids = [retriever.index.templates[int(i)].id for i in expected[0] if i >= 0]
+        assert _ids(routed) == expected_ids
+
+
 def test_min_score_drops_weak_hits_and_may_leave_none(retriever: TemplateRetriever) -> None:
     plain = retriever.retrieve(RetrievalQuery(PEARS, k=5))
     threshold = plain.hits[1].score
