@@ -44,6 +44,7 @@ from thoughtbank.index.task_classifier import (
     TaskClassifier,
     TaskClassifierError,
 )
+from thoughtbank.index.threads import set_faiss_threads
 from thoughtbank.templates import ThoughtTemplate, read_templates, write_templates
 
 FORMAT_VERSION = 2
@@ -340,6 +341,7 @@ class LoadedIndex:
         if isinstance(allowed_ids, np.ndarray):
             allowed_ids = IdFilter(allowed_ids)
         params = search_parameters(self.manifest.spec, k, allowed_ids, ef_search, nprobe)
+        set_faiss_threads(len(vectors))
         return self.faiss_index.search(vectors, k, params=params)
 
 

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import HashingVectorizer
-from sklearn.preprocessing import normalize
 from sklearn.svm import LinearSVC
 
 CLASSIFIER_ARRAYS_FILE = "task_classifier.npz"
@@ -80,10 +79,19 @@ class _NgramFeatures:
 
     @staticmethod
     def weigh(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
-        """Scale each count by its column's idf in place (a diagonal product costs O(columns)
-        per call, more than the few n-grams of a query), then L2-normalize the rows."""
+        """Scale each count by its column's idf, then L2-normalize the rows, in place.
+
+        Written on the arrays because this runs on every request: a diagonal product costs
+        O(columns), more than a query's few n-grams, and scikit-learn's ``normalize`` spends
+        more on validating its arguments than on normalizing one row.
+        """
         counts.data *= idf[counts.indices]
-        return normalize(counts, copy=False)
+        row_of_value = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
+        norms = np.sqrt(np.bincount(row_of_value, weights=counts.data**2,
+                                    minlength=counts.shape[0]))
+        norms[norms == 0] = 1.0
+        counts.data /= norms[row_of_value].astype(counts.data.dtype)
+        return counts
 
 
 class TaskClassifier:

@@ -7,11 +7,10 @@ import threading
 import torch
 
 from thoughtbank.index import default_threads, use_threads
-from thoughtbank.index.faiss_backend import import_faiss
+from thoughtbank.index.threads import faiss_search_threads
 
 
 def test_use_threads_applies_to_the_calling_thread_only() -> None:
-    faiss = import_faiss()
     seen: dict[str, tuple[int, int]] = {}
     first_set = threading.Event()
     second_set = threading.Event()
@@ -20,7 +19,7 @@ def test_use_threads_applies_to_the_calling_thread_only() -> None:
         use_threads(count)
         mine.set()
         other.wait(5)  # the other thread has set its own count by now
-        seen[name] = (torch.get_num_threads(), faiss.omp_get_max_threads())
+        seen[name] = (torch.get_num_threads(), faiss_search_threads(queries=64))
 
     threads = [
         threading.Thread(target=worker, args=("one", 1, first_set, second_set)),
@@ -31,4 +30,8 @@ def test_use_threads_applies_to_the_calling_thread_only() -> None:
     for thread in threads:
         thread.join(10)
     assert seen == {"one": (1, 1), "two": (2, 2)}
-    assert default_threads() >= 1
+
+
+def test_a_search_never_gets_more_threads_than_queries() -> None:
+    assert faiss_search_threads(queries=1) == 1
+    assert faiss_search_threads(queries=10_000) == default_threads()
