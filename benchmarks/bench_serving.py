@@ -7,6 +7,10 @@ Each served figure is printed beside, measured in the same run:
 * LangChain's ``SemanticSimilarityExampleSelector`` over a LangChain FAISS vectorstore of the
   same vectors, in-process, one query at a time (the peer a user would otherwise pick).
 
+Each level runs in ``ROUNDS`` alternating rounds (ceiling, served, ceiling, served, ...) and
+pools them, so a drift of the machine's speed during the run (a shared VM's is several percent
+over a minute) lands on both terms of a ratio instead of on one.
+
 The index is synthetic but of realistic size (10k templates with ``--quick``, else 100k): the
 template vectors are the bundled model's embeddings of a few real questions plus noise, so
 building it costs seconds instead of embedding 100k texts, while queries are embedded for real.
@@ -40,6 +44,7 @@ from thoughtbank.templates.schema import template_id
 
 T = TypeVar("T")
 CONCURRENCY = (1, 8, 32)
+ROUNDS = 3
 SEED_QUESTIONS = (
     *LOAD_QUERIES,
     "Solve for x: 3x + 7 = 22.",
@@ -121,8 +126,8 @@ def warm_up(embedder: Embedder) -> None:
 
 def in_process_ceiling(
     index: LoadedIndex, embedder: Embedder, batch: int, seconds: float
-) -> dict[str, float]:
-    """Requests/s of encode(batch)+search(batch), and (at batch 1) one call's p50 in ms."""
+) -> list[float]:
+    """Durations of encode(batch)+search(batch) calls over ``seconds``."""
     queries = load_queries(4096)
     warm_up(embedder)
     durations, done, start = [], 0, time.perf_counter()
@@ -132,10 +137,7 @@ def in_process_ceiling(
         index.search(embedder.encode(chunk), K)
         durations.append(time.perf_counter() - began)
         done += batch
-    figures = {f"ceiling_rps_{batch}": _rate(done, sum(durations))}
-    if batch == 1:
-        figures["ceiling_p50_ms_1"] = float(np.median(durations) * 1000)
-    return figures
+    return durations
 
 
 def langchain_peer(texts: list[str], index_dir: Path, seconds: float) -> dict[str, float]:
@@ -199,30 +201,54 @@ async def _closed_loop(address: str, clients: int, seconds: float) -> dict[str, 
         start = time.perf_counter()
         await asyncio.gather(*(client(i) for i in range(clients)))
         elapsed = time.perf_counter() - start
-    return {"rps": _rate(len(latencies), elapsed), "failures": failures,
-            "p50_ms": percentile_ms(latencies, 50), "p99_ms": percentile_ms(latencies, 99)}
+    return {"elapsed": elapsed, "failures": failures, "latencies": latencies}
 
 
-def served(address: str, clients: int, seconds: float) -> dict[str, float]:
-    """Served figures at ``clients``, from a load process separate from the server."""
+def served(address: str, clients: int, seconds: float) -> dict[str, Any]:
+    """One round at ``clients`` from a load process separate from the server: elapsed seconds,
+    failures and each answered request's latency."""
     run = subprocess.run(
         [sys.executable, "-m", "benchmarks.bench_serving", "--load", address, str(clients),
          str(seconds)],
         capture_output=True, text=True, check=True, timeout=seconds * 4 + 120,
     )
-    return {f"served_{name}_{clients}": value for name, value in json.loads(run.stdout).items()}
+    return json.loads(run.stdout)
+
+
+def measure_level(
+    address: str, index: LoadedIndex, embedder: Embedder, clients: int, seconds: float
+) -> dict[str, float]:
+    """Ceiling and served figures at ``clients`` from ``ROUNDS`` alternating rounds, pooled."""
+    ceiling: list[float] = []
+    latencies: list[float] = []
+    elapsed = failures = 0.0
+    for _ in range(ROUNDS):
+        ceiling += in_worker_thread(in_process_ceiling, index, embedder, clients, seconds / ROUNDS)
+        round_ = served(address, clients, seconds / ROUNDS)
+        latencies += round_["latencies"]
+        elapsed += round_["elapsed"]
+        failures += round_["failures"]
+    figures = {
+        f"ceiling_rps_{clients}": _rate(clients * len(ceiling), sum(ceiling)),
+        f"served_rps_{clients}": _rate(len(latencies), elapsed),
+        f"served_failures_{clients}": failures,
+        f"served_p50_ms_{clients}": percentile_ms(latencies, 50),
+        f"served_p99_ms_{clients}": percentile_ms(latencies, 99),
+    }
+    if clients == 1:
+        figures["ceiling_p50_ms_1"] = percentile_ms(ceiling, 50)
+    return figures
 
 
 def measure(index_dir: Path, embedder: Embedder, seconds: float) -> dict[str, float]:
-    """Each served level right after its ceiling, so both see the same machine load."""
+    """Every level against one server, each served round right after a ceiling round."""
     from thoughtbank.server import ServerProcess
 
     index = load_index(index_dir)
     figures = {}
     with ServerProcess(index_dir, extra_args=("--log-level", "WARNING")) as server:
         for clients in CONCURRENCY:
-            figures.update(in_worker_thread(in_process_ceiling, index, embedder, clients, seconds))
-            figures.update(served(server.address, clients, seconds))
+            figures.update(measure_level(server.address, index, embedder, clients, seconds))
     return figures
 
 
