@@ -11,9 +11,9 @@ again, and a batch waits for them, at most ``max_wait_s``; when the wait runs ou
 stragglers are no longer expected. A lone client is the one caller expected and never waits, so
 its latency stays that of one in-process call.
 
-With ``workers`` > 1, batches run in several threads at once (one collects at a time): while
-one batch's callers travel back and forth, another batch computes, so the cores do not idle
-between batches. ``CoreShare`` divides the cores among the batches running at once.
+With ``workers`` > 1, batches run in several threads at once: while one batch's callers travel
+back and forth, another batch computes, so the cores do not idle between batches.
+``CoreShare`` divides the cores among the batches running at once.
 """
 
 from __future__ import annotations
@@ -64,9 +64,10 @@ class CoreShare:
 class MicroBatcher(Generic[Item, Outcome]):
     """Collects ``submit``ted items into batches for ``process`` (one outcome per item, in order).
 
-    ``process`` runs in ``workers`` dedicated threads, one batch per thread at a time. Items
-    whose caller gave up (cancelled: deadline passed, client gone) before their batch started
-    are skipped.
+    ``process`` runs in ``workers`` dedicated threads, one batch per thread at a time; a batch
+    goes to the thread that finished last, whose OpenMP threads are still awake (so a lone
+    client keeps one warm thread). Items whose caller gave up (cancelled: deadline passed,
+    client gone) before their batch started are skipped.
     """
 
     def __init__(
@@ -86,30 +87,33 @@ class MicroBatcher(Generic[Item, Outcome]):
         self._max_wait_s = max_wait_s
         self._on_batch = on_batch
         self._queue: asyncio.Queue[_Pending[Item, Outcome]] = asyncio.Queue()
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch")
-        self._workers = workers
-        self._tasks: list[asyncio.Task[None]] = []
-        self._collecting: asyncio.Lock | None = None
+        self._threads = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{i}")
+                         for i in range(workers)]
+        self._idle = list(self._threads)  # a stack: the thread that finished last is on top
+        self._thread_freed: asyncio.Event | None = None
+        self._collector: asyncio.Task[None] | None = None
+        self._computing: set[asyncio.Task[None]] = set()
         self._returning = 0  # callers answered that have not submitted again (an estimate)
 
     def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._collecting = asyncio.Lock()
-        self._tasks = [loop.create_task(self._run(), name=f"micro-batcher-{i}")
-                       for i in range(self._workers)]
+        self._thread_freed = asyncio.Event()
+        self._collector = asyncio.get_running_loop().create_task(
+            self._run(), name="micro-batcher"
+        )
 
     async def close(self) -> None:
-        """Stop taking batches (running ones complete) and release the threads."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
+        """Stop taking batches, let running ones complete, and release the threads."""
+        if self._collector is not None:
+            self._collector.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._executor.shutdown(wait=True)
+                await self._collector
+        await asyncio.gather(*self._computing, return_exceptions=True)
+        for thread in self._threads:
+            thread.shutdown(wait=True)
 
     async def submit(self, item: Item) -> Outcome:
         """The outcome for ``item``, computed in the next batch."""
-        if not self._tasks or any(task.done() for task in self._tasks):
+        if self._collector is None or self._collector.done():
             raise RuntimeError("the micro-batcher is not running")
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._returning = max(0, self._returning - 1)
@@ -117,25 +121,39 @@ class MicroBatcher(Generic[Item, Outcome]):
         return await future
 
     async def _run(self) -> None:
-        """One worker: collect a batch (one worker at a time), process it, answer its callers."""
-        assert self._collecting is not None
+        """Wait for a free thread, collect a batch for it, start it, repeat."""
+        assert self._thread_freed is not None
         loop = asyncio.get_running_loop()
         while True:
-            async with self._collecting:
-                batch = await self._collect()
+            while not self._idle:
+                self._thread_freed.clear()
+                await self._thread_freed.wait()
+            batch = await self._collect()
             if not batch:
                 continue
-            if self._on_batch is not None:
-                self._on_batch(len(batch))
-            try:
-                outcomes = await loop.run_in_executor(
-                    self._executor, self._process, [p.item for p in batch]
-                )
-            except Exception as exc:  # handed to every caller of the batch, not lost
-                self._settle(batch, error=exc)
-            else:
-                self._settle(batch, outcomes=outcomes)
+            computing = loop.create_task(self._compute(self._idle.pop(), batch))
+            self._computing.add(computing)
+            computing.add_done_callback(self._computing.discard)
+
+    async def _compute(
+        self, thread: ThreadPoolExecutor, batch: list[_Pending[Item, Outcome]]
+    ) -> None:
+        """Process ``batch`` in ``thread``, answer its callers, and free the thread."""
+        assert self._thread_freed is not None
+        if self._on_batch is not None:
+            self._on_batch(len(batch))
+        try:
+            outcomes = await asyncio.get_running_loop().run_in_executor(
+                thread, self._process, [p.item for p in batch]
+            )
+        except Exception as exc:  # handed to every caller of the batch, not lost
+            self._settle(batch, error=exc)
+        else:
+            self._settle(batch, outcomes=outcomes)
+        finally:
             self._returning += len(batch)
+            self._idle.append(thread)
+            self._thread_freed.set()
 
     @staticmethod
     def _settle(
