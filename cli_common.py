@@ -12,6 +12,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def fraction(text: str) -> float:
+    """A number in [0, 1]: a share, a threshold on a similarity, a blend weight."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
 def column_map(text: str) -> dict[str, str]:
     """``query=prompt,llm=model`` -> {"query": "prompt", "llm": "model"}."""
     pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from thoughtbank.cli_common import column_map, positive_int
+from thoughtbank.cli_common import column_map, fraction, positive_int
 from thoughtbank.templates.distill import Distiller, ExtractiveDistiller
 from thoughtbank.templates.job import LeakagePolicy, MiningOptions, mine_templates
 from thoughtbank.templates.leakage import DEFAULT_MAX_QUERY_SPAN_WORDS, LeakageGuard
@@ -35,13 +35,6 @@ def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
     return value
 
 
@@ -97,7 +90,7 @@ def cmd_mine(args: argparse.Namespace) -> int:
 def _add_selection_arguments(mine: argparse.ArgumentParser) -> None:
     mine.add_argument("--strategy", default="fusion", choices=[s.value for s in Strategy])
     mine.add_argument("--top-n", type=positive_int, default=3, help="responses per template")
-    mine.add_argument("--min-performance", type=_fraction,
+    mine.add_argument("--min-performance", type=fraction,
                       help="lowest score that counts as a success (default: anything above 0)")
     mine.add_argument("--allow-models", type=_model_names,
                       help="comma-separated models to distil from (default: all)")
@@ -136,7 +129,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                       help="reject a row with a larger field (default: 1 MiB)")
     _add_selection_arguments(mine)
     _add_distiller_arguments(mine)
-    mine.add_argument("--merge-threshold", type=_fraction, default=DEFAULT_MERGE_THRESHOLD,
+    mine.add_argument("--merge-threshold", type=fraction, default=DEFAULT_MERGE_THRESHOLD,
                       help="cosine at which templates of a task are merged")
     mine.add_argument("--no-merge", action="store_true", help="keep near-duplicate templates")
     mine.add_argument("--resume", action="store_true", help="skip groups finished by a past run")

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from thoughtbank.cli_common import positive_int
+from thoughtbank.cli_common import fraction, positive_int
 from thoughtbank.retriever.hybrid import HybridConfig
 
 
@@ -19,13 +19,6 @@ def k_list(text: str) -> tuple[int, ...]:
     if not ks or ks[0] < 1:
         raise argparse.ArgumentTypeError(f"expected positive integers like 1,3,5, got {text!r}")
     return ks
-
-
-def unit_float(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
-    return value
 
 
 def cmd_retrieval(args: argparse.Namespace) -> int:
@@ -70,10 +63,10 @@ def _add_retrieval(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--task-label", choices=["none", "given"], default="none",
                         help="retrieve without the task (predict it) or with the true task")
     parser.add_argument("--k", type=k_list, default=(1, 3, 5), help="cut-offs, e.g. 1,3,5")
-    parser.add_argument("--task-min-confidence", type=unit_float,
+    parser.add_argument("--task-min-confidence", type=fraction,
                         default=HybridConfig.task_min_confidence,
                         help="route to the predicted task at or above this confidence")
-    parser.add_argument("--lexical-weight", type=unit_float,
+    parser.add_argument("--lexical-weight", type=fraction,
                         default=HybridConfig.lexical_weight,
                         help="weight of BM25 in the order (0 = dense only)")
     parser.add_argument("--baselines", action="store_true",
