@@ -180,12 +180,12 @@ class IdFilter:
 
     Building an ``IDSelectorBatch`` hashes every id (about 1 ms for 25k ids), so a filter used
     on every request (one task's templates) is built once per loaded index, not per search.
-    Searches only read it, so concurrent searches may share one.
+    Searches only read it, so concurrent searches may share one. The selector keeps its own
+    copy of the ids.
     """
 
     def __init__(self, ids: np.ndarray) -> None:
-        self.ids = np.ascontiguousarray(ids, dtype=np.int64)
-        self.selector = import_faiss().IDSelectorBatch(self.ids)
+        self.selector = import_faiss().IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
 
 
 def search_parameters(
