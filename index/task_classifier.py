@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import mmh3
 import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import HashingVectorizer
@@ -56,42 +57,45 @@ class TaskPrediction:
 
 
 class _NgramFeatures:
-    """Hashed, sublinear-tf, idf-weighted, L2-normalized n-grams of one kind."""
+    """Hashed, sublinear-tf, idf-weighted, L2-normalized n-grams of one kind, one query at a time.
+
+    scikit-learn's ``HashingVectorizer`` makes the n-grams; they are hashed here with the same
+    MurmurHash3 into the same columns (a test checks that against ``HashingVectorizer``), because
+    its ``transform`` and scipy's sparse products spend more on validating and allocating than on
+    one query's few hundred n-grams: 0.27 ms per query against 0.12 ms this way, on every
+    request.
+    """
 
     def __init__(self, analyzer: str, ngram_range: tuple[int, int], bits: int) -> None:
-        self._hasher = HashingVectorizer(
-            analyzer=analyzer, ngram_range=ngram_range, n_features=1 << bits,
-            alternate_sign=False, norm=None, lowercase=analyzer == "word",
+        self._analyze = HashingVectorizer(
+            analyzer=analyzer, ngram_range=ngram_range, lowercase=analyzer == "word",
             token_pattern=_WORD_PATTERN if analyzer == "word" else None,
-            dtype=np.float32,  # as the coefficients: a float64 product would copy them per call
-        )
+        ).build_analyzer()
+        self.columns = 1 << bits
 
-    def counts(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        counts = self._hasher.transform([f"{_START}{t}{_END}" for t in texts]).tocsr()
-        counts.data = 1.0 + np.log(counts.data)
-        return counts
+    def counts(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The query's columns (sorted, distinct) and their sublinear term frequencies."""
+        grams = self._analyze(f"{_START}{text}{_END}")
+        hashes = np.fromiter(map(mmh3.hash, grams), dtype=np.int64, count=len(grams))
+        columns, counts = np.unique(np.abs(hashes) % self.columns, return_counts=True)
+        return columns, 1.0 + np.log(counts, dtype=np.float32)
 
     @staticmethod
-    def fit_idf(counts: sparse.csr_matrix) -> np.ndarray:
+    def weigh(
+        counts: tuple[np.ndarray, np.ndarray], idf: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Scale each term frequency by its column's idf, then L2-normalize."""
+        columns, frequencies = counts
+        values = frequencies * idf[columns]
+        norm = float(np.sqrt(values @ values))
+        return columns, values / norm if norm > 0 else values
+
+    def fit_idf(self, counts: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
         """Smoothed idf, as scikit-learn's TfidfTransformer computes it."""
-        document_frequency = np.bincount(counts.indices, minlength=counts.shape[1])
-        return (np.log((1 + counts.shape[0]) / (1 + document_frequency)) + 1.0).astype(np.float32)
-
-    @staticmethod
-    def weigh(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
-        """Scale each count by its column's idf, then L2-normalize the rows, in place.
-
-        Written on the arrays because this runs on every request: a diagonal product costs
-        O(columns), more than a query's few n-grams, and scikit-learn's ``normalize`` spends
-        more on validating its arguments than on normalizing one row.
-        """
-        counts.data *= idf[counts.indices]
-        row_of_value = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
-        norms = np.sqrt(np.bincount(row_of_value, weights=counts.data**2,
-                                    minlength=counts.shape[0]))
-        norms[norms == 0] = 1.0
-        counts.data /= norms[row_of_value].astype(counts.data.dtype)
-        return counts
+        document_frequency = np.bincount(
+            np.concatenate([columns for columns, _ in counts]), minlength=self.columns
+        )
+        return (np.log((1 + len(counts)) / (1 + document_frequency)) + 1.0).astype(np.float32)
 
 
 class TaskClassifier:
@@ -126,22 +130,25 @@ class TaskClassifier:
             raise TaskClassifierError("task inference needs templates of at least two tasks")
         if not len(texts) == len(embeddings) == len(tasks):
             raise TaskClassifierError("texts, embeddings and tasks differ in length")
-        counts = {kind: f.counts(texts) for kind, f in _feature_kinds(config).items()}
-        idf = {kind: _NgramFeatures.fit_idf(c) for kind, c in counts.items()}
+        features = _feature_kinds(config)
+        counts = {kind: [f.counts(t) for t in texts] for kind, f in features.items()}
+        idf = {kind: features[kind].fit_idf(c) for kind, c in counts.items()}
         model = LinearSVC(C=config.regularization_c)
-        model.fit(_stack(counts, idf, embeddings, config), list(tasks))
+        model.fit(_stack(features, counts, idf, embeddings, config), list(tasks))
         return cls(config, idf, model.coef_.astype(np.float32),
                    model.intercept_.astype(np.float32), [str(c) for c in model.classes_])
 
     def margins(self, texts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
         """Decision values, (len(texts), classes): each feature block times its coefficients,
-        summed, which equals the stacked product of training without building the stack."""
+        summed, which equals the stacked product of training without building the stack (a
+        query's n-grams only read their own coefficient rows)."""
         total = self.config.embedding_weight * np.asarray(embeddings, dtype=np.float32) @ (
             self._coef_blocks["embedding"]
         )
-        for kind, feature in self._features.items():
-            weighted = _NgramFeatures.weigh(feature.counts(texts), self.idf[kind])
-            total += np.asarray(weighted @ self._coef_blocks[kind])
+        for row, text in enumerate(texts):
+            for kind, feature in self._features.items():
+                columns, values = feature.weigh(feature.counts(text), self.idf[kind])
+                total[row] += values @ self._coef_blocks[kind][columns]
         return total + self.intercept
 
     def predict(self, texts: Sequence[str], embeddings: np.ndarray) -> TaskPrediction:
@@ -211,9 +218,18 @@ def _coefficient_blocks(
 
 
 def _stack(
-    counts: dict[str, sparse.csr_matrix], idf: dict[str, np.ndarray], embeddings: np.ndarray,
-    config: FeatureConfig,
+    features: dict[str, _NgramFeatures], counts: dict[str, list[tuple[np.ndarray, np.ndarray]]],
+    idf: dict[str, np.ndarray], embeddings: np.ndarray, config: FeatureConfig,
 ) -> sparse.csr_matrix:
-    weighted = [_NgramFeatures.weigh(c, idf[kind]) for kind, c in counts.items()]
+    """The training matrix: each n-gram kind's weighted rows, then the weighted embeddings."""
+    blocks = []
+    for kind, rows in counts.items():
+        weighted = [_NgramFeatures.weigh(row, idf[kind]) for row in rows]
+        indptr = np.cumsum([0, *(len(columns) for columns, _ in weighted)])
+        blocks.append(sparse.csr_matrix(
+            (np.concatenate([values for _, values in weighted]),
+             np.concatenate([columns for columns, _ in weighted]), indptr),
+            shape=(len(rows), features[kind].columns),
+        ))
     dense = sparse.csr_matrix(config.embedding_weight * np.asarray(embeddings, dtype=np.float32))
-    return sparse.hstack([*weighted, dense], format="csr")
+    return sparse.hstack([*blocks, dense], format="csr")

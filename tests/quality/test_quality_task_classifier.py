@@ -7,11 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.feature_extraction.text import HashingVectorizer
 
 from thoughtbank.index.task_classifier import (
+    _END,
+    _START,
+    _WORD_PATTERN,
     CLASSIFIER_META_FILE,
+    FeatureConfig,
     TaskClassifier,
     TaskClassifierError,
+    _feature_kinds,
 )
 from thoughtbank.retriever.evaluation.dataset import read_labeled_queries, write_sample
 from thoughtbank.retriever.hybrid import HybridConfig, route_task
@@ -44,6 +50,27 @@ def test_predicts_held_out_tasks_and_survives_save_and_load(sample_split, tmp_pa
     loaded = TaskClassifier.load(tmp_path).predict(texts, vectors[test])
     assert loaded.tasks == prediction.tasks
     assert np.allclose(loaded.probabilities, prediction.probabilities, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["char", "word"])
+def test_ngrams_hash_to_the_columns_of_scikit_learns_hashing_vectorizer(kind: str) -> None:
+    """Classifiers stored before the per-query hashing keep their meaning: same columns, same
+    counts as ``HashingVectorizer``, for scripts, emoji, LaTeX, code and the empty query."""
+    texts = ["What is 2 + 2?", "", "naïve café — 東京 😀", "$\\frac{1}{2} + x^2$",
+             "def f(x):\n    return x  # x x x", "A A a a a " * 20]
+    config = FeatureConfig()
+    reference = HashingVectorizer(
+        analyzer=kind, ngram_range=getattr(config, f"{kind}_ngrams"),
+        n_features=1 << config.hash_bits, alternate_sign=False, norm=None,
+        lowercase=kind == "word", token_pattern=_WORD_PATTERN if kind == "word" else None,
+    ).transform([f"{_START}{t}{_END}" for t in texts]).tocsr()
+    reference.sort_indices()
+    features = _feature_kinds(config)[kind]
+    for row, text in enumerate(texts):
+        columns, frequencies = features.counts(text)
+        expected = reference[row]
+        assert columns.tolist() == expected.indices.tolist()
+        assert np.allclose(frequencies, 1.0 + np.log(expected.data))
 
 
 def test_confident_predictions_route_and_unsure_ones_do_not() -> None:
