@@ -34,7 +34,7 @@ from grpc_reflection.v1alpha import reflection
 
 from thoughtbank.index import default_threads, use_threads
 from thoughtbank.protos import SERVICE_NAME, convert, pb2, pb2_grpc
-from thoughtbank.retriever.batching import CoreShare, MicroBatcher
+from thoughtbank.retriever.batching import MicroBatcher
 from thoughtbank.retriever.engine import TemplateRetriever, all_or_first_error
 from thoughtbank.retriever.errors import (
     AuthenticationError,
@@ -127,10 +127,9 @@ class ThoughtTemplateServicer(pb2_grpc.ThoughtTemplateServiceServicer):
         self._live = live
         self._guard = guard
         self._max_batch_queries = config.max_batch_queries
-        self._cores = CoreShare(default_threads())
         self.batcher: MicroBatcher[RetrievalQuery, Outcome] = MicroBatcher(
             self._retrieve_each, config.max_batch_size, config.batch_wait_ms / 1000, on_batch,
-            workers=config.batch_workers,
+            workers=config.batch_workers, cores=default_threads(),
         )
 
     def _retriever(self) -> TemplateRetriever:
@@ -139,12 +138,11 @@ class ThoughtTemplateServicer(pb2_grpc.ThoughtTemplateServiceServicer):
             raise IndexUnavailableError("no index is loaded yet; retry shortly")
         return retriever
 
-    def _retrieve_each(self, queries: Sequence[RetrievalQuery]) -> list[Outcome]:
+    def _retrieve_each(self, queries: Sequence[RetrievalQuery], cores: int) -> list[Outcome]:
         """One batch, on the retriever live when the batch starts (a swap waits for the next),
-        with this batch's share of the cores."""
-        with self._cores.claim() as threads:
-            use_threads(threads)
-            return self._retriever().retrieve_each(queries)
+        on the cores the batcher gives it."""
+        use_threads(cores)
+        return self._retriever().retrieve_each(queries)
 
     async def _retrieve(
         self, queries: Sequence[RetrievalQuery], context: grpc.aio.ServicerContext

@@ -7,9 +7,11 @@ Each served figure is printed beside, measured in the same run:
 * LangChain's ``SemanticSimilarityExampleSelector`` over a LangChain FAISS vectorstore of the
   same vectors, in-process, one query at a time (the peer a user would otherwise pick).
 
-Each level runs in ``ROUNDS`` alternating rounds (ceiling, served, ceiling, served, ...) and
-pools them, so a drift of the machine's speed during the run (a shared VM's is several percent
-over a minute) lands on both terms of a ratio instead of on one.
+Each level runs in alternating rounds (ceiling, served, ceiling, served, ...) and pools them, so
+a drift of the machine's speed during the run (a shared VM's is 10-30% over seconds to minutes)
+lands on both terms of a ratio instead of on one. The 1-client level, a latency ratio, uses
+many short rounds; the throughput levels use a few longer ones, since each round starts with
+the closed loop filling up.
 
 The index is synthetic but of realistic size (10k templates with ``--quick``, else 100k): the
 template vectors are the bundled model's embeddings of a few real questions plus noise, so
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import subprocess
 import sys
@@ -44,7 +47,7 @@ from thoughtbank.templates.schema import template_id
 
 T = TypeVar("T")
 CONCURRENCY = (1, 8, 32)
-ROUNDS = 3
+ROUNDS = {1: 10, 8: 3, 32: 3}  # per number of clients
 SEED_QUESTIONS = (
     *LOAD_QUERIES,
     "Solve for x: 3x + 7 = 22.",
@@ -98,20 +101,28 @@ def synthetic_corpus(size: int, embedder: Embedder) -> tuple[list[ThoughtTemplat
     return templates, vectors
 
 
-def build_synthetic_index(size: int, index_dir: Path, embedder: Embedder) -> list[str]:
-    """Write the synthetic index; return the texts that were embedded (for the LangChain peer)."""
+def build_synthetic_index(size: int, index_dir: Path, embedder: Embedder) -> None:
+    """Write the synthetic index of ``size`` templates into ``index_dir``."""
     templates, vectors = synthetic_corpus(size, embedder)
     texts = [t.source_query for t in templates]
     build_index(templates, index_dir, PrecomputedEmbedder(dict(zip(texts, vectors, strict=True))))
-    return texts
 
 
-def in_worker_thread(function: Callable[..., T], *args: Any) -> T:
-    """Run an in-process measurement in a worker thread, where the server runs its model too:
-    on a loaded 2-core machine, model calls from the main thread measured several times slower,
-    which would flatter the served figures."""
-    with ThreadPoolExecutor(max_workers=1) as worker:
-        return worker.submit(function, *args).result()
+@functools.cache
+def _model_thread() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+
+
+def in_model_thread(function: Callable[..., T], *args: Any) -> T:
+    """Run in-process model work in the one thread that does all of it, as the server does:
+
+    * on a loaded 2-core machine, model calls from the main thread measured several times
+      slower than from a worker thread, which would flatter the served figures;
+    * a second thread running torch keeps a second OpenMP team, and torch's runtime then stops
+      spinning between parallel regions (``thoughtbank.retriever.batching``): the ceiling would
+      run 20% slower than it can, which would flatter them too.
+    """
+    return _model_thread().submit(function, *args).result()
 
 
 def _rate(requests: int, seconds: float) -> float:
@@ -140,8 +151,9 @@ def in_process_ceiling(
     return durations
 
 
-def langchain_peer(texts: list[str], index_dir: Path, seconds: float) -> dict[str, float]:
-    """Requests/s of SemanticSimilarityExampleSelector.select_examples, one query at a time."""
+def langchain_peer(index_dir: Path, seconds: float) -> dict[str, float]:
+    """Requests/s of SemanticSimilarityExampleSelector.select_examples, one query at a time,
+    over the index's vectors and source queries."""
     from langchain_community.vectorstores import FAISS
     from langchain_community.vectorstores.utils import DistanceStrategy
     from langchain_core.example_selectors import SemanticSimilarityExampleSelector
@@ -152,7 +164,9 @@ def langchain_peer(texts: list[str], index_dir: Path, seconds: float) -> dict[st
     embeddings = HuggingFaceEmbeddings(
         model_name=str(bundled_model_dir()), encode_kwargs={"normalize_embeddings": True}
     )
-    vectors = load_index(index_dir).embeddings
+    index = load_index(index_dir)
+    texts = [template.source_query for template in index.templates.values()]  # in row order
+    vectors = index.embeddings
     store = FAISS.from_embeddings(
         list(zip(texts, vectors.tolist(), strict=True)), embeddings,
         metadatas=[{"query": text} for text in texts],
@@ -172,8 +186,9 @@ def langchain_peer(texts: list[str], index_dir: Path, seconds: float) -> dict[st
             "langchain_p50_ms": float(np.median(durations) * 1000)}
 
 
-async def _closed_loop(address: str, clients: int, seconds: float) -> dict[str, float]:
-    """``clients`` concurrent callers on one grpc.aio channel, each sending as soon as answered."""
+async def _closed_loop(address: str, clients: int, seconds: float) -> dict[str, Any]:
+    """``clients`` concurrent callers on one grpc.aio channel, each sending as soon as answered:
+    elapsed seconds, failures and each answered request's latency."""
     import grpc
 
     from thoughtbank.protos import pb2, pb2_grpc
@@ -204,27 +219,55 @@ async def _closed_loop(address: str, clients: int, seconds: float) -> dict[str, 
     return {"elapsed": elapsed, "failures": failures, "latencies": latencies}
 
 
-def served(address: str, clients: int, seconds: float) -> dict[str, Any]:
-    """One round at ``clients`` from a load process separate from the server: elapsed seconds,
-    failures and each answered request's latency."""
-    run = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_serving", "--load", address, str(clients),
-         str(seconds)],
-        capture_output=True, text=True, check=True, timeout=seconds * 4 + 120,
-    )
-    return json.loads(run.stdout)
+def _serve_load_rounds(address: str) -> None:
+    """The load process: one closed-loop round per ``CLIENTS SECONDS`` line on stdin, its
+    figures as one JSON line on stdout, until stdin closes."""
+    for line in sys.stdin:
+        clients, seconds = line.split()
+        print(json.dumps(asyncio.run(_closed_loop(address, int(clients), float(seconds)))),
+              flush=True)
+
+
+class LoadGenerator:
+    """grpc.aio clients in a process of their own, so on 2 cores they compete with the server
+    as little as a client can; started once, so that rounds can be short."""
+
+    def __init__(self, address: str) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.bench_serving", "--load", address],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+
+    def round(self, clients: int, seconds: float) -> dict[str, Any]:
+        """One round at ``clients``: elapsed seconds, failures and latencies."""
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._process.stdin.write(f"{clients} {seconds}\n")
+        self._process.stdin.flush()
+        answer = self._process.stdout.readline()
+        if not answer:
+            raise RuntimeError(f"the load process ended (exit code {self._process.poll()})")
+        return json.loads(answer)
+
+    def __enter__(self) -> LoadGenerator:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        self._process.wait(60)
 
 
 def measure_level(
-    address: str, index: LoadedIndex, embedder: Embedder, clients: int, seconds: float
+    load: LoadGenerator, index: LoadedIndex, embedder: Embedder, clients: int, seconds: float
 ) -> dict[str, float]:
-    """Ceiling and served figures at ``clients`` from ``ROUNDS`` alternating rounds, pooled."""
+    """Ceiling and served figures at ``clients`` from alternating rounds, pooled."""
     ceiling: list[float] = []
     latencies: list[float] = []
     elapsed = failures = 0.0
-    for _ in range(ROUNDS):
-        ceiling += in_worker_thread(in_process_ceiling, index, embedder, clients, seconds / ROUNDS)
-        round_ = served(address, clients, seconds / ROUNDS)
+    rounds = ROUNDS[clients]
+    for _ in range(rounds):
+        ceiling += in_model_thread(in_process_ceiling, index, embedder, clients, seconds / rounds)
+        round_ = load.round(clients, seconds / rounds)
         latencies += round_["latencies"]
         elapsed += round_["elapsed"]
         failures += round_["failures"]
@@ -246,21 +289,25 @@ def measure(index_dir: Path, embedder: Embedder, seconds: float) -> dict[str, fl
 
     index = load_index(index_dir)
     figures = {}
-    with ServerProcess(index_dir, extra_args=("--log-level", "WARNING")) as server:
+    with (ServerProcess(index_dir, extra_args=("--log-level", "WARNING")) as server,
+          LoadGenerator(server.address) as load):
         for clients in CONCURRENCY:
-            figures.update(measure_level(server.address, index, embedder, clients, seconds))
+            figures.update(measure_level(load, index, embedder, clients, seconds))
     return figures
 
 
 def run(quick: bool) -> dict[str, float]:
+    """Build in a child process, so that this one, like an app, only loads the index and runs
+    the model: building it here first measured the ceiling up to 30% slower (FAISS's OpenMP
+    work bound to torch's runtime, which is loaded globally), which would flatter the served
+    figures."""
     size, seconds = (10_000, 4.0) if quick else (100_000, 15.0)
-    embedder = Embedder()
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as folder:
-        index_dir = Path(folder)
-        texts = build_synthetic_index(size, index_dir, embedder)
+        subprocess.run([sys.executable, "-m", "benchmarks.bench_serving", "--build", str(size),
+                        folder], check=True)
         figures = {"templates": float(size)}
-        figures.update(in_worker_thread(langchain_peer, texts, index_dir, seconds))
-        figures.update(measure(index_dir, embedder, seconds))
+        figures.update(measure(Path(folder), Embedder(), seconds))
+        figures.update(in_model_thread(langchain_peer, Path(folder), seconds))
     for clients in CONCURRENCY:
         figures[f"ratio_to_ceiling_{clients}"] = (
             figures[f"served_rps_{clients}"] / figures[f"ceiling_rps_{clients}"]
@@ -295,12 +342,17 @@ def report(figures: dict[str, float]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="10k templates, short runs")
-    parser.add_argument("--load", nargs=3, metavar=("ADDRESS", "CLIENTS", "SECONDS"),
-                        help=argparse.SUPPRESS)  # the load-generator child process
+    parser.add_argument("--load", metavar="ADDRESS",
+                        help=argparse.SUPPRESS)  # the load process (LoadGenerator)
+    parser.add_argument("--build", nargs=2, metavar=("SIZE", "DIR"),
+                        help=argparse.SUPPRESS)  # the build process (run)
     args = parser.parse_args(argv)
     if args.load:
-        address, clients, seconds = args.load
-        print(json.dumps(asyncio.run(_closed_loop(address, int(clients), float(seconds)))))
+        _serve_load_rounds(args.load)
+        return 0
+    if args.build:
+        size, folder = args.build
+        build_synthetic_index(int(size), Path(folder), Embedder())
         return 0
     report(run(args.quick))
     return 0

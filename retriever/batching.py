@@ -13,15 +13,21 @@ its latency stays that of one in-process call.
 
 With ``workers`` > 1, batches run in several threads at once: while one batch's callers travel
 back and forth, another batch computes, so the cores do not idle between batches.
-``CoreShare`` divides the cores among the batches running at once.
+
+Only the first thread ever computes on several cores: all of them when its batch runs alone,
+what the other batches leave when not; the others use one core each. GNU OpenMP (torch's
+runtime) stops its threads spinning between parallel regions once it manages more threads than
+there are cores, and a forward pass has hundreds of regions, each then waiting for its threads
+to wake: embedding one query measured 20% slower with a second thread's team alive than with a
+single team. So batches go to the first thread whenever it is idle, and the thread count a
+batch may use is handed to ``process``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -36,47 +42,23 @@ class _Pending(Generic[Item, Outcome]):
     future: asyncio.Future[Outcome]
 
 
-class CoreShare:
-    """How many threads a batch may use: the cores divided by the batches running at once.
-
-    A lone batch gets every core (lowest latency); under load, concurrent batches get one core
-    each instead of all of them fighting over every core (OpenMP threads spinning at barriers).
-    """
-
-    def __init__(self, cores: int) -> None:
-        self._cores = max(1, cores)
-        self._running = 0
-        self._lock = threading.Lock()
-
-    @contextlib.contextmanager
-    def claim(self) -> Iterator[int]:
-        """The thread count for a batch starting now, counted as running until the block ends."""
-        with self._lock:
-            self._running += 1
-            threads = max(1, self._cores // self._running)
-        try:
-            yield threads
-        finally:
-            with self._lock:
-                self._running -= 1
-
-
 class MicroBatcher(Generic[Item, Outcome]):
     """Collects ``submit``ted items into batches for ``process`` (one outcome per item, in order).
 
-    ``process`` runs in ``workers`` dedicated threads, one batch per thread at a time; a batch
-    goes to the thread that finished last, whose OpenMP threads are still awake (so a lone
-    client keeps one warm thread). Items whose caller gave up (cancelled: deadline passed,
-    client gone) before their batch started are skipped.
+    ``process(items, cores)`` runs in ``workers`` dedicated threads, one batch per thread at a
+    time, and may use ``cores`` threads of its own (see the module docstring). Items whose
+    caller gave up (cancelled: deadline passed, client gone) before their batch started are
+    skipped.
     """
 
     def __init__(
         self,
-        process: Callable[[Sequence[Item]], Sequence[Outcome]],
+        process: Callable[[Sequence[Item], int], Sequence[Outcome]],
         max_batch_size: int = 32,
         max_wait_s: float = 0.002,
         on_batch: Callable[[int], None] | None = None,
         workers: int = 1,
+        cores: int = 1,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
@@ -86,10 +68,11 @@ class MicroBatcher(Generic[Item, Outcome]):
         self._max_batch_size = max_batch_size
         self._max_wait_s = max_wait_s
         self._on_batch = on_batch
+        self._cores = max(1, cores)
         self._queue: asyncio.Queue[_Pending[Item, Outcome]] = asyncio.Queue()
         self._threads = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{i}")
                          for i in range(workers)]
-        self._idle = list(self._threads)  # a stack: the thread that finished last is on top
+        self._idle = set(range(workers))  # positions in self._threads; 0 may use every core
         self._thread_freed: asyncio.Event | None = None
         self._collector: asyncio.Task[None] | None = None
         self._computing: set[asyncio.Task[None]] = set()
@@ -131,20 +114,34 @@ class MicroBatcher(Generic[Item, Outcome]):
             batch = await self._collect()
             if not batch:
                 continue
-            computing = loop.create_task(self._compute(self._idle.pop(), batch))
+            position = min(self._idle)  # the first thread whenever it is idle
+            self._idle.remove(position)
+            computing = loop.create_task(
+                self._compute(position, self._cores_for(position), batch)
+            )
             self._computing.add(computing)
             computing.add_done_callback(self._computing.discard)
 
+    def _cores_for(self, position: int) -> int:
+        """Cores for a batch taking thread ``position``: one, except on the first thread, which
+        gets what the other busy threads leave; under load (answered callers on their way
+        back) it gets one too, as its idle OpenMP threads spin for milliseconds after a batch
+        on several cores and would take a core from the batch that starts next."""
+        if position != 0 or self._returning > 0:
+            return 1
+        others_busy = len(self._threads) - len(self._idle) - 1
+        return max(1, self._cores - others_busy)
+
     async def _compute(
-        self, thread: ThreadPoolExecutor, batch: list[_Pending[Item, Outcome]]
+        self, position: int, cores: int, batch: list[_Pending[Item, Outcome]]
     ) -> None:
-        """Process ``batch`` in ``thread``, answer its callers, and free the thread."""
+        """Process ``batch`` on thread ``position``, answer its callers, and free the thread."""
         assert self._thread_freed is not None
         if self._on_batch is not None:
             self._on_batch(len(batch))
         try:
             outcomes = await asyncio.get_running_loop().run_in_executor(
-                thread, self._process, [p.item for p in batch]
+                self._threads[position], self._process, [p.item for p in batch], cores
             )
         except Exception as exc:  # handed to every caller of the batch, not lost
             self._settle(batch, error=exc)
@@ -152,7 +149,7 @@ class MicroBatcher(Generic[Item, Outcome]):
             self._settle(batch, outcomes=outcomes)
         finally:
             self._returning += len(batch)
-            self._idle.append(thread)
+            self._idle.add(position)
             self._thread_freed.set()
 
     @staticmethod

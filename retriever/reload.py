@@ -1,9 +1,11 @@
 """Hot reload: the live ``TemplateRetriever`` and the swap to a new index version.
 
-A new version is loaded and verified in a worker thread while the old one keeps serving; only
-then is the reference swapped, which is atomic. Requests already running hold the old
-retriever and finish on it. A version that fails to load is reported and not retried until
-CURRENT names another version or a reload is forced (SIGHUP).
+A new version is loaded, verified and warmed up in a thread of its own while the old one keeps
+serving; only then is the reference swapped, which is atomic. The thread ends with the load, and
+with it the OpenMP threads its warm-up started, which would otherwise keep torch's runtime
+managing more threads than there are cores (see ``retriever.batching``). Requests already
+running hold the old retriever and finish on it. A version that fails to load is reported and
+not retried until CURRENT names another version or a reload is forced (SIGHUP).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +58,13 @@ class LiveIndex:
         retriever.warm_up()
         return retriever
 
+    async def _load_in_own_thread(self, version: str) -> TemplateRetriever:
+        loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index-load")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(loader, self._load, version)
+        finally:
+            loader.shutdown(wait=False)  # the thread ends once the load has
+
     async def refresh(self, force: bool = False) -> bool:
         """Load the version CURRENT names if it is new; return whether the live one changed."""
         async with self._lock:
@@ -66,7 +76,7 @@ class LiveIndex:
                 return False
             log.info("loading index version", extra={"version": version, "previous": live})
             try:
-                retriever = await asyncio.to_thread(self._load, version)
+                retriever = await self._load_in_own_thread(version)
             except LOAD_ERRORS as exc:
                 self._failed_version = version
                 log.error("index version refused; the previous one keeps serving",

@@ -64,7 +64,7 @@ def test_concurrent_submissions_share_batches_and_keep_their_order() -> None:
     sizes: list[int] = []
 
     async def scenario() -> list[str]:
-        batcher = MicroBatcher(lambda items: [i.upper() for i in items], max_batch_size=4,
+        batcher = MicroBatcher(lambda items, cores: [i.upper() for i in items], max_batch_size=4,
                                max_wait_s=0.01, on_batch=sizes.append)
         batcher.start()
         try:
@@ -77,7 +77,7 @@ def test_concurrent_submissions_share_batches_and_keep_their_order() -> None:
 
 
 def test_a_failing_batch_fails_each_of_its_callers() -> None:
-    def explode(items):
+    def explode(items, cores):
         raise RuntimeError("model crashed")
 
     async def scenario() -> list[object]:
