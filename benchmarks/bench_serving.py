@@ -296,18 +296,24 @@ def measure(index_dir: Path, embedder: Embedder, seconds: float) -> dict[str, fl
     return figures
 
 
+def _in_child(*args: str) -> str:
+    """Run ``python -m benchmarks.bench_serving ARGS`` and return its standard output."""
+    return subprocess.run([sys.executable, "-m", "benchmarks.bench_serving", *args],
+                          check=True, capture_output=True, text=True).stdout
+
+
 def run(quick: bool) -> dict[str, float]:
-    """Build in a child process, so that this one, like an app, only loads the index and runs
-    the model: building it here first measured the ceiling up to 30% slower (FAISS's OpenMP
-    work bound to torch's runtime, which is loaded globally), which would flatter the served
-    figures."""
+    """Build the index and measure the LangChain peer in child processes, so that each
+    in-process figure comes from a process that, like an app, only loads an index and runs one
+    model in one thread: after building the index in the same process, the ceiling measured up
+    to 30% slower (FAISS's OpenMP work bound to torch's runtime, which torch loads globally),
+    which would flatter the served figures."""
     size, seconds = (10_000, 4.0) if quick else (100_000, 15.0)
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as folder:
-        subprocess.run([sys.executable, "-m", "benchmarks.bench_serving", "--build", str(size),
-                        folder], check=True)
+        _in_child("--build", str(size), folder)
         figures = {"templates": float(size)}
         figures.update(measure(Path(folder), Embedder(), seconds))
-        figures.update(in_model_thread(langchain_peer, Path(folder), seconds))
+        figures.update(json.loads(_in_child("--langchain", folder, str(seconds))))
     for clients in CONCURRENCY:
         figures[f"ratio_to_ceiling_{clients}"] = (
             figures[f"served_rps_{clients}"] / figures[f"ceiling_rps_{clients}"]
@@ -346,6 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=argparse.SUPPRESS)  # the load process (LoadGenerator)
     parser.add_argument("--build", nargs=2, metavar=("SIZE", "DIR"),
                         help=argparse.SUPPRESS)  # the build process (run)
+    parser.add_argument("--langchain", nargs=2, metavar=("DIR", "SECONDS"),
+                        help=argparse.SUPPRESS)  # the LangChain peer's process (run)
     args = parser.parse_args(argv)
     if args.load:
         _serve_load_rounds(args.load)
@@ -353,6 +361,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.build:
         size, folder = args.build
         build_synthetic_index(int(size), Path(folder), Embedder())
+        return 0
+    if args.langchain:
+        folder, seconds = args.langchain
+        print(json.dumps(in_model_thread(langchain_peer, Path(folder), float(seconds))))
         return 0
     report(run(args.quick))
     return 0
