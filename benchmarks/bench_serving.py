@@ -5,7 +5,10 @@ Each served figure is printed beside, measured in the same run:
 * the in-process ceiling: ``encode(batch)`` + ``index.search(batch)`` at the same batch size as
   the number of clients, with no gRPC, no batching wait and no conversions;
 * LangChain's ``SemanticSimilarityExampleSelector`` over a LangChain FAISS vectorstore of the
-  same vectors, in-process, one query at a time (the peer a user would otherwise pick).
+  same vectors, in-process, one query at a time (the peer a user would otherwise pick);
+* at 1 client, where the served p50 is judged, its parts: an in-process
+  ``TemplateRetriever.retrieve`` (the served path's own work, without gRPC) and a no-op gRPC
+  call sent after as long an idle gap as a request computes.
 
 Each level runs in alternating rounds (ceiling, served, ceiling, served, ...) and pools them, so
 a drift of the machine's speed during the run (a shared VM's is 10-30% over seconds to minutes)
@@ -41,7 +44,8 @@ import numpy as np
 
 from benchmarks.common import LOAD_QUERIES, percentile_ms
 from thoughtbank.index import Embedder, LoadedIndex, build_index, load_index
-from thoughtbank.retriever.engine import WARM_UP_BATCH_SIZES
+from thoughtbank.retriever.engine import WARM_UP_BATCH_SIZES, TemplateRetriever
+from thoughtbank.retriever.types import RetrievalQuery
 from thoughtbank.templates import ThoughtTemplate
 from thoughtbank.templates.schema import template_id
 
@@ -151,6 +155,19 @@ def in_process_ceiling(
     return durations
 
 
+def in_process_retrieve(retriever: TemplateRetriever, seconds: float) -> list[float]:
+    """Durations of ``TemplateRetriever.retrieve`` calls, one query each, over ``seconds``: the
+    served path's own work (task inference, routing, ranking) in-process, without gRPC."""
+    queries = load_queries(4096)
+    durations: list[float] = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        began = time.perf_counter()
+        retriever.retrieve(RetrievalQuery(queries[len(durations) % 2048], k=K))
+        durations.append(time.perf_counter() - began)
+    return durations
+
+
 def langchain_peer(index_dir: Path, seconds: float) -> dict[str, float]:
     """Requests/s of SemanticSimilarityExampleSelector.select_examples, one query at a time,
     over the index's vectors and source queries."""
@@ -219,13 +236,36 @@ async def _closed_loop(address: str, clients: int, seconds: float) -> dict[str, 
     return {"elapsed": elapsed, "failures": failures, "latencies": latencies}
 
 
+async def _idle_round_trips(address: str, gap: float, seconds: float) -> dict[str, Any]:
+    """One caller sending a health check, then idling ``gap`` seconds as a lone client does
+    while the server embeds its query: what gRPC alone adds to such a client's request, with
+    the same idle time (which makes both processes' wake-ups slow) between calls."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    latencies: list[float] = []
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            began = time.perf_counter()
+            await stub.Check(health_pb2.HealthCheckRequest(), timeout=60)
+            latencies.append(time.perf_counter() - began)
+            await asyncio.sleep(gap)
+    return {"latencies": latencies}
+
+
 def _serve_load_rounds(address: str) -> None:
-    """The load process: one closed-loop round per ``CLIENTS SECONDS`` line on stdin, its
-    figures as one JSON line on stdout, until stdin closes."""
+    """The load process: per line on stdin, ``retrieve CLIENTS SECONDS`` (a closed-loop round)
+    or ``idle GAP SECONDS`` (health checks GAP seconds apart); its figures as one JSON line on
+    stdout, until stdin closes."""
     for line in sys.stdin:
-        clients, seconds = line.split()
-        print(json.dumps(asyncio.run(_closed_loop(address, int(clients), float(seconds)))),
-              flush=True)
+        kind, value, seconds = line.split()
+        if kind == "idle":
+            round_ = _idle_round_trips(address, float(value), float(seconds))
+        else:
+            round_ = _closed_loop(address, int(value), float(seconds))
+        print(json.dumps(asyncio.run(round_)), flush=True)
 
 
 class LoadGenerator:
@@ -240,8 +280,15 @@ class LoadGenerator:
 
     def round(self, clients: int, seconds: float) -> dict[str, Any]:
         """One round at ``clients``: elapsed seconds, failures and latencies."""
+        return self._ask(f"retrieve {clients} {seconds}")
+
+    def idle_round(self, gap: float, seconds: float) -> dict[str, Any]:
+        """Latencies of health checks sent ``gap`` seconds apart."""
+        return self._ask(f"idle {gap} {seconds}")
+
+    def _ask(self, line: str) -> dict[str, Any]:
         assert self._process.stdin is not None and self._process.stdout is not None
-        self._process.stdin.write(f"{clients} {seconds}\n")
+        self._process.stdin.write(f"{line}\n")
         self._process.stdin.flush()
         answer = self._process.stdout.readline()
         if not answer:
@@ -258,15 +305,20 @@ class LoadGenerator:
 
 
 def measure_level(
-    load: LoadGenerator, index: LoadedIndex, embedder: Embedder, clients: int, seconds: float
+    load: LoadGenerator, index: LoadedIndex, embedder: Embedder, clients: int, seconds: float,
+    retriever: TemplateRetriever | None = None,
 ) -> dict[str, float]:
-    """Ceiling and served figures at ``clients`` from alternating rounds, pooled."""
+    """Ceiling and served figures at ``clients`` from alternating rounds, pooled; with a
+    ``retriever``, also its in-process latency, in the same rounds."""
     ceiling: list[float] = []
+    in_process: list[float] = []
     latencies: list[float] = []
     elapsed = failures = 0.0
     rounds = ROUNDS[clients]
     for _ in range(rounds):
         ceiling += in_model_thread(in_process_ceiling, index, embedder, clients, seconds / rounds)
+        if retriever is not None:
+            in_process += in_model_thread(in_process_retrieve, retriever, seconds / rounds)
         round_ = load.round(clients, seconds / rounds)
         latencies += round_["latencies"]
         elapsed += round_["elapsed"]
@@ -280,6 +332,8 @@ def measure_level(
     }
     if clients == 1:
         figures["ceiling_p50_ms_1"] = percentile_ms(ceiling, 50)
+    if retriever is not None:
+        figures[f"retriever_p50_ms_{clients}"] = percentile_ms(in_process, 50)
     return figures
 
 
@@ -288,11 +342,17 @@ def measure(index_dir: Path, embedder: Embedder, seconds: float) -> dict[str, fl
     from thoughtbank.server import ServerProcess
 
     index = load_index(index_dir)
+    retriever = in_model_thread(TemplateRetriever, index, embedder)
     figures = {}
     with (ServerProcess(index_dir, extra_args=("--log-level", "WARNING")) as server,
           LoadGenerator(server.address) as load):
         for clients in CONCURRENCY:
-            figures.update(measure_level(load, index, embedder, clients, seconds))
+            figures.update(measure_level(load, index, embedder, clients, seconds,
+                                         retriever if clients == 1 else None))
+            if clients == 1:
+                gap = figures["ceiling_p50_ms_1"] / 1000
+                idle = load.idle_round(gap, seconds / ROUNDS[1])
+                figures["grpc_idle_round_trip_p50_ms"] = percentile_ms(idle["latencies"], 50)
     return figures
 
 
@@ -322,6 +382,9 @@ def run(quick: bool) -> dict[str, float]:
             figures[f"served_rps_{clients}"] / figures["langchain_rps"]
         )
     figures["p50_ratio_to_one_call_1"] = figures["served_p50_ms_1"] / figures["ceiling_p50_ms_1"]
+    figures["p50_ratio_to_retriever_1"] = (
+        figures["served_p50_ms_1"] / figures["retriever_p50_ms_1"]
+    )
     return figures
 
 
@@ -341,6 +404,10 @@ def report(figures: dict[str, float]) -> None:
     print(f"p50 at 1 client {figures['served_p50_ms_1']:.1f} ms vs one in-process "
           f"encode+search {figures['ceiling_p50_ms_1']:.1f} ms: "
           f"{figures['p50_ratio_to_one_call_1']:.2f}x (goal <= 1.15)")
+    print(f"  in-process TemplateRetriever.retrieve (adds task inference and ranking): "
+          f"{figures['retriever_p50_ms_1']:.1f} ms, served "
+          f"{figures['p50_ratio_to_retriever_1']:.2f}x; a no-op gRPC call after as long idle: "
+          f"{figures['grpc_idle_round_trip_p50_ms']:.1f} ms")
     print(f"32 clients: {figures['ratio_to_ceiling_32']:.2f}x ceiling (goal >= 0.85), "
           f"{figures['ratio_to_langchain_32']:.2f}x LangChain (goal >= 2)")
 
