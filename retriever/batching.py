@@ -14,13 +14,13 @@ its latency stays that of one in-process call.
 With ``workers`` > 1, batches run in several threads at once: while one batch's callers travel
 back and forth, another batch computes, so the cores do not idle between batches.
 
-Only the first thread ever computes on several cores: all of them when its batch runs alone,
-what the other batches leave when not; the others use one core each. GNU OpenMP (torch's
-runtime) stops its threads spinning between parallel regions once it manages more threads than
-there are cores, and a forward pass has hundreds of regions, each then waiting for its threads
-to wake: embedding one query measured 20% slower with a second thread's team alive than with a
-single team. So batches go to the first thread whenever it is idle, and the thread count a
-batch may use is handed to ``process``.
+Only the first thread ever computes on several cores, and only when its batch runs alone with
+no answered callers on their way back (a lone client); every other batch uses one core. GNU
+OpenMP (torch's runtime) stops its threads spinning between parallel regions once it manages
+more threads than there are cores, and a forward pass has hundreds of regions, each then
+waiting for its threads to wake: embedding one query measured 20% slower with a second thread's
+team alive than with a single team. So batches go to the first thread whenever it is idle, and
+the thread count a batch may use is handed to ``process``.
 """
 
 from __future__ import annotations
