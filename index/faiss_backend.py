@@ -8,12 +8,9 @@ object, never as index-wide settings, so concurrent searches on one index cannot
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import math
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -44,18 +41,9 @@ class FaissMissingError(ImportError):
 
 @functools.cache
 def import_faiss() -> ModuleType:
-    """The ``faiss`` module, tuned once for batched search, or a message naming the extra.
-
-    faiss-cpu and torch each bundle their own OpenMP runtime. After a search, FAISS's idle
-    threads spin for milliseconds on the cores torch needs next: embedding one query right
-    after a search measured 18.6 ms instead of 11 ms on 2 cores. So FAISS's runtime, which
-    only ever runs one coarse parallel region per search, is loaded with passive waiting
-    (unless ``OMP_WAIT_POLICY`` is set); torch's runtime, loaded on its own, keeps spinning
-    between its many small regions.
-    """
+    """The ``faiss`` module, tuned once for batched search, or a message naming the extra."""
     try:
-        with _environment("OMP_WAIT_POLICY", "PASSIVE"):
-            import faiss
+        import faiss
     except ImportError as exc:
         raise FaissMissingError(
             "FAISS is not installed. Install exactly one of: pip install 'thoughtbank[cpu]' "
@@ -63,19 +51,6 @@ def import_faiss() -> ModuleType:
         ) from exc
     faiss.cvar.distance_compute_blas_threshold = BLAS_THRESHOLD
     return faiss
-
-
-@contextlib.contextmanager
-def _environment(name: str, value: str) -> Iterator[None]:
-    """``name=value`` in the environment inside the block, unless the user already set it."""
-    if name in os.environ:
-        yield
-        return
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        del os.environ[name]
 
 
 @dataclass(frozen=True)
