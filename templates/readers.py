@@ -165,6 +165,9 @@ def record_from_row(
     if judge is not None and judge > 1.0:
         raise RowError(f"llm_judge must be in [0, 1], got {row['llm_judge']!r}")
     ground_truth = row.get("ground_truth")
+    metric = row.get("metric")
+    if metric is not None and not isinstance(metric, str):
+        raise RowError(f"metric is not a string but {type(metric).__name__}")
     return LogRecord(
         task_name=row["task_name"].strip(),
         query=row["query"],
@@ -175,6 +178,7 @@ def record_from_row(
         cost=_optional_float(row, "cost"),
         llm_judge=judge,
         ground_truth="" if ground_truth is None else str(ground_truth),
+        metric=(metric or "").strip(),
     )
 
 

@@ -25,6 +25,8 @@ class LogRecord:
     cost: float | None = None
     llm_judge: float | None = None
     ground_truth: str = ""
+    #: How the source scored the response (``em_mc``, ``GSM8K``, ``pass@1``...), "" if unknown.
+    metric: str = ""
 
     def to_json(self) -> str:
         """The field values as a JSON array, in field order: the compact form the spool stores

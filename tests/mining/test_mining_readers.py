@@ -13,6 +13,7 @@ import pytest
 from mining_logs import row, write_jsonl
 
 from thoughtbank.templates.readers import RejectSink, check_log_paths, iter_log_records
+from thoughtbank.templates.spool import GroupSpool
 
 FUSIONBENCH_COLUMNS = [
     "task_name", "task_id", "task_description", "task_description_embedding", "query",
@@ -212,3 +213,26 @@ def test_bad_utf8_inside_a_multiline_csv_record_costs_only_that_record(tmp_path:
     records, rejects = read([path], tmp_path)
     assert [r.llm for r in records] == ["model-a", "model-c"]
     assert [(r["line"], "UTF-8" in r["reason"]) for r in rejects] == [(bad_record_line, True)]
+
+
+def test_metric_column_in_every_format_and_through_the_spool(tmp_path: Path) -> None:
+    rows = [row(metric="numeric_em"), row(llm="model-b")]
+    jsonl = write_jsonl(tmp_path / "log.jsonl", rows)
+    csv_log = fusionbench_csv(tmp_path / "log.csv", rows)
+    parquet = tmp_path / "log.parquet"
+    pyarrow.parquet.write_table(pyarrow.Table.from_pylist(
+        [rows[0], {**rows[1], "metric": None}]), parquet)
+    for path in (jsonl, csv_log, parquet):
+        records, rejects = read([path], tmp_path)
+        assert [r.metric for r in records] == ["numeric_em", ""], path
+        assert rejects == []
+    with GroupSpool(tmp_path) as spool:
+        spool.add_all(records)
+        (group,) = spool.groups()
+    assert group.records == tuple(records)
+
+
+def test_metric_that_is_not_text_is_rejected(tmp_path: Path) -> None:
+    records, rejects = read([write_jsonl(tmp_path / "log.jsonl", [row(metric=3)])], tmp_path)
+    assert records == []
+    assert [r["reason"] for r in rejects] == ["metric is not a string but int"]
