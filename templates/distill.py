@@ -1,11 +1,12 @@
 """Distillers turn a query and its best responses into an abstract ``TemplateFields``.
 
-A distiller takes a ``DistillRequest`` (the query, its selected responses, optionally failed
-responses to learn pitfalls from, and leaks to avoid when asked again) and returns a
-``Distillation``. ``ExtractiveDistiller`` needs no LLM: it abstracts the query's numbers and
-names, keeps the step structure of the best response and detects its answer format. It is
-deterministic, which makes mining reproducible and lets the demo and tests run anywhere. The
-LLM distiller is in ``chat.py``.
+A distiller takes a ``DistillRequest`` (the query, its selected responses, the task's profile,
+optionally failed responses to learn pitfalls from, and leaks to avoid when asked again) and
+returns a ``Distillation``. ``ExtractiveDistiller`` needs no LLM: it fuses the steps the
+responses agree on (``fusion``), names the query's quantities and masks its people
+(``abstraction``), summarizes the question stem without its options and states the task's answer
+format. It is deterministic, which makes mining reproducible and lets the demo and tests run
+anywhere. The LLM distiller is in ``chat.py``.
 """
 
 from __future__ import annotations
@@ -14,28 +15,60 @@ import re
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from thoughtbank.templates.abstraction import QueryAbstraction
+from thoughtbank.templates.answer_format import (
+    AnswerFormat,
+    answer_format_instruction,
+    classify_answer_format,
+)
+from thoughtbank.templates.fusion import (
+    MAX_STEPS,
+    StepContext,
+    code_steps,
+    fuse_steps,
+    response_steps,
+)
 from thoughtbank.templates.leakage import Leak, mask_leaks
+from thoughtbank.templates.query_parts import split_query
 from thoughtbank.templates.schema import LogRecord, TemplateFields
+from thoughtbank.templates.task_profile import TaskProfile
 
-_NUMBER = re.compile(r"(?<![\w.])[-+]?\$?\d+(?:,\d{3})*(?:\.\d+)?%?")
-_CAPITALIZED_WORD = re.compile(r"\b[A-Z][a-z]+\b")
-_MID_SENTENCE_CAPITALIZED = re.compile(r"(?<=[a-z,;] )[A-Z][a-z]+\b")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
-_STEP_MARKER = re.compile(r"^\s*(?:step\s*\d+[:.)]|\d+[.)]|[-*•])\s*", re.IGNORECASE)
-_OPTIONS_BLOCK = re.compile(r"\s*\b(?:options?|choices?)\s*:.*", re.IGNORECASE | re.DOTALL)
-MAX_STEPS = 3
-MAX_STEP_CHARS = 160
 MAX_SUMMARY_CHARS = 200
-#: Words of the query's question kept in the summary: below the leakage guard's default span.
-MAX_QUESTION_WORDS = 10
+MAX_PITFALL_CHARS = 360
+#: Words of the question kept in the summary: below the leakage guard's default span.
+MAX_QUESTION_WORDS = 11
+MIN_QUESTION_CONTENT_WORDS = 3
+#: Fewest query quantities, used by the steps, worth a step that names them.
+MIN_GIVENS = 2
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
+_GENERIC_ASK = re.compile(r"\b(?:which|what) of the following\b[^?]*\??|\b(?:best|most) "
+                          r"(?:describes|accurate|likely)\b", re.IGNORECASE)
+_QUESTION_WORD = re.compile(r"\b(?:how|what|which|who|whom|whose|where|when|why|find|"
+                            r"calculate|determine|compute|evaluate|simplify|solve)\b",
+                            re.IGNORECASE)
+_CODE_LINE = re.compile(r"^(?:def |class |import |from \w+ import|>>>|@|return\b|#)")
+#: Method of a task whose responses carry no reasoning, by answer format.
+FORMAT_ONLY_STEPS: dict[AnswerFormat, tuple[str, ...]] = {
+    AnswerFormat.CHOICE_LETTER: (
+        "Read every option against what the question asks.",
+        "Rule out the options that contradict it and choose the one that fits best.",
+    ),
+    AnswerFormat.CODE_BLOCK: (
+        "Define the function the task names, with its arguments.",
+        "Return the result and check it against the examples the task gives.",
+    ),
+}
+GENERIC_STEPS = ("Identify the given facts and what is asked, then derive the answer from them "
+                 "step by step.",)
 
 
 @dataclass(frozen=True, slots=True)
 class DistillRequest:
     """What a distiller sees of one group.
 
-    ``failed`` is non-empty only when a pitfalls note is wanted; ``avoid`` lists the leaks of a
-    previous attempt when the distiller is asked again.
+    ``profile`` is what the mining job learnt about the whole task (its answer format and
+    boilerplate); ``failed`` is non-empty only when a pitfalls note is wanted; ``avoid`` lists
+    the leaks of a previous attempt when the distiller is asked again.
     """
 
     task: str
@@ -43,6 +76,7 @@ class DistillRequest:
     responses: tuple[LogRecord, ...]
     failed: tuple[LogRecord, ...] = ()
     avoid: tuple[Leak, ...] = ()
+    profile: TaskProfile | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,92 +110,82 @@ class Distiller(Protocol):
         ...
 
 
-def query_names(query: str) -> frozenset[str]:
-    """Proper names of a query: capitalized words seen mid-sentence or more than once."""
-    words = _CAPITALIZED_WORD.findall(query)
-    repeated = {w for w in words if words.count(w) > 1}
-    return frozenset(repeated | set(_MID_SENTENCE_CAPITALIZED.findall(query)))
+def _question(stem: str) -> str:
+    """The sentence of the stem that asks, without generic multiple-choice wording; the first
+    sentence when the asking one says nothing specific ("Which of the following is true?")."""
+    sentences = [s.strip() for s in _SENTENCE_END.split(" ".join(stem.split())) if s.strip()]
+    if not sentences:
+        return ""
+    asking = [s for s in sentences if s.endswith("?") or _QUESTION_WORD.search(s)]
+    for sentence in reversed(asking or sentences[-1:]):
+        specific = _GENERIC_ASK.sub("", sentence).strip(" ,;:?")
+        if len(re.findall(r"[A-Za-z]{3,}", specific)) >= MIN_QUESTION_CONTENT_WORDS:
+            return specific
+    return _GENERIC_ASK.sub("", sentences[0]).strip(" ,;:?")
 
 
-def abstract_text(text: str, names: frozenset[str] = frozenset()) -> str:
-    """Replace numbers and the query's proper names by placeholders (N, X)."""
-    text = _NUMBER.sub("N", text)
-    if names:
-        text = re.sub(r"\b(?:" + "|".join(map(re.escape, sorted(names))) + r")\b", "X", text)
-    return text
+def _prose(stem: str) -> str:
+    """A code task's description: its text without code lines and docstring quotes."""
+    lines = [line.strip().strip('"').strip("'").strip() for line in stem.splitlines()]
+    return " ".join(line for line in lines if line and not _CODE_LINE.match(line))
+
+
+def _summary(task: str, stem: str, abstraction: QueryAbstraction, is_code: bool) -> str:
+    question = _SENTENCE_END.split(_prose(stem))[0] if is_code else _question(stem)
+    words = abstraction.apply(question).split()
+    ask = " ".join(words[:MAX_QUESTION_WORDS]) + (" ..." if len(words) > MAX_QUESTION_WORDS else "")
+    kind = task.split("/")[-1].replace("_", " ")
+    return _clip(f"Solve a {kind} problem: {ask}" if ask else f"Solve a {kind} problem.",
+                 MAX_SUMMARY_CHARS)
 
 
 def _clip(text: str, limit: int) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+    return text if len(text) <= limit else text[: limit - 4].rsplit(" ", 1)[0] + " ..."
 
 
-def _candidate_steps(response: str) -> list[str]:
-    """Reasoning units of a response: its lines when it has several, else its sentences."""
-    lines = [line.strip() for line in response.splitlines() if line.strip()]
-    if len(lines) < 2:
-        lines = [s.strip() for s in _SENTENCE_END.split(response) if s.strip()]
-    steps = []
-    for line in lines:
-        if line.startswith(("```", "####")) or "answer is" in line.lower():
-            continue
-        step = _STEP_MARKER.sub("", line)
-        if len(step) > 12:
-            steps.append(step)
-    return steps
+def _answer_format(request: DistillRequest) -> AnswerFormat:
+    """The task's format; without a profile, the one the best response states."""
+    if request.profile is not None:
+        return request.profile.answer_format
+    return classify_answer_format(request.responses[0].response) or AnswerFormat.PLAIN
 
 
-def _pick_steps(steps: list[str], names: frozenset[str]) -> tuple[str, ...]:
-    """Up to MAX_STEPS steps spread over the response: first, middle, last."""
-    if len(steps) <= MAX_STEPS:
-        chosen = steps
+def _givens(steps: tuple[str, ...], abstraction: QueryAbstraction) -> tuple[str, ...]:
+    """A step naming the query's quantities the steps use, when their names say something."""
+    used = [f"[{name}]" for name in abstraction.quantity_names
+            if any(f"[{name}]" in step for step in steps) and re.search(r"[a-z]{3,}", name)]
+    if len(used) < MIN_GIVENS:
+        return ()
+    return (f"Name the quantities the question gives: {', '.join(used)}.",)
+
+
+def _steps(request: DistillRequest, context: StepContext, answer_format: AnswerFormat,
+           abstraction: QueryAbstraction) -> tuple[str, ...]:
+    """Fused steps; a code task's from its code; without reasoning, the format's method."""
+    if answer_format is AnswerFormat.CODE_BLOCK:
+        steps = next((code_steps(r.response) for r in request.responses
+                      if code_steps(r.response)), ())
     else:
-        chosen = [steps[0], steps[len(steps) // 2], steps[-1]]
-    return tuple(_clip(abstract_text(step, names), MAX_STEP_CHARS) for step in chosen)
+        fused = fuse_steps([response_steps(r.response, context) for r in request.responses])
+        steps = _givens(fused, abstraction) + fused if fused else ()
+        if steps and answer_format is AnswerFormat.CHOICE_LETTER:
+            steps = (*steps[:MAX_STEPS], "Choose the option that matches this reasoning.")
+    return steps or FORMAT_ONLY_STEPS.get(answer_format, GENERIC_STEPS)
 
 
-def detect_answer_format(response: str) -> str:
-    """How the response states its final answer, as an instruction."""
-    lowered = response.lower()
-    if re.search(r"answer is \(?[a-j]\)?", lowered):
-        return "End with 'The answer is (X)' where X is the letter of the chosen option."
-    if "\\boxed" in response:
-        return "Put the final answer in \\boxed{}."
-    if re.search(r"^####\s*", response, re.MULTILINE):
-        return "End with '#### <number>' giving the final numeric answer."
-    if "```" in response or re.search(r"^\s*def \w+\(", response, re.MULTILINE):
-        return "Return the complete Python function in a code block."
-    if "answer is" in lowered:
-        return "End with 'The answer is <answer>'."
-    return "State the final answer plainly on the last line."
-
-
-def _last_line(response: str) -> str:
-    lines = [line.strip() for line in response.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
-
-
-def _pitfalls(failed: tuple[LogRecord, ...], names: frozenset[str]) -> str:
-    """A short "avoid" note: how a failed response reasoned and where it ended."""
+def _pitfalls(failed: tuple[LogRecord, ...], kept: tuple[str, ...], context: StepContext) -> str:
+    """How a failed response went wrong: its first step that no kept step agrees with."""
     if not failed:
         return ""
-    example = failed[0].response
-    first_step = next(iter(_candidate_steps(example)), "")
-    ending = abstract_text(_last_line(example), names)
-    note = (f"{len(failed)} logged response(s) to this query failed, e.g. one reasoning "
-            f"'{abstract_text(first_step, names)}' and ending '{ending}'. "
-            "Check each step against the question before answering.")
-    return _clip(note, MAX_SUMMARY_CHARS + MAX_STEP_CHARS)
-
-
-def _summary(task: str, query: str, names: frozenset[str]) -> str:
-    question = _OPTIONS_BLOCK.sub("", query).strip()
-    ask = _SENTENCE_END.split(question)[-1] if question else ""
-    words = ask.split()
-    if len(words) > MAX_QUESTION_WORDS:
-        ask = " ".join(words[:MAX_QUESTION_WORDS]) + " ..."
-    kind = task.split("/")[-1].replace("_", " ")
-    return _clip(f"Solve a {kind} problem: {abstract_text(ask, names)}", MAX_SUMMARY_CHARS)
+    kept_steps = set(kept)
+    for record in failed:
+        wrong = [s for s in response_steps(record.response, context) if s not in kept_steps]
+        if wrong:
+            note = (f"{len(failed)} logged response(s) to this query failed; one reasoned "
+                    f"'{wrong[0]}' Check each step against the question before answering.")
+            return _clip(note, MAX_PITFALL_CHARS)
+    return ""
 
 
 def _masked(fields: TemplateFields, leaks: tuple[Leak, ...]) -> TemplateFields:
@@ -177,23 +201,37 @@ class ExtractiveDistiller:
     """Deterministic, LLM-free distiller (the default). Asked again, it masks the leaks."""
 
     name = "extractive"
-    version = "2"
+    version = "3"
 
     def distill(self, request: DistillRequest) -> Distillation:
         if not request.responses:
             raise ValueError("no responses to distil")
-        best = request.responses[0].response
-        names = query_names(request.query)
-        steps = _pick_steps(_candidate_steps(best), names)
-        if not steps:
-            steps = ("Identify what is asked and the given facts, then derive the answer.",)
-        fields = TemplateFields(
-            task_summary=_summary(request.task, request.query, names),
-            reasoning_steps=steps,
-            answer_format=detect_answer_format(best),
+        parts = split_query(request.query)
+        texts = [r.response for r in (*request.responses, *request.failed)]
+        abstraction = QueryAbstraction(parts.stem, texts)
+        context = StepContext(
+            abstraction=abstraction,
+            query=request.query,
+            option_texts=_option_texts(parts.options),
+            strip_boilerplate=(request.profile.boilerplate.strip if request.profile
+                               else str.strip),
         )
-        pitfalls = _pitfalls(request.failed, names)
+        answer_format = _answer_format(request)
+        steps = _steps(request, context, answer_format, abstraction)
+        fields = TemplateFields(
+            task_summary=_summary(request.task, parts.stem, abstraction,
+                                  answer_format is AnswerFormat.CODE_BLOCK),
+            reasoning_steps=steps,
+            answer_format=answer_format_instruction(answer_format),
+        )
+        pitfalls = _pitfalls(request.failed, steps, context)
         return Distillation(_masked(fields, request.avoid), mask_leaks(pitfalls, request.avoid))
 
     def usage(self) -> LLMUsage:
         return LLMUsage()
+
+
+def _option_texts(options: dict[str, str]) -> tuple[str, ...]:
+    """Option texts worth looking for in a step: a lone number or letter is found everywhere."""
+    texts = (" ".join(text.lower().split()) for text in options.values())
+    return tuple(t for t in texts if len(re.findall(r"[a-z]{3,}", t)) >= 1)

@@ -48,6 +48,7 @@ from thoughtbank.templates.selection import (
 )
 from thoughtbank.templates.spool import GroupSpool
 from thoughtbank.templates.store import write_templates
+from thoughtbank.templates.task_profile import TaskProfile, learn_task_profiles
 
 PITFALL_EXAMPLES = 3
 #: Groups queued per worker: enough to keep workers busy, few enough to bound memory.
@@ -186,14 +187,18 @@ def _guarded_distillation(
     return distillation, tuple(leak.describe() for leak in leaks)
 
 
-def mine_group(group: QueryGroup, distiller: Distiller, options: MiningOptions) -> JournalEntry:
-    """Select, distil and guard one group; the journal entry that records the outcome."""
+def mine_group(group: QueryGroup, distiller: Distiller, options: MiningOptions,
+               profile: TaskProfile | None = None) -> JournalEntry:
+    """Select, distil and guard one group; the journal entry that records the outcome.
+
+    ``profile`` is what was learnt about the group's whole task (answer format, boilerplate)."""
     key = group_key(group)
     selected = select_top_responses(group, options.strategy, options.top_n, options.rules)
     if not selected:
         return JournalEntry(key, "skipped", reason="no eligible response")
     failed = failed_responses(group, options.rules, PITFALL_EXAMPLES) if options.pitfalls else []
-    request = DistillRequest(group.task, group.query, tuple(selected), tuple(failed))
+    request = DistillRequest(group.task, group.query, tuple(selected), tuple(failed),
+                             profile=profile)
     distillation, leaks = _guarded_distillation(group, request, distiller, options.guard)
     if leaks and options.leakage is LeakagePolicy.DROP:
         return JournalEntry(key, "dropped", reason="; ".join(leaks))
@@ -201,10 +206,11 @@ def mine_group(group: QueryGroup, distiller: Distiller, options: MiningOptions) 
     return JournalEntry(key, "ok", template=template.to_dict())
 
 
-def _mine_or_fail(group: QueryGroup, distiller: Distiller, options: MiningOptions) -> JournalEntry:
+def _mine_or_fail(group: QueryGroup, distiller: Distiller, options: MiningOptions,
+                  profiles: dict[str, TaskProfile]) -> JournalEntry:
     """A failed group is journaled as failed (and retried by the next run), never raised."""
     try:
-        return mine_group(group, distiller, options)
+        return mine_group(group, distiller, options, profiles.get(group.task))
     except Exception as exc:  # any distiller error fails this group only
         where = f"{group.task}: {group.query[:60]!r}"
         return JournalEntry(group_key(group), "failed", f"{where}: {type(exc).__name__}: {exc}")
@@ -226,14 +232,15 @@ def _spool_logs(paths: list[Path], spool: GroupSpool, options: MiningOptions,
 
 
 def _distil_groups(groups: Iterator[QueryGroup], journal: Journal, distiller: Distiller,
-                   options: MiningOptions, progress: tqdm) -> None:
+                   options: MiningOptions, profiles: dict[str, TaskProfile],
+                   progress: tqdm) -> None:
     """Run groups through the worker pool, journaling each batch of finished ones at once."""
     limit = max(1, options.workers) * IN_FLIGHT_PER_WORKER
     in_flight: set[Future[JournalEntry]] = set()
     with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
         while True:
             while len(in_flight) < limit and (group := next(groups, None)) is not None:
-                in_flight.add(pool.submit(_mine_or_fail, group, distiller, options))
+                in_flight.add(pool.submit(_mine_or_fail, group, distiller, options, profiles))
             if not in_flight:
                 return
             done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
@@ -283,11 +290,12 @@ def mine_templates(
             _spool_logs(paths, spool, options, out_path, summary)
             summary.groups = spool.group_count()
             summary.query_ids = spool.query_id_count()
+            profiles = learn_task_profiles(spool.groups(), options.rules)
             pending = (g for g in spool.groups() if not journal.is_finished(group_key(g)))
             summary.groups_resumed = journal.finished_count()
             with tqdm(total=summary.groups, initial=summary.groups_resumed, desc="groups",
                       unit=" groups", file=sys.stderr, disable=not options.progress) as progress:
-                _distil_groups(pending, journal, distiller, options, progress)
+                _distil_groups(pending, journal, distiller, options, profiles, progress)
     finally:
         journal.close()
     _finish(journal, embed, options, distiller, out_path, summary)

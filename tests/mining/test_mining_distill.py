@@ -23,20 +23,38 @@ def test_extractive_template_is_abstract_and_deterministic() -> None:
     first = ExtractiveDistiller().distill(request)
     assert first == ExtractiveDistiller().distill(request)
     assert first.fields.task_summary == ("Solve a gsm8k problem: How much in dollars does X make "
-                                         "every day at ...")
+                                         "every day at the ...")
     assert first.fields.reasoning_steps == (
-        "X has N eggs.", "She sells N - N = N eggs.", "At N each she makes N * N = N dollars.")
+        "Name the quantities the question gives: [eggs], [breakfast and bakes], [day].",
+        "She uses [breakfast and bakes] + [day] = [result] of them.",
+        "She sells [eggs] - [result] = [eggs 2].",
+        "At $2 each she makes [eggs 2] * 2 = [dollars].",
+    )
     assert first.fields.answer_format == "End with '#### <number>' giving the final numeric answer."
     assert first.pitfalls == ""
     assert LeakageGuard().find(first.fields.render(), QUERY, "18") == ()
+
+
+def test_steps_come_from_every_selected_response() -> None:
+    other = response("She uses 3+4=<<3+4=7>>7 eggs a day.\nShe has 16-7=<<16-7=9>>9 eggs left.\n"
+                     "She makes 9*2=<<9*2=18>>18 dollars.\nA: 18", llm="m2")
+    request = DistillRequest("gsm8k", QUERY, (other, response()))
+    fields = ExtractiveDistiller().distill(request).fields
+    assert fields.reasoning_steps[1:] == (
+        "She uses [breakfast and bakes]+[day]=[eggs a day].",
+        "She has [eggs]-[eggs a day]=[eggs 2] left.",
+        "She makes [eggs 2]*2=[dollars].",
+    )
+    assert not any("<<" in step or "A:" in step for step in fields.reasoning_steps)
 
 
 def test_pitfalls_note_from_failed_responses() -> None:
     failed = response("She has 16 eggs and sells all of them.\n#### 32", "weak", 0.0)
     note = ExtractiveDistiller().distill(
         DistillRequest("gsm8k", QUERY, (response(),), failed=(failed,))).pitfalls
-    assert note.startswith("1 logged response(s) to this query failed, e.g. one reasoning "
-                           "'She has N eggs and sells all of them.' and ending '#### N'.")
+    assert note.startswith("1 logged response(s) to this query failed; one reasoned "
+                           "'She has [eggs] and sells all of them.'")
+    assert "32" not in note
 
 
 @pytest.mark.parametrize(("ground_truth", "text", "leaked"), [

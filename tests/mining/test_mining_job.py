@@ -65,7 +65,7 @@ def test_summary_and_output(log: Path, tmp_path: Path) -> None:
     assert sorted(t.source_query_ids for t in templates) == [(f"q{i}",) for i in range(1, 7)]
     assert [t.id for t in templates] == sorted(t.id for t in templates)
     first = templates[0]
-    assert first.distiller == "extractive" and first.distiller_version == "2"
+    assert first.distiller == "extractive" and first.distiller_version == "3"
     assert [(s.llm, s.performance) for s in first.sources] == [("model-a", 1.0), ("model-b", 1.0)]
     assert json.loads((out.parent / "templates.jsonl.rejects").read_text())["line"] == 20
     assert sorted(p.name for p in out.parent.iterdir()) == [
@@ -111,12 +111,17 @@ def test_resume_refuses_a_journal_of_another_job(log: Path, tmp_path: Path) -> N
         mine_templates([log], out, ExtractiveDistiller(), MiningOptions(top_n=2, resume=True))
 
 
-def test_pitfalls_from_failed_responses(log: Path, tmp_path: Path) -> None:
+def test_pitfalls_from_failed_responses(tmp_path: Path) -> None:
+    rows = many_queries(3)
+    for failed in rows[2::3]:
+        failed["response"] = "Add the boxes to the pens per box instead.\n#### 1"
+    log = write_jsonl(tmp_path / "log.jsonl", rows)
     out = tmp_path / "templates.jsonl"
     mine_templates([log], out, ExtractiveDistiller(), MiningOptions(pitfalls=True))
     pitfalls = [t.pitfalls for t in read_templates(out)]
-    assert len(pitfalls) == 6
-    assert all(p.startswith("1 logged response(s) to this query failed") for p in pitfalls)
+    assert len(pitfalls) == 3
+    assert all(p.startswith("1 logged response(s) to this query failed; one reasoned 'Add the "
+                            "boxes to the pens per box instead.'") for p in pitfalls)
 
 
 @pytest.mark.parametrize("policy", list(LeakagePolicy))
