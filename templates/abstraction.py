@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 #: A number as written; never an exponent or a subscript ("10^{-11}", "x_2").
-_NUMBER = re.compile(r"(?<![\w.^_{])(?<!\^\{-)(?<!\^\{)(?<!_\{)(?P<dollar>\$)?"
+_NUMBER = re.compile(r"(?<![\w.^_])(?<!\^\{-)(?<!\^\{)(?<!_\{)(?P<dollar>\$)?"
                      r"(?P<value>\d+(?:,\d{3})*(?:\.\d+)?|\.\d+)"
                      r"(?P<percent>%)?(?![\w])")
 _WORD_NUMBERS = {

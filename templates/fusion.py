@@ -29,7 +29,11 @@ AGREEMENT = 0.34
 
 _CALCULATOR = re.compile(r"<<[^<>]*>>")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\[\\$])")
-_MARKUP = re.compile(r"\*\*|__|`|^\s*>+\s*|^\s*#{1,3}(?!#)\s*")
+_MARKUP = re.compile(r"\*\*|__|`|^\s*>+\s*|^\s*#{1,3}(?!#)\s*|^\*+")
+#: Talk about solving rather than solving: "To solve this, let's break it down step by step."
+_META = re.compile(r"^(?:to (?:solve|answer|find|calculate|determine)\b[^,.]*,\s*)?(?:let'?s|we "
+                   r"(?:need|can|will|should)(?: to)?|i will|i'll) (?:break|think|solve|work|go|"
+                   r"start|analy[sz]e|approach|look|tackle)\b[^.:]*", re.IGNORECASE)
 _STEP_MARKER = re.compile(r"^\s*(?:step\s*\d+\s*[:.)-]?|\(?\d{1,2}[.)](?!\d)|[-*•])\s*",
                           re.IGNORECASE)
 _DISPLAY_MATH = re.compile(r"\\\[|\\\]|\$\$|\\\(|\\\)")
@@ -119,8 +123,8 @@ def _units(response: str) -> list[str]:
 
 def _tidy(unit: str) -> str:
     unit = _DISPLAY_MATH.sub(" ", _MARKUP.sub("", _STEP_MARKER.sub("", unit)))
-    unit = _CONNECTIVE.sub("", " ".join(unit.split()))
-    unit = unit.strip(" :;,")
+    unit = _META.sub("", _CONNECTIVE.sub("", " ".join(unit.split()))).strip(" :;,")
+    unit = _STEP_MARKER.sub("", unit).strip(" :;,")
     return unit[:1].upper() + unit[1:]
 
 
