@@ -71,7 +71,8 @@ def read_log_truth(log_paths: Sequence[Path], spool_dir: Path | None = None) -> 
         def groups() -> Iterable[Any]:
             for group in spool.groups():
                 truth = next((r.ground_truth for r in group.records if r.ground_truth), "")
-                logged = LoggedQuery(group.task, group.query, truth)
+                # The log's own text: the group's is folded, which loses line layouts.
+                logged = LoggedQuery(group.task, group.records[0].query, truth)
                 by_text[group.key] = logged
                 by_id.update({r.query_id: logged for r in group.records if r.query_id})
                 yield group
