@@ -2,7 +2,8 @@
 
 Logs render options into the query text in several layouts: one option per line ("A. text",
 "(A) text", "A)text", "A: text"), possibly under an "Options:" or "Choices:" header, or all on
-one line ("(A) x (B) y (C) z", "Answer Choices: (A) 10 (B) 20"). Options are recognised only as
+one line ("(A) x (B) y (C) z", "Answer Choices: (A) 10 (B) 20", or any of these layouts with
+its lines folded into one). Options are recognised only as
 a run of consecutive letters starting at A, so a lone "A." in prose, "P (A) = 0.2" in a formula
 or Roman-numeral statements ("I. ...", "II. ...") are not taken for options.
 """
@@ -19,7 +20,8 @@ _LINE_OPTION = re.compile(r"^\s*(?:\(([A-Z])\)|([A-Z])\)|([A-Z])[.:](?=\s|$))\s*
 _HEADER_WORDS = r"(?:answer\s+)?(?:options|choices)\s*:"
 _HEADER = re.compile(_HEADER_WORDS + r"\s*", re.IGNORECASE)
 _HEADER_AT_END = re.compile(r"(?:^|(?<=\s))" + _HEADER_WORDS + r"\s*$", re.IGNORECASE)
-#: An inline marker "(A)" after a space, the start or a colon; after a header also "A)" / "A.".
+#: An inline marker "(A)", "A)" or "A." after a space, the start or a colon. Folded queries
+#: (``normalize_query`` joins lines) carry MMLU-Pro's options as "... A. 0.525 B. 0.800 ...".
 _INLINE_PAREN = re.compile(r"(?:^|(?<=[\s:]))\(([A-Z])\)\s*")
 _INLINE_BARE = re.compile(r"(?:^|(?<=[\s:,;]))([A-Z])[.)]\s*")
 #: Fewest options of an inline run that has no header: two could be a formula's "(A) ... (B)".
@@ -118,10 +120,8 @@ def _inline_options_in_line(line: str) -> tuple[int, dict[str, str]] | None:
     """(where the options start, options) of one line holding all its options, or None."""
     header = _HEADER.search(line)
     region_start = header.end() if header else 0
-    pattern = _INLINE_BARE if header else _INLINE_PAREN
-    run = _consecutive_run(list(pattern.finditer(line, region_start)))
-    if not run and header:
-        run = _consecutive_run(list(_INLINE_PAREN.finditer(line, region_start)))
+    run = max((_consecutive_run(list(pattern.finditer(line, region_start)))
+               for pattern in (_INLINE_PAREN, _INLINE_BARE)), key=len)
     needed = MIN_OPTIONS if header else MIN_INLINE_OPTIONS_WITHOUT_HEADER
     if len(run) < needed:
         return None

@@ -152,9 +152,27 @@ def _add_calibrate(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=cmd_calibrate)
 
 
+def cmd_templates(args: argparse.Namespace) -> int:
+    from thoughtbank.templates.quality import evaluate_template_file, format_quality_table
+    report = evaluate_template_file(args.templates, args.logs)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else format_quality_table(report))
+    return 0
+
+
+def _add_templates(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "templates", help="template quality battery: leaks, boilerplate, formats (no LLM)")
+    parser.add_argument("templates", type=Path, help="templates JSONL written by mine")
+    parser.add_argument("--logs", type=Path, nargs="+", required=True,
+                        help="the logs the templates were mined from (ground truth, options)")
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(func=cmd_templates)
+
+
 def add_commands(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser("eval", help="measure and calibrate retrieval quality")
     eval_commands = evaluate.add_subparsers(dest="eval_command", required=True)
     _add_retrieval(eval_commands)
+    _add_templates(eval_commands)
     _add_e2e(eval_commands)
     _add_calibrate(eval_commands)

@@ -59,7 +59,7 @@ def test_pitfalls_note_from_failed_responses() -> None:
 
 @pytest.mark.parametrize(("ground_truth", "text", "leaked"), [
     ("B", "Pick the option. The answer is (B).", "answer is (B)"),
-    ("B", "Option (B) fits.", "(B)"),
+    ("B", "Option (B) fits.", "Option (B)"),
     ("B", "The answer is B because", "answer is B"),
     ("B", "Bears and Bees: compare both options.", None),
     ("18", "So she makes 18 dollars.", "18"),

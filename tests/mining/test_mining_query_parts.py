@@ -118,3 +118,14 @@ def test_every_real_multiple_choice_query_has_its_gold_option(
         assert len(parts.options) >= 3 and parts.stem, query
         assert not any(parts.options[letter] in parts.stem.split("\n")
                        for letter in parts.options), query
+
+
+def test_folded_queries_keep_their_options() -> None:
+    folded = " ".join(MMLU_PRO.split())
+    parts = split_query(folded)
+    assert parts.options == split_query(MMLU_PRO).options
+    assert parts.stem.endswith("the Bulls will win?")
+    csqa = split_query("Where do apples form? (A) south africa (B) sunshine (C) bloom")
+    assert csqa.options["C"] == "bloom"
+    aqua = split_query("Speed in miles per minute? [1km = 0.6 miles] A)32400 B)6000 C)600")
+    assert aqua.options == {"A": "32400", "B": "6000", "C": "600"}
