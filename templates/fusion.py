@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 
 from thoughtbank.templates.abstraction import QueryAbstraction
+from thoughtbank.templates.leakage import content_words
 
 MAX_STEPS = 4
 MAX_STEP_CHARS = 220
@@ -45,7 +46,7 @@ _STATES_ANSWER = re.compile(
     r"\b(?:correct|best|right)\s+(?:answer|option|choice|response)|"
     r"\b(?:option|choice)\s*\(?[A-J]\)?(?![\w])|\([A-J]\)", re.IGNORECASE)
 _CODE_LINE = re.compile(r"^\s*(?:```|def |class |import |from \w+ import|return\b|print\()")
-_WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
+_LATEX_COMMAND = re.compile(r"\\[A-Za-z]+")
 _SYMBOL = re.compile(r"\[[^\]]+\]")
 _PLACEHOLDER = re.compile(r"\b[XYZWV]\b")
 _STOP = frozenset("""a an the of and or to in on at for by with from is are was were be been being
@@ -57,10 +58,9 @@ answer answers question questions option options choice choices correct""".split
 
 
 def _content_words(text: str) -> list[str]:
-    """Words of ``text`` outside symbols and placeholders that carry meaning."""
-    plain = _PLACEHOLDER.sub(" ", _SYMBOL.sub(" ", text))
-    return [w.lower() for w in _WORD.findall(plain)
-            if len(w) > 2 and w.lower() not in _STOP]
+    """Words of ``text`` outside symbols, placeholders and LaTeX commands that carry meaning."""
+    plain = _PLACEHOLDER.sub(" ", _SYMBOL.sub(" ", _LATEX_COMMAND.sub(" ", text)))
+    return [word for word in content_words(plain) if word not in _STOP]
 
 
 def _signature(step: str) -> frozenset[str]:
