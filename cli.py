@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 
 import thoughtbank.demo.runner
+import thoughtbank.evaluation.cli
 import thoughtbank.index.cli
 import thoughtbank.retriever.cli
-import thoughtbank.retriever.evaluation.cli
 import thoughtbank.server
 import thoughtbank.templates.cli
 from thoughtbank._version import __version__
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     thoughtbank.server.add_commands(commands)
     thoughtbank.demo.runner.add_commands(commands)
     thoughtbank.retriever.cli.add_commands(commands)
-    thoughtbank.retriever.evaluation.cli.add_commands(commands)
+    thoughtbank.evaluation.cli.add_commands(commands)
     return parser
 
 

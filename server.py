@@ -33,9 +33,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from thoughtbank.index import default_threads, use_threads
-from thoughtbank.protos import SERVICE_NAME, convert, pb2, pb2_grpc
-from thoughtbank.retriever.batching import MicroBatcher
-from thoughtbank.retriever.engine import TemplateRetriever, all_or_first_error
+from thoughtbank.protos import SERVICE_NAME, pb2, pb2_grpc
+from thoughtbank.retriever import conversions as convert
 from thoughtbank.retriever.errors import (
     AuthenticationError,
     DeadlineExceededError,
@@ -44,10 +43,12 @@ from thoughtbank.retriever.errors import (
     ServerOverloadedError,
     ThoughtbankError,
 )
-from thoughtbank.retriever.observability import ServerMetrics, configure_logging
 from thoughtbank.retriever.prompt import load_prompt_template
-from thoughtbank.retriever.reload import LiveIndex
-from thoughtbank.retriever.server_config import ServerConfig, add_config_flags, config_from_args
+from thoughtbank.retriever.serving.config import ServerConfig, add_config_flags, config_from_args
+from thoughtbank.retriever.serving.engine import TemplateRetriever, all_or_first_error
+from thoughtbank.retriever.serving.micro_batcher import MicroBatcher
+from thoughtbank.retriever.serving.observability import ServerMetrics, configure_logging
+from thoughtbank.retriever.serving.reload import LiveIndex
 from thoughtbank.retriever.types import RetrievalQuery, RetrievalResult
 
 log = logging.getLogger("thoughtbank.server")

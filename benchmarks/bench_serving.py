@@ -44,7 +44,7 @@ import numpy as np
 
 from benchmarks.common import LOAD_QUERIES, percentile_ms
 from thoughtbank.index import Embedder, LoadedIndex, build_index, load_index
-from thoughtbank.retriever.engine import WARM_UP_BATCH_SIZES, TemplateRetriever
+from thoughtbank.retriever.serving.engine import WARM_UP_BATCH_SIZES, TemplateRetriever
 from thoughtbank.retriever.types import RetrievalQuery
 from thoughtbank.templates import ThoughtTemplate
 from thoughtbank.templates.schema import template_id
@@ -123,7 +123,7 @@ def in_model_thread(function: Callable[..., T], *args: Any) -> T:
     * on a loaded 2-core machine, model calls from the main thread measured several times
       slower than from a worker thread, which would flatter the served figures;
     * a second thread running torch keeps a second OpenMP team, and torch's runtime then stops
-      spinning between parallel regions (``thoughtbank.retriever.batching``): the ceiling would
+      spinning between parallel regions (``serving.micro_batcher``): the ceiling would
       run 20% slower than it can, which would flatter them too.
     """
     return _model_thread().submit(function, *args).result()

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from thoughtbank.cli_common import positive_int
 from thoughtbank.retriever.aio_client import AsyncThoughtbankClient
-from thoughtbank.retriever.batch import (
+from thoughtbank.retriever.augment_file import (
     DEFAULT_CONCURRENCY,
     BadLine,
     BatchSettings,

@@ -18,7 +18,8 @@ from typing import Any, Generic, Protocol, TypeVar
 import grpc
 from google.protobuf.message import Message
 
-from thoughtbank.protos import SERVICE_NAME, convert, pb2, pb2_grpc
+from thoughtbank.protos import SERVICE_NAME, pb2, pb2_grpc
+from thoughtbank.retriever import conversions as convert
 from thoughtbank.retriever.errors import error_from_rpc
 from thoughtbank.retriever.types import (
     DEFAULT_K,
@@ -235,7 +236,7 @@ class LocalBackend:
     """
 
     def __init__(self, index_dir: Path) -> None:
-        from thoughtbank.retriever.engine import TemplateRetriever
+        from thoughtbank.retriever.serving.engine import TemplateRetriever
 
         self.retriever = TemplateRetriever.open(index_dir)
         self.address = f"local:{index_dir}"

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import HashingVectorizer
 
+from thoughtbank.evaluation.dataset import read_labeled_queries, write_sample
 from thoughtbank.index.task_classifier import (
     _END,
     _START,
@@ -19,8 +20,7 @@ from thoughtbank.index.task_classifier import (
     TaskClassifierError,
     _feature_kinds,
 )
-from thoughtbank.retriever.evaluation.dataset import read_labeled_queries, write_sample
-from thoughtbank.retriever.hybrid import HybridConfig, route_task
+from thoughtbank.retriever.serving.task_routing import HybridConfig, route_task
 
 QUERIES = "fusionbench_14_task_queries.jsonl.gz"
 

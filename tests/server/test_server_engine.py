@@ -10,9 +10,9 @@ import pytest
 from langchain_core.prompts import PromptTemplate
 
 from thoughtbank.index import build_index
-from thoughtbank.retriever.engine import TemplateRetriever
 from thoughtbank.retriever.errors import InvalidRequestError
 from thoughtbank.retriever.prompt import fit_token_budget, load_prompt_template
+from thoughtbank.retriever.serving.engine import TemplateRetriever
 from thoughtbank.retriever.types import RetrievalQuery, RetrievalResult
 from thoughtbank.templates import read_templates
 

@@ -31,14 +31,14 @@ from thoughtbank.retriever.errors import (
     TemplateNotFoundError,
     ThoughtbankError,
 )
-from thoughtbank.retriever.hybrid import HybridConfig, route_task
 from thoughtbank.retriever.prompt import (
     DEFAULT_PROMPT,
     build_augmented_prompt,
     check_prompt_template,
     fit_token_budget,
 )
-from thoughtbank.retriever.sanitize import DEFAULT_MAX_TEMPLATE_CHARS, sanitize_template
+from thoughtbank.retriever.serving.sanitize import DEFAULT_MAX_TEMPLATE_CHARS, sanitize_template
+from thoughtbank.retriever.serving.task_routing import HybridConfig, route_task
 from thoughtbank.retriever.types import (
     MAX_K,
     AugmentedPrompt,

@@ -2,7 +2,7 @@
 
 Each method ranks corpus rows for the test queries of one ``Fold`` and returns a matrix of row
 numbers (-1 where fewer than ``depth`` rows exist). Dense search goes through FAISS with the same
-ID-selector routing the server uses, and the blend is ``thoughtbank.retriever.hybrid``'s, so
+ID-selector routing the server uses, and the blend is ``task_routing``'s, so
 the figures describe what is served.
 """
 
@@ -13,10 +13,15 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from thoughtbank.evaluation.dataset import Fold
 from thoughtbank.index.faiss_backend import import_faiss
 from thoughtbank.index.task_classifier import TaskClassifier
-from thoughtbank.retriever.evaluation.dataset import Fold
-from thoughtbank.retriever.hybrid import HybridConfig, LexicalScorer, hybrid_order, route_task
+from thoughtbank.retriever.serving.task_routing import (
+    HybridConfig,
+    LexicalScorer,
+    hybrid_order,
+    route_task,
+)
 
 MISSING = -1
 #: BM25 weight of the ``dense+bm25`` ablation when the configured blend has none: the best of

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from thoughtbank.index import EmbedderError, IndexArtifactError, current_version
-from thoughtbank.retriever.engine import TemplateRetriever
+from thoughtbank.retriever.serving.engine import TemplateRetriever
 
 log = logging.getLogger("thoughtbank.server.reload")
 

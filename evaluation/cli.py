@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from thoughtbank.cli_common import fraction, positive_int
-from thoughtbank.retriever.hybrid import HybridConfig
+from thoughtbank.retriever.serving.task_routing import HybridConfig
 
 
 def k_list(text: str) -> tuple[int, ...]:
@@ -22,14 +22,14 @@ def k_list(text: str) -> tuple[int, ...]:
 
 
 def cmd_retrieval(args: argparse.Namespace) -> int:
-    from thoughtbank.index import Embedder
-    from thoughtbank.retriever.evaluation.dataset import Protocol, read_labeled_queries
-    from thoughtbank.retriever.evaluation.report import format_table, write_report
-    from thoughtbank.retriever.evaluation.retrieval import (
+    from thoughtbank.evaluation.dataset import Protocol, read_labeled_queries
+    from thoughtbank.evaluation.report import format_table, write_report
+    from thoughtbank.evaluation.retrieval import (
         EvalSettings,
         embed_corpus,
         evaluate_retrieval,
     )
+    from thoughtbank.index import Embedder
     queries = read_labeled_queries(args.queries, args.split_column)
     protocol = Protocol(leave_one_out=args.train is None, folds=args.folds,
                         train=args.train or "train", test=args.test)
@@ -81,9 +81,9 @@ def _add_retrieval(commands: argparse._SubParsersAction) -> None:
 def cmd_e2e(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from thoughtbank.retriever.engine import TemplateRetriever
-    from thoughtbank.retriever.evaluation.dataset import read_labeled_queries
-    from thoughtbank.retriever.evaluation.e2e import answer_queries, task_effects, write_rows
+    from thoughtbank.evaluation.dataset import read_labeled_queries
+    from thoughtbank.evaluation.e2e import answer_queries, task_effects, write_rows
+    from thoughtbank.retriever.serving.engine import TemplateRetriever
     from thoughtbank.templates.chat import load_chat_model
 
     queries = [q for q in read_labeled_queries(args.queries)
@@ -124,10 +124,10 @@ def _add_e2e(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    from thoughtbank.evaluation import calibrate
+    from thoughtbank.evaluation.e2e import read_rows
     from thoughtbank.index import load_index
     from thoughtbank.index.artifact import set_min_scores
-    from thoughtbank.retriever.evaluation import calibrate
-    from thoughtbank.retriever.evaluation.e2e import read_rows
 
     index = load_index(args.index)
     if args.e2e:
