@@ -9,7 +9,7 @@ from pathlib import Path
 from thoughtbank.demo import demo_logs_path
 from thoughtbank.index import Embedder, build_index
 from thoughtbank.retriever import ThoughtbankClient
-from thoughtbank.server import ServerProcess
+from thoughtbank.retriever.serving.process import ServerProcess
 from thoughtbank.templates import ExtractiveDistiller, MiningOptions, mine_templates, read_templates
 
 DEMO_QUERIES = (

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from thoughtbank.cli_common import fraction, positive_int
-from thoughtbank.retriever.serving.task_routing import HybridConfig
+from thoughtbank.evaluation.lexical import HybridConfig
 
 
 def k_list(text: str) -> tuple[int, ...]:
@@ -35,7 +35,7 @@ def cmd_retrieval(args: argparse.Namespace) -> int:
                         train=args.train or "train", test=args.test)
     settings = EvalSettings(
         protocol=protocol, task_label=args.task_label, ks=args.k, baselines=args.baselines,
-        hybrid=HybridConfig(task_min_confidence=args.task_min_confidence,
+        hybrid=HybridConfig(min_confidence=args.task_min_confidence,
                             lexical_weight=args.lexical_weight),
     )
     corpus = embed_corpus(queries, Embedder(args.model, device=args.device))
@@ -64,7 +64,7 @@ def _add_retrieval(commands: argparse._SubParsersAction) -> None:
                         help="retrieve without the task (predict it) or with the true task")
     parser.add_argument("--k", type=k_list, default=(1, 3, 5), help="cut-offs, e.g. 1,3,5")
     parser.add_argument("--task-min-confidence", type=fraction,
-                        default=HybridConfig.task_min_confidence,
+                        default=HybridConfig.min_confidence,
                         help="route to the predicted task at or above this confidence")
     parser.add_argument("--lexical-weight", type=fraction,
                         default=HybridConfig.lexical_weight,
@@ -83,13 +83,13 @@ def cmd_e2e(args: argparse.Namespace) -> int:
 
     from thoughtbank.evaluation.dataset import read_labeled_queries
     from thoughtbank.evaluation.e2e import answer_queries, task_effects, write_rows
-    from thoughtbank.retriever.serving.engine import TemplateRetriever
+    from thoughtbank.retriever.serving.engine import RetrievalEngine
     from thoughtbank.templates.chat import load_chat_model
 
     queries = [q for q in read_labeled_queries(args.queries)
                if not args.split or q.split == args.split][: args.limit]
     model = load_chat_model(args.llm, timeout_s=args.timeout)
-    rows, skipped = answer_queries(queries, TemplateRetriever.open(args.index), model, args.k)
+    rows, skipped = answer_queries(queries, RetrievalEngine.open(args.index), model, args.k)
     if not rows:
         raise ValueError(f"none of {len(queries)} queries has a metric eval e2e can score")
     if args.out:

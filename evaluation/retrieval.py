@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from thoughtbank.evaluation.dataset import LabeledQuery, Protocol
+from thoughtbank.evaluation.lexical import HybridConfig
 from thoughtbank.evaluation.metrics import RetrievalReport, build_report
 from thoughtbank.evaluation.rankers import (
     MISSING,
@@ -23,7 +24,6 @@ from thoughtbank.evaluation.rankers import (
     predict_routing,
 )
 from thoughtbank.index import Embedder
-from thoughtbank.retriever.serving.task_routing import HybridConfig
 
 TASK_LABEL_MODES = ("none", "given")
 

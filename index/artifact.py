@@ -45,7 +45,8 @@ from thoughtbank.index.task_classifier import (
     TaskClassifierError,
 )
 from thoughtbank.index.threads import set_faiss_threads
-from thoughtbank.templates import ThoughtTemplate, read_templates, write_templates
+from thoughtbank.schema import ThoughtTemplate
+from thoughtbank.templates.store import read_templates, write_templates
 
 FORMAT_VERSION = 2
 CURRENT_FILE = "CURRENT"

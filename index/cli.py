@@ -32,7 +32,7 @@ def _print_version(manifest, **extra: object) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from thoughtbank.index import Embedder, IndexSettings, build_index
-    from thoughtbank.templates import read_templates
+    from thoughtbank.templates.store import read_templates
 
     show_progress = _report_progress()
     params = {"m": args.hnsw_m, "ef_construction": args.ef_construction,
@@ -49,7 +49,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_add(args: argparse.Namespace) -> int:
     from thoughtbank.index import Embedder, add_templates
-    from thoughtbank.templates import read_templates
+    from thoughtbank.templates.store import read_templates
 
     show_progress = _report_progress()
     result = add_templates(

@@ -39,7 +39,7 @@ from thoughtbank.retriever.types import (
     RetrievalQuery,
     RetrievalResult,
 )
-from thoughtbank.templates import ThoughtTemplate
+from thoughtbank.schema import ThoughtTemplate
 
 T = TypeVar("T")
 

@@ -28,7 +28,7 @@ from thoughtbank.retriever.types import (
     RetrievalQuery,
     RetrievalResult,
 )
-from thoughtbank.templates import ThoughtTemplate
+from thoughtbank.schema import ThoughtTemplate
 
 DEFAULT_TIMEOUT = 30.0
 T = TypeVar("T")
@@ -166,7 +166,7 @@ def index_info_call() -> UnaryCall[IndexInfo]:
 
 
 class Backend(Protocol):
-    """What serves a client's calls: a gRPC channel or an in-process ``TemplateRetriever``."""
+    """What serves a client's calls: a gRPC channel or an in-process ``RetrievalEngine``."""
 
     address: str
 
@@ -236,9 +236,9 @@ class LocalBackend:
     """
 
     def __init__(self, index_dir: Path) -> None:
-        from thoughtbank.retriever.serving.engine import TemplateRetriever
+        from thoughtbank.retriever.serving.engine import RetrievalEngine
 
-        self.retriever = TemplateRetriever.open(index_dir)
+        self.retriever = RetrievalEngine.open(index_dir)
         self.address = f"local:{index_dir}"
 
     def retrieve(self, query: RetrievalQuery, timeout: float | None) -> RetrievalResult:

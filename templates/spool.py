@@ -17,8 +17,9 @@ from itertools import groupby, islice
 from pathlib import Path
 from types import TracebackType
 
+from thoughtbank.normalize import normalize_query
 from thoughtbank.templates.schema import LogRecord
-from thoughtbank.templates.selection import QueryGroup, normalize_query
+from thoughtbank.templates.selection import QueryGroup
 
 INSERT_BATCH_ROWS = 5000
 

@@ -1,84 +1,23 @@
-"""How candidates are chosen and ordered beyond plain cosine similarity.
+"""Routing of a request without a task to the task its query is predicted to belong to.
 
-Two signals join the dense score:
-
-* the predicted task of a request without one (``thoughtbank.index.task_classifier``): when the
-  classifier is confident, retrieval is routed to that task's templates exactly as if the caller
-  had named it; when it is not, plain similarity decides, so a wrong guess costs nothing;
-* a lexical score (BM25 from ``rank-bm25``) over the dense candidates, blended into the order with
-  a configurable weight; it helps where shared rare words (names, numbers) matter more than
-  meaning.
-
-Hit scores stay cosine similarities so that ``min_score`` thresholds keep one meaning; the blend
-only changes the order.
+The index's task classifier (``thoughtbank.index.task_classifier``) predicts a task for each
+such request; when it is confident, retrieval is routed to that task's templates exactly as if
+the caller had named it; when it is not, plain similarity decides, so a wrong guess costs little.
+Hit scores stay cosine similarities, so ``min_score`` thresholds keep one meaning.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass
-
-import numpy as np
-from rank_bm25 import BM25Okapi
-
-_TOKEN = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
-class HybridConfig:
-    """Knobs of retrieval without a task label; the defaults are the measured best.
+class TaskRouting:
+    """When a prediction routes a request; the default is the best on the FusionBench mix."""
 
-    The server routes by ``task_min_confidence``; the lexical blend (``lexical_weight`` over
-    ``rerank_depth`` dense candidates) is evaluated by ``thoughtbank eval retrieval`` and not
-    served, since it added nothing on top of task routing (README, "Evaluate and improve").
-    """
-
-    task_min_confidence: float = 0.3
-    lexical_weight: float = 0.0
-    rerank_depth: int = 50
+    min_confidence: float = 0.3
 
 
-def route_task(predicted_task: str, confidence: float, config: HybridConfig) -> str:
+def route_task(predicted_task: str, confidence: float, routing: TaskRouting) -> str:
     """The task to retrieve within: the prediction when confident, else none (plain similarity)."""
-    return predicted_task if confidence >= config.task_min_confidence else ""
-
-
-def lexical_tokens(text: str) -> list[str]:
-    """Lower-cased word tokens, the unit BM25 counts."""
-    return _TOKEN.findall(text.lower())
-
-
-class LexicalScorer:
-    """BM25 over a fixed list of documents (template source queries), scored on demand."""
-
-    def __init__(self, documents: Sequence[str]) -> None:
-        self._bm25 = BM25Okapi([lexical_tokens(d) or [""] for d in documents])
-
-    def scores(self, query: str, rows: Sequence[int] | None = None) -> np.ndarray:
-        """BM25 of ``query`` against ``rows`` (default: every document), in that order."""
-        tokens = list(dict.fromkeys(lexical_tokens(query)))
-        if rows is None:
-            return np.asarray(self._bm25.get_scores(tokens), dtype=np.float32)
-        return np.asarray(self._bm25.get_batch_scores(tokens, list(rows)), dtype=np.float32)
-
-
-def blend(dense: np.ndarray, lexical: np.ndarray, weight: float) -> np.ndarray:
-    """``(1 - weight) * dense + weight * lexical``, lexical scaled to [0, 1] by its maximum."""
-    if weight == 0.0 or lexical.size == 0:
-        return dense
-    peak = float(lexical.max())
-    scaled = lexical / peak if peak > 0 else lexical
-    return (1.0 - weight) * dense + weight * scaled
-
-
-def hybrid_order(
-    query: str, rows: Sequence[int], dense: np.ndarray, lexical: LexicalScorer | None,
-    config: HybridConfig,
-) -> np.ndarray:
-    """Positions of ``rows`` (dense candidates of ``query``) best first under the blend."""
-    if lexical is None or config.lexical_weight == 0.0 or len(rows) == 0:
-        return np.arange(len(rows))
-    fused = blend(np.asarray(dense, dtype=np.float32), lexical.scores(query, rows),
-                  config.lexical_weight)
-    return np.argsort(-fused, kind="stable")
+    return predicted_task if confidence >= routing.min_confidence else ""

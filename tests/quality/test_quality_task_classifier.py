@@ -20,7 +20,7 @@ from thoughtbank.index.task_classifier import (
     TaskClassifierError,
     _feature_kinds,
 )
-from thoughtbank.retriever.serving.task_routing import HybridConfig, route_task
+from thoughtbank.retriever.serving.task_routing import TaskRouting, route_task
 
 QUERIES = "fusionbench_14_task_queries.jsonl.gz"
 
@@ -74,7 +74,7 @@ def test_ngrams_hash_to_the_columns_of_scikit_learns_hashing_vectorizer(kind: st
 
 
 def test_confident_predictions_route_and_unsure_ones_do_not() -> None:
-    config = HybridConfig(task_min_confidence=0.6)
+    config = TaskRouting(min_confidence=0.6)
     assert route_task("gsm8k", 0.9, config) == "gsm8k"
     assert route_task("gsm8k", 0.3, config) == ""
 
