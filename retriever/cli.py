@@ -29,7 +29,8 @@ from thoughtbank.retriever.augment_file import (
     augment_stream,
     read_rows,
 )
-from thoughtbank.retriever.client import DEFAULT_TIMEOUT, ThoughtbankClient
+from thoughtbank.retriever.base_client import DEFAULT_TIMEOUT
+from thoughtbank.retriever.client import ThoughtbankClient
 from thoughtbank.retriever.errors import IndexUnavailableError, ThoughtbankError
 from thoughtbank.retriever.types import DEFAULT_K, RetrievalQuery, RetrievalResult
 
