@@ -15,6 +15,7 @@ from typing import Protocol, TypeVar
 
 import grpc
 
+from thoughtbank.extras import require_engine
 from thoughtbank.protos import pb2_grpc
 from thoughtbank.retriever.base_client import (
     BaseClient,
@@ -75,6 +76,7 @@ class LocalTransport:
     def __init__(self, index_dir: Path) -> None:
         # The engine (FAISS, the embedding model) loads here only: apps that talk to a server
         # never need it, and a light install lacks it.
+        require_engine("an in-process index (--index, .local)")
         from thoughtbank.retriever.serving.engine import RetrievalEngine
 
         self.engine: LocalRetrieval = RetrievalEngine.open(index_dir)
