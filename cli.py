@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import thoughtbank.retriever.cli
 from thoughtbank._version import __version__
+from thoughtbank.cli_common import Commands
 from thoughtbank.extras import missing_engine_module, require_engine
 from thoughtbank.retriever.errors import ThoughtbankError
 
@@ -27,7 +28,7 @@ ENGINE_COMMANDS = {
 }
 
 
-def _add_engine_unavailable(commands: argparse._SubParsersAction, name: str) -> None:
+def _add_engine_unavailable(commands: Commands, name: str) -> None:
     parser = commands.add_parser(name, help="(needs the cpu or gpu extra)", add_help=False)
     parser.add_argument("ignored", nargs=argparse.REMAINDER)
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TypeAlias
+
+#: The subcommand registry each stage adds its commands to.
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def positive_int(text: str) -> int:

@@ -28,8 +28,9 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from thoughtbank.cli_common import Commands
 from thoughtbank.index import default_threads, use_threads
-from thoughtbank.protos import SERVICE_NAME, pb2, pb2_grpc
+from thoughtbank.protos import SERVICE_NAME, pb2
 from thoughtbank.retriever.errors import (
     AuthenticationError,
     DeadlineExceededError,
@@ -117,8 +118,12 @@ class RpcGuard:
             self._metrics.in_flight.dec()
 
 
-class ThoughtTemplateServicer(pb2_grpc.ThoughtTemplateServiceServicer):
-    """Maps RPCs onto the live engine; all query embedding goes through the micro-batcher."""
+class ThoughtTemplateServicer:
+    """Maps RPCs onto the live engine; all query embedding goes through the micro-batcher.
+
+    ``add_service`` registers one handler per RPC of the service descriptor, so every RPC of
+    the proto must have its method here.
+    """
 
     def __init__(self, live: LiveEngine, guard: RpcGuard, config: ServerConfig,
                  on_batch: Callable[[int], None]) -> None:
@@ -155,14 +160,18 @@ class ThoughtTemplateServicer(pb2_grpc.ThoughtTemplateServiceServicer):
             outcomes = await asyncio.gather(*(self.batcher.submit(q) for q in queries))
         return all_or_first_error(outcomes)
 
-    async def Retrieve(self, request, context):
+    async def Retrieve(
+        self, request: pb2.RetrieveRequest, context: grpc.aio.ServicerContext
+    ) -> pb2.RetrieveResponse:
         async def run() -> pb2.RetrieveResponse:
             (result,) = await self._retrieve([convert.query_from_pb(request)], context)
             return convert.result_to_pb(result)
 
         return await self._guard.handle("Retrieve", context, run)
 
-    async def RetrieveBatch(self, request, context):
+    async def RetrieveBatch(
+        self, request: pb2.RetrieveBatchRequest, context: grpc.aio.ServicerContext
+    ) -> pb2.RetrieveBatchResponse:
         async def run() -> pb2.RetrieveBatchResponse:
             if len(request.requests) > self._max_batch_queries:
                 raise InvalidRequestError(
@@ -175,7 +184,9 @@ class ThoughtTemplateServicer(pb2_grpc.ThoughtTemplateServiceServicer):
 
         return await self._guard.handle("RetrieveBatch", context, run)
 
-    async def AugmentPrompt(self, request, context):
+    async def AugmentPrompt(
+        self, request: pb2.AugmentPromptRequest, context: grpc.aio.ServicerContext
+    ) -> pb2.AugmentPromptResponse:
         async def run() -> pb2.AugmentPromptResponse:
             query = convert.query_from_pb(request)
             (result,) = await self._retrieve([query], context)
@@ -189,7 +200,9 @@ class ThoughtTemplateServicer(pb2_grpc.ThoughtTemplateServiceServicer):
 
         return await self._guard.handle("AugmentPrompt", context, run)
 
-    async def GetTemplate(self, request, context):
+    async def GetTemplate(
+        self, request: pb2.GetTemplateRequest, context: grpc.aio.ServicerContext
+    ) -> pb2.GetTemplateResponse:
         async def run() -> pb2.GetTemplateResponse:
             engine = self._engine()
             return pb2.GetTemplateResponse(
@@ -199,7 +212,9 @@ class ThoughtTemplateServicer(pb2_grpc.ThoughtTemplateServiceServicer):
 
         return await self._guard.handle("GetTemplate", context, run)
 
-    async def GetIndexInfo(self, request, context):
+    async def GetIndexInfo(
+        self, request: pb2.GetIndexInfoRequest, context: grpc.aio.ServicerContext
+    ) -> pb2.GetIndexInfoResponse:
         async def run() -> pb2.GetIndexInfoResponse:
             return convert.info_to_pb(self._engine().info())
 
@@ -280,7 +295,7 @@ def _bind(server: grpc.aio.Server, config: ServerConfig) -> int:
         port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot bind {address}")
-    return port
+    return int(port)
 
 
 def _engine_settings(config: ServerConfig) -> dict[str, Any]:
@@ -419,7 +434,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: Commands) -> None:
     serve_parser = commands.add_parser(
         "serve", help="serve an index over gRPC",
         description="Options come from flags, then THOUGHTBANK_<OPTION> environment variables, "

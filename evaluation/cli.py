@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from thoughtbank.cli_common import fraction, positive_int
+from thoughtbank.cli_common import Commands, fraction, positive_int
 from thoughtbank.evaluation.lexical import HybridConfig
 
 
@@ -47,7 +47,7 @@ def cmd_retrieval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_retrieval(commands: argparse._SubParsersAction) -> None:
+def _add_retrieval(commands: Commands) -> None:
     parser = commands.add_parser(
         "retrieval", help="same-task precision@k, hit@k and MRR of retrieval on labeled queries")
     parser.add_argument("--queries", type=Path, required=True,
@@ -106,7 +106,7 @@ def cmd_e2e(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_e2e(commands: argparse._SubParsersAction) -> None:
+def _add_e2e(commands: Commands) -> None:
     parser = commands.add_parser(
         "e2e", help="answer queries with and without templates; accuracy change per task")
     parser.add_argument("--llm", required=True,
@@ -140,7 +140,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_calibrate(commands: argparse._SubParsersAction) -> None:
+def _add_calibrate(commands: Commands) -> None:
     parser = commands.add_parser(
         "calibrate", help="choose per-task minimum scores and store them in the index manifest")
     parser.add_argument("--index", type=Path, required=True, help="index directory")
@@ -152,7 +152,7 @@ def _add_calibrate(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=cmd_calibrate)
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: Commands) -> None:
     evaluate = commands.add_parser("eval", help="measure and calibrate retrieval quality")
     eval_commands = evaluate.add_subparsers(dest="eval_command", required=True)
     _add_retrieval(eval_commands)

@@ -52,13 +52,14 @@ class TaskRouting:
     routed: np.ndarray
 
     def of(self, fold: Fold) -> np.ndarray:
-        return self.routed[fold.test_rows]
+        routed: np.ndarray = self.routed[fold.test_rows]
+        return routed
 
 
 Ranker = Callable[[EvalCorpus, Fold, int], np.ndarray]
 
 
-def _pad(rows: Sequence[int], depth: int) -> np.ndarray:
+def _pad(rows: Sequence[int] | np.ndarray, depth: int) -> np.ndarray:
     ranked = np.full(depth, MISSING, dtype=np.int64)
     kept = np.asarray(rows[:depth], dtype=np.int64)
     ranked[: len(kept)] = kept

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from thoughtbank.cli_common import column_map, fraction, positive_int
+from thoughtbank.cli_common import Commands, column_map, fraction, positive_int
 from thoughtbank.templates.distill import Distiller, ExtractiveDistiller
 from thoughtbank.templates.job import LeakagePolicy, MiningOptions, mine_templates
 from thoughtbank.templates.leakage import DEFAULT_MAX_QUERY_SPAN_WORDS, LeakageGuard
@@ -115,7 +115,7 @@ def _add_distiller_arguments(mine: argparse.ArgumentParser) -> None:
                       help="longest run of query words a template may copy")
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: Commands) -> None:
     mine = commands.add_parser("mine", help="distil templates from multi-LLM logs")
     mine.add_argument("logs", nargs="+", type=Path,
                       help="log files (.jsonl, .jsonl.gz, .csv, .csv.gz, .parquet)")

@@ -140,7 +140,8 @@ def _value_type(name: str) -> type:
     """The non-None type of a field (``int | None`` -> ``int``)."""
     hint = typing.get_type_hints(ServerConfig)[name]
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        return next(arg for arg in typing.get_args(hint) if arg is not type(None))
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    assert isinstance(hint, type)
     return hint
 
 
