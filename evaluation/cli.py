@@ -126,8 +126,7 @@ def _add_e2e(commands: Commands) -> None:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from thoughtbank.evaluation import calibrate
     from thoughtbank.evaluation.e2e import read_rows
-    from thoughtbank.index import load_index
-    from thoughtbank.index.artifact import set_min_scores
+    from thoughtbank.index import load_index, set_min_scores
 
     index = load_index(args.index)
     if args.e2e:

@@ -15,8 +15,7 @@ import numpy as np
 
 from thoughtbank.evaluation.dataset import Fold
 from thoughtbank.evaluation.lexical import HybridConfig, LexicalScorer, hybrid_order
-from thoughtbank.index.faiss_backend import import_faiss
-from thoughtbank.index.task_classifier import TaskClassifier
+from thoughtbank.index import TaskClassifier, import_faiss
 from thoughtbank.retriever.serving.task_routing import route_task
 
 MISSING = -1
