@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from thoughtbank.cli_common import Commands, positive_int
+from thoughtbank.index.builder import EMBED_FIELDS
+from thoughtbank.index.faiss_backend import INDEX_TYPES
 
 if TYPE_CHECKING:
     from thoughtbank.index.artifact import IndexManifest
@@ -129,9 +131,9 @@ def _add_build(commands: Commands) -> None:
     build = commands.add_parser("build", help="embed templates into a new index version")
     build.add_argument("templates", type=Path, help="templates JSONL from `thoughtbank mine`")
     build.add_argument("--out", type=Path, required=True, help="index directory")
-    build.add_argument("--type", default="auto", choices=["auto", "flat", "hnsw", "ivf"],
+    build.add_argument("--type", default="auto", choices=["auto", *INDEX_TYPES],
                        help="auto: exact (flat) up to 50k templates, hnsw above")
-    build.add_argument("--embed", default="query", choices=["query", "query+template"],
+    build.add_argument("--embed", default="query", choices=EMBED_FIELDS,
                        help="what is embedded for each template")
     build.add_argument("--model", default="bundled:all-MiniLM-L6-v2",
                        help="sentence-transformers model: local path or hub name")

@@ -158,8 +158,8 @@ class RetrievalEngine:
         )
 
     def warm_up(self) -> None:
-        """Run a few batches of varied sizes and lengths: the first calls at batch 1 are about
-        3x slower until the model has seen some input shapes (measurements.md)."""
+        """Run a few batches of varied sizes and lengths: the model's first calls at each input
+        shape are slow, and they should not be a client's."""
         for size in WARM_UP_BATCH_SIZES:
             queries = [RetrievalQuery("warm-up question " * (1 + i % 8)) for i in range(size)]
             self.retrieve_batch(queries)
