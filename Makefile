@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install install-dev demo test test-fast lint protos bench bench-quick clean
+.PHONY: install install-dev demo test test-fast lint typecheck protos bench bench-quick clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,8 +30,9 @@ install-dev: $(VENV)/.dev-installed
 demo: install
 	$(VENV)/bin/thoughtbank demo
 
-test: install-dev
+test: install-dev typecheck
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest -m "slow or not slow" --durations=15 $(PYTEST_ARGS)
 
 test-fast: install-dev
@@ -39,6 +40,13 @@ test-fast: install-dev
 
 lint: install-dev
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+# mypy --strict on the package; see [tool.mypy] in pyproject.toml for the link it reads through.
+typecheck: install-dev
+	mkdir -p build/typecheck
+	ln -sfn "$(CURDIR)" build/typecheck/thoughtbank
+	$(PY) -m mypy -p thoughtbank
 
 protos: install-dev
 	$(PY) protos/generate.py
@@ -50,4 +58,4 @@ bench-quick: install-dev
 	$(PY) -m benchmarks.run_all --quick
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache

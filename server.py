@@ -1,13 +1,12 @@
 """gRPC server for ``thoughtbank.v1.ThoughtTemplateService`` (grpc.aio with micro-batching).
 
-Retrieval itself lives in ``thoughtbank.retriever``; this module maps RPCs onto it and wires the
-operational parts: bearer-token auth, a concurrency limit, status codes with clear messages,
-Prometheus metrics, health (NOT_SERVING while loading and draining), reflection, TLS, hot
-reload of the index (CURRENT watched, SIGHUP) and draining on SIGTERM.
+Retrieval and the other internals live in ``thoughtbank.retriever.serving``; this module maps
+RPCs onto them and wires the operational parts: bearer-token auth, a concurrency limit, status
+codes with clear messages, Prometheus metrics, health (NOT_SERVING while loading and draining),
+reflection, TLS, hot reload of the index (CURRENT watched, SIGHUP) and draining on SIGTERM.
 
-Why grpc.aio with one batching thread (measurements.md): per-request embedding gave 35-40
-requests/s on 2 cores, micro-batched embedding about 3x that; the event loop only moves bytes
-while the model runs in its thread with both cores.
+grpc.aio, because the event loop only moves bytes while the micro-batcher's threads embed and
+search: batches of concurrent queries cost little more than one query.
 """
 
 from __future__ import annotations
@@ -18,9 +17,6 @@ import hmac
 import logging
 import os
 import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -32,10 +28,9 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from thoughtbank.cli_common import Commands
 from thoughtbank.index import default_threads, use_threads
-from thoughtbank.protos import SERVICE_NAME, convert, pb2, pb2_grpc
-from thoughtbank.retriever.batching import MicroBatcher
-from thoughtbank.retriever.engine import TemplateRetriever, all_or_first_error
+from thoughtbank.protos import SERVICE_NAME, pb2
 from thoughtbank.retriever.errors import (
     AuthenticationError,
     DeadlineExceededError,
@@ -44,10 +39,14 @@ from thoughtbank.retriever.errors import (
     ServerOverloadedError,
     ThoughtbankError,
 )
-from thoughtbank.retriever.observability import ServerMetrics, configure_logging
 from thoughtbank.retriever.prompt import load_prompt_template
-from thoughtbank.retriever.reload import LiveIndex
-from thoughtbank.retriever.server_config import ServerConfig, add_config_flags, config_from_args
+from thoughtbank.retriever.serving import conversions as convert
+from thoughtbank.retriever.serving.config import ServerConfig, add_config_flags, config_from_args
+from thoughtbank.retriever.serving.engine import RetrievalEngine, all_or_first_error
+from thoughtbank.retriever.serving.micro_batcher import MicroBatcher
+from thoughtbank.retriever.serving.observability import ServerMetrics, configure_logging
+from thoughtbank.retriever.serving.process import LISTENING_PREFIX, METRICS_MARK, READY_PREFIX
+from thoughtbank.retriever.serving.reload import LiveEngine
 from thoughtbank.retriever.types import RetrievalQuery, RetrievalResult
 
 log = logging.getLogger("thoughtbank.server")
@@ -119,10 +118,14 @@ class RpcGuard:
             self._metrics.in_flight.dec()
 
 
-class ThoughtTemplateServicer(pb2_grpc.ThoughtTemplateServiceServicer):
-    """Maps RPCs onto the live retriever; all query embedding goes through the micro-batcher."""
+class ThoughtTemplateServicer:
+    """Maps RPCs onto the live engine; all query embedding goes through the micro-batcher.
 
-    def __init__(self, live: LiveIndex, guard: RpcGuard, config: ServerConfig,
+    ``add_service`` registers one handler per RPC of the service descriptor, so every RPC of
+    the proto must have its method here.
+    """
+
+    def __init__(self, live: LiveEngine, guard: RpcGuard, config: ServerConfig,
                  on_batch: Callable[[int], None]) -> None:
         self._live = live
         self._guard = guard
@@ -132,22 +135,22 @@ class ThoughtTemplateServicer(pb2_grpc.ThoughtTemplateServiceServicer):
             workers=config.batch_workers, cores=default_threads(),
         )
 
-    def _retriever(self) -> TemplateRetriever:
-        retriever = self._live.retriever
-        if retriever is None:
+    def _engine(self) -> RetrievalEngine:
+        engine = self._live.engine
+        if engine is None:
             raise IndexUnavailableError("no index is loaded yet; retry shortly")
-        return retriever
+        return engine
 
     def _retrieve_each(self, queries: Sequence[RetrievalQuery], cores: int) -> list[Outcome]:
-        """One batch, on the retriever live when the batch starts (a swap waits for the next),
+        """One batch, on the engine live when the batch starts (a swap waits for the next),
         on the cores the batcher gives it."""
         use_threads(cores)
-        return self._retriever().retrieve_each(queries)
+        return self._engine().retrieve_each(queries)
 
     async def _retrieve(
         self, queries: Sequence[RetrievalQuery], context: grpc.aio.ServicerContext
     ) -> list[RetrievalResult]:
-        self._retriever()  # UNAVAILABLE before queueing anything
+        self._engine()  # UNAVAILABLE before queueing anything
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:
             raise DeadlineExceededError("the deadline passed before the request was queued")
@@ -157,14 +160,18 @@ class ThoughtTemplateServicer(pb2_grpc.ThoughtTemplateServiceServicer):
             outcomes = await asyncio.gather(*(self.batcher.submit(q) for q in queries))
         return all_or_first_error(outcomes)
 
-    async def Retrieve(self, request, context):
+    async def Retrieve(
+        self, request: pb2.RetrieveRequest, context: grpc.aio.ServicerContext
+    ) -> pb2.RetrieveResponse:
         async def run() -> pb2.RetrieveResponse:
             (result,) = await self._retrieve([convert.query_from_pb(request)], context)
             return convert.result_to_pb(result)
 
         return await self._guard.handle("Retrieve", context, run)
 
-    async def RetrieveBatch(self, request, context):
+    async def RetrieveBatch(
+        self, request: pb2.RetrieveBatchRequest, context: grpc.aio.ServicerContext
+    ) -> pb2.RetrieveBatchResponse:
         async def run() -> pb2.RetrieveBatchResponse:
             if len(request.requests) > self._max_batch_queries:
                 raise InvalidRequestError(
@@ -177,7 +184,9 @@ class ThoughtTemplateServicer(pb2_grpc.ThoughtTemplateServiceServicer):
 
         return await self._guard.handle("RetrieveBatch", context, run)
 
-    async def AugmentPrompt(self, request, context):
+    async def AugmentPrompt(
+        self, request: pb2.AugmentPromptRequest, context: grpc.aio.ServicerContext
+    ) -> pb2.AugmentPromptResponse:
         async def run() -> pb2.AugmentPromptResponse:
             query = convert.query_from_pb(request)
             (result,) = await self._retrieve([query], context)
@@ -185,25 +194,29 @@ class ThoughtTemplateServicer(pb2_grpc.ThoughtTemplateServiceServicer):
                 request.max_template_tokens if request.HasField("max_template_tokens") else None
             )
             augmented = await asyncio.to_thread(
-                self._retriever().augment_result, query, result, budget
+                self._engine().augment_result, query, result, budget
             )
             return convert.augmented_to_pb(augmented)
 
         return await self._guard.handle("AugmentPrompt", context, run)
 
-    async def GetTemplate(self, request, context):
+    async def GetTemplate(
+        self, request: pb2.GetTemplateRequest, context: grpc.aio.ServicerContext
+    ) -> pb2.GetTemplateResponse:
         async def run() -> pb2.GetTemplateResponse:
-            retriever = self._retriever()
+            engine = self._engine()
             return pb2.GetTemplateResponse(
-                template=convert.template_to_pb(retriever.get_template(request.id)),
-                index_version=retriever.version,
+                template=convert.template_to_pb(engine.get_template(request.id)),
+                index_version=engine.version,
             )
 
         return await self._guard.handle("GetTemplate", context, run)
 
-    async def GetIndexInfo(self, request, context):
+    async def GetIndexInfo(
+        self, request: pb2.GetIndexInfoRequest, context: grpc.aio.ServicerContext
+    ) -> pb2.GetIndexInfoResponse:
         async def run() -> pb2.GetIndexInfoResponse:
-            return convert.info_to_pb(self._retriever().info())
+            return convert.info_to_pb(self._engine().info())
 
         return await self._guard.handle("GetIndexInfo", context, run)
 
@@ -282,10 +295,10 @@ def _bind(server: grpc.aio.Server, config: ServerConfig) -> int:
         port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot bind {address}")
-    return port
+    return int(port)
 
 
-def _retriever_settings(config: ServerConfig) -> dict[str, Any]:
+def _engine_settings(config: ServerConfig) -> dict[str, Any]:
     settings: dict[str, Any] = {
         "max_query_chars": config.max_query_chars,
         "max_template_chars": config.max_template_chars,
@@ -338,16 +351,16 @@ async def serve(
     port = _bind(server, config)
     ready = asyncio.Event()
 
-    async def on_swap(retriever: TemplateRetriever) -> None:
+    async def on_swap(engine: RetrievalEngine) -> None:
         metrics.reloads.labels("ok").inc()
-        metrics.set_index(retriever.version, retriever.size)
+        metrics.set_index(engine.version, engine.size)
         if not ready.is_set():
             ready.set()
             await health_service.set(health_pb2.HealthCheckResponse.SERVING)
             if on_serving:
                 on_serving(port)
 
-    live = LiveIndex(config.index_dir, _retriever_settings(config), on_swap,
+    live = LiveEngine(config.index_dir, _engine_settings(config), on_swap,
                      on_failure=lambda _version, _exc: metrics.reloads.labels("failed").inc())
     guard = RpcGuard(metrics, _read_token(config.auth_token_file), config.max_concurrent_rpcs)
     servicer = ThoughtTemplateServicer(live, guard, config, metrics.batch_size.observe)
@@ -367,7 +380,7 @@ async def serve(
     await _drain(config, server, health_service, servicer)
 
 
-async def _run_until_stopped(config: ServerConfig, live: LiveIndex) -> None:
+async def _run_until_stopped(config: ServerConfig, live: LiveEngine) -> None:
     """Serve until SIGINT/SIGTERM; reload on SIGHUP and, when enabled, on CURRENT changes."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -408,87 +421,6 @@ def run_server(
     asyncio.run(serve(config, on_listening, on_serving))
 
 
-LISTENING_PREFIX = "thoughtbank: listening on "
-READY_PREFIX = "thoughtbank: serving on "
-METRICS_MARK = " metrics "
-
-
-class ServerProcess:
-    """``thoughtbank serve`` in a child process, for the demo, tests and benchmarks.
-
-    Starts on a free port (``--port 0``) and waits for the line saying it serves (or, with
-    ``wait_for_index=False``, only that it listens); stops with SIGTERM. ``metrics_port`` is
-    set when ``extra_args`` ask for ``--metrics-port``.
-    """
-
-    def __init__(self, index_dir: Path, host: str = "127.0.0.1", extra_args: Sequence[str] = (),
-                 startup_timeout: float = 120.0, env: dict[str, str] | None = None,
-                 wait_for_index: bool = True) -> None:
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "thoughtbank.cli", "serve", "--index", str(index_dir),
-             "--host", host, "--port", "0", *extra_args],
-            stdout=subprocess.PIPE, stderr=None, text=True, env=env,
-        )
-        self.host = host
-        self.metrics_port: int | None = None
-        self.port = self._wait_for(READY_PREFIX if wait_for_index else LISTENING_PREFIX,
-                                   startup_timeout)
-
-    def _wait_for(self, prefix: str, timeout: float) -> int:
-        found: list[int] = []
-
-        def read() -> None:
-            assert self._process.stdout is not None
-            for line in self._process.stdout:
-                if line.startswith(LISTENING_PREFIX) and METRICS_MARK in line:
-                    self.metrics_port = int(line.rsplit(METRICS_MARK, 1)[1])
-                if line.startswith(prefix):
-                    found.append(int(line[len(prefix):].split()[0].rsplit(":", 1)[1]))
-                    return
-
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        reader.join(timeout)
-        if not found:
-            self.stop()
-            raise RuntimeError(f"server did not start within {timeout:.0f}s "
-                               f"(exit code {self._process.poll()})")
-        return found[0]
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        return self._process.pid
-
-    def send_signal(self, sig: int) -> None:
-        self._process.send_signal(sig)
-
-    def wait(self, timeout: float) -> int:
-        return self._process.wait(timeout)
-
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM, wait for the drain, SIGKILL if it does not exit; return the exit code."""
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        if self._process.stdout:
-            self._process.stdout.close()
-        return self._process.returncode
-
-    def __enter__(self) -> ServerProcess:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     config = config_from_args(args, os.environ)
     configure_logging(config.log_format, config.log_level)
@@ -502,7 +434,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: Commands) -> None:
     serve_parser = commands.add_parser(
         "serve", help="serve an index over gRPC",
         description="Options come from flags, then THOUGHTBANK_<OPTION> environment variables, "

@@ -24,7 +24,7 @@ from pathlib import Path
 from benchmarks.bench_serving import build_synthetic_index
 from benchmarks.common import ClosedLoopLoad, percentile_ms, ratio, run_cli, timed
 from thoughtbank.index import Embedder, current_version
-from thoughtbank.server import ServerProcess
+from thoughtbank.retriever.serving.process import ServerProcess
 
 CLIENTS = 32
 WARM_SECONDS = 3.0

@@ -22,7 +22,7 @@ from benchmarks.bench_serving import build_synthetic_index
 from benchmarks.common import LOAD_QUERIES, ratio, run_cli
 from thoughtbank.index import Embedder, load_index
 from thoughtbank.retriever import ThoughtbankClient
-from thoughtbank.server import ServerProcess
+from thoughtbank.retriever.serving.process import ServerProcess
 
 MIB = 2**20
 SMALL_INDEX = 1_000

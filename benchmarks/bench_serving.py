@@ -7,7 +7,7 @@ Each served figure is printed beside, measured in the same run:
 * LangChain's ``SemanticSimilarityExampleSelector`` over a LangChain FAISS vectorstore of the
   same vectors, in-process, one query at a time (the peer a user would otherwise pick);
 * at 1 client, where the served p50 is judged, its parts: an in-process
-  ``TemplateRetriever.retrieve`` (the served path's own work, without gRPC) and a no-op gRPC
+  ``RetrievalEngine.retrieve`` (the served path's own work, without gRPC) and a no-op gRPC
   call sent after as long an idle gap as a request computes.
 
 Each level runs in alternating rounds (ceiling, served, ceiling, served, ...) and pools them, so
@@ -44,7 +44,7 @@ import numpy as np
 
 from benchmarks.common import LOAD_QUERIES, percentile_ms
 from thoughtbank.index import Embedder, LoadedIndex, build_index, load_index
-from thoughtbank.retriever.engine import WARM_UP_BATCH_SIZES, TemplateRetriever
+from thoughtbank.retriever.serving.engine import WARM_UP_BATCH_SIZES, RetrievalEngine
 from thoughtbank.retriever.types import RetrievalQuery
 from thoughtbank.templates import ThoughtTemplate
 from thoughtbank.templates.schema import template_id
@@ -123,7 +123,7 @@ def in_model_thread(function: Callable[..., T], *args: Any) -> T:
     * on a loaded 2-core machine, model calls from the main thread measured several times
       slower than from a worker thread, which would flatter the served figures;
     * a second thread running torch keeps a second OpenMP team, and torch's runtime then stops
-      spinning between parallel regions (``thoughtbank.retriever.batching``): the ceiling would
+      spinning between parallel regions (``serving.micro_batcher``): the ceiling would
       run 20% slower than it can, which would flatter them too.
     """
     return _model_thread().submit(function, *args).result()
@@ -155,8 +155,8 @@ def in_process_ceiling(
     return durations
 
 
-def in_process_retrieve(retriever: TemplateRetriever, seconds: float) -> list[float]:
-    """Durations of ``TemplateRetriever.retrieve`` calls, one query each, over ``seconds``: the
+def in_process_retrieve(retriever: RetrievalEngine, seconds: float) -> list[float]:
+    """Durations of ``RetrievalEngine.retrieve`` calls, one query each, over ``seconds``: the
     served path's own work (task inference, routing, ranking) in-process, without gRPC."""
     queries = load_queries(4096)
     durations: list[float] = []
@@ -306,7 +306,7 @@ class LoadGenerator:
 
 def measure_level(
     load: LoadGenerator, index: LoadedIndex, embedder: Embedder, clients: int, seconds: float,
-    retriever: TemplateRetriever | None = None,
+    retriever: RetrievalEngine | None = None,
 ) -> dict[str, float]:
     """Ceiling and served figures at ``clients`` from alternating rounds, pooled; with a
     ``retriever``, also its in-process latency, in the same rounds."""
@@ -339,10 +339,10 @@ def measure_level(
 
 def measure(index_dir: Path, embedder: Embedder, seconds: float) -> dict[str, float]:
     """Every level against one server, each served round right after a ceiling round."""
-    from thoughtbank.server import ServerProcess
+    from thoughtbank.retriever.serving.process import ServerProcess
 
     index = load_index(index_dir)
-    retriever = in_model_thread(TemplateRetriever, index, embedder)
+    retriever = in_model_thread(RetrievalEngine, index, embedder)
     figures = {}
     with (ServerProcess(index_dir, extra_args=("--log-level", "WARNING")) as server,
           LoadGenerator(server.address) as load):
@@ -404,7 +404,7 @@ def report(figures: dict[str, float]) -> None:
     print(f"p50 at 1 client {figures['served_p50_ms_1']:.1f} ms vs one in-process "
           f"encode+search {figures['ceiling_p50_ms_1']:.1f} ms: "
           f"{figures['p50_ratio_to_one_call_1']:.2f}x (goal <= 1.15)")
-    print(f"  in-process TemplateRetriever.retrieve (adds task inference and ranking): "
+    print(f"  in-process RetrievalEngine.retrieve (adds task inference and ranking): "
           f"{figures['retriever_p50_ms_1']:.1f} ms, served "
           f"{figures['p50_ratio_to_retriever_1']:.2f}x; a no-op gRPC call after as long idle: "
           f"{figures['grpc_idle_round_trip_p50_ms']:.1f} ms")

@@ -6,10 +6,11 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from thoughtbank.cli_common import Commands
 from thoughtbank.demo import demo_logs_path
 from thoughtbank.index import Embedder, build_index
 from thoughtbank.retriever import ThoughtbankClient
-from thoughtbank.server import ServerProcess
+from thoughtbank.retriever.serving.process import ServerProcess
 from thoughtbank.templates import ExtractiveDistiller, MiningOptions, mine_templates, read_templates
 
 DEMO_QUERIES = (
@@ -50,7 +51,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: Commands) -> None:
     demo = commands.add_parser("demo", help="run the whole pipeline on the bundled demo logs")
     demo.add_argument("--workdir", type=Path, help="keep artifacts here (default: a temp dir)")
     demo.set_defaults(func=cmd_demo)

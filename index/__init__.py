@@ -11,6 +11,7 @@ from thoughtbank.index.artifact import (
     load_index,
     prune,
     rollback,
+    set_min_scores,
     template_int_id,
     verify_embedder,
     verify_version,
@@ -24,7 +25,8 @@ from thoughtbank.index.builder import (
     remove_templates,
 )
 from thoughtbank.index.embedder import BUNDLED_MODEL, Embedder, EmbedderError
-from thoughtbank.index.faiss_backend import IdFilter
+from thoughtbank.index.faiss_backend import IdFilter, import_faiss
+from thoughtbank.index.task_classifier import TaskClassifier
 from thoughtbank.index.threads import default_threads, use_threads
 
 __all__ = [
@@ -38,16 +40,19 @@ __all__ = [
     "IndexSettings",
     "LoadedIndex",
     "SourceFile",
+    "TaskClassifier",
     "UpdateResult",
     "add_templates",
     "build_index",
     "current_version",
     "default_threads",
+    "import_faiss",
     "list_versions",
     "load_index",
     "prune",
     "remove_templates",
     "rollback",
+    "set_min_scores",
     "template_int_id",
     "use_threads",
     "verify_embedder",

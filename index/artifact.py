@@ -45,7 +45,8 @@ from thoughtbank.index.task_classifier import (
     TaskClassifierError,
 )
 from thoughtbank.index.threads import set_faiss_threads
-from thoughtbank.templates import ThoughtTemplate, read_templates, write_templates
+from thoughtbank.schema import ThoughtTemplate
+from thoughtbank.templates.store import read_templates, write_templates
 
 FORMAT_VERSION = 2
 CURRENT_FILE = "CURRENT"
@@ -342,7 +343,8 @@ class LoadedIndex:
             allowed_ids = IdFilter(allowed_ids)
         params = search_parameters(self.manifest.spec, k, allowed_ids, ef_search, nprobe)
         set_faiss_threads(len(vectors))
-        return self.faiss_index.search(vectors, k, params=params)
+        scores, ids = self.faiss_index.search(vectors, k, params=params)
+        return scores, ids
 
 
 def _read_version_files(folder: Path) -> tuple[Any, list[ThoughtTemplate], np.ndarray]:

@@ -33,8 +33,8 @@ from thoughtbank.index.artifact import (
 from thoughtbank.index.embedder import Embedder
 from thoughtbank.index.faiss_backend import build_faiss_index, resolve_spec
 from thoughtbank.index.task_classifier import TaskClassifier
-from thoughtbank.templates import ThoughtTemplate
-from thoughtbank.templates.selection import normalize_query
+from thoughtbank.normalize import normalize_query
+from thoughtbank.schema import ThoughtTemplate
 
 log = logging.getLogger("thoughtbank.index")
 

@@ -11,8 +11,14 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from thoughtbank.cli_common import positive_int
+from thoughtbank.cli_common import Commands, positive_int
+from thoughtbank.index.builder import EMBED_FIELDS
+from thoughtbank.index.faiss_backend import INDEX_TYPES
+
+if TYPE_CHECKING:
+    from thoughtbank.index.artifact import IndexManifest
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -24,7 +30,7 @@ def _report_progress() -> bool:
     return sys.stderr.isatty()
 
 
-def _print_version(manifest, **extra: object) -> None:
+def _print_version(manifest: IndexManifest, **extra: object) -> None:
     print(json.dumps({"version": manifest.version, "count": manifest.count,
                       "index_type": manifest.index_type, "task_counts": manifest.task_counts,
                       **extra}, indent=2))
@@ -32,7 +38,7 @@ def _print_version(manifest, **extra: object) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from thoughtbank.index import Embedder, IndexSettings, build_index
-    from thoughtbank.templates import read_templates
+    from thoughtbank.templates.store import read_templates
 
     show_progress = _report_progress()
     params = {"m": args.hnsw_m, "ef_construction": args.ef_construction,
@@ -49,7 +55,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_add(args: argparse.Namespace) -> int:
     from thoughtbank.index import Embedder, add_templates
-    from thoughtbank.templates import read_templates
+    from thoughtbank.templates.store import read_templates
 
     show_progress = _report_progress()
     result = add_templates(
@@ -121,13 +127,13 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_build(commands: argparse._SubParsersAction) -> None:
+def _add_build(commands: Commands) -> None:
     build = commands.add_parser("build", help="embed templates into a new index version")
     build.add_argument("templates", type=Path, help="templates JSONL from `thoughtbank mine`")
     build.add_argument("--out", type=Path, required=True, help="index directory")
-    build.add_argument("--type", default="auto", choices=["auto", "flat", "hnsw", "ivf"],
+    build.add_argument("--type", default="auto", choices=["auto", *INDEX_TYPES],
                        help="auto: exact (flat) up to 50k templates, hnsw above")
-    build.add_argument("--embed", default="query", choices=["query", "query+template"],
+    build.add_argument("--embed", default="query", choices=EMBED_FIELDS,
                        help="what is embedded for each template")
     build.add_argument("--model", default="bundled:all-MiniLM-L6-v2",
                        help="sentence-transformers model: local path or hub name")
@@ -142,7 +148,7 @@ def _add_build(commands: argparse._SubParsersAction) -> None:
     build.set_defaults(func=cmd_build)
 
 
-def _add_updates(commands: argparse._SubParsersAction) -> None:
+def _add_updates(commands: Commands) -> None:
     add = commands.add_parser("add", help="add or replace templates as a new live version")
     add.add_argument("templates", type=Path, help="templates JSONL")
     add.add_argument("--index", type=Path, required=True, help="index directory")
@@ -155,7 +161,7 @@ def _add_updates(commands: argparse._SubParsersAction) -> None:
     remove.set_defaults(func=cmd_remove)
 
 
-def _add_maintenance(commands: argparse._SubParsersAction) -> None:
+def _add_maintenance(commands: Commands) -> None:
     listing = commands.add_parser("list", help="list versions (* marks the live one)")
     listing.add_argument("--index", type=Path, required=True, help="index directory")
     listing.set_defaults(func=cmd_list)
@@ -173,7 +179,7 @@ def _add_maintenance(commands: argparse._SubParsersAction) -> None:
     prune.set_defaults(func=cmd_prune)
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: Commands) -> None:
     index = commands.add_parser("index", help="build and manage the template index")
     index_commands = index.add_subparsers(dest="index_command", required=True)
     _add_build(index_commands)

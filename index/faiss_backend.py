@@ -21,9 +21,9 @@ from tqdm import tqdm
 log = logging.getLogger("thoughtbank.index")
 
 INDEX_TYPES = ("flat", "hnsw", "ivf")
-# Exact search stays under ~1 ms per query up to here (measurements.md); HNSW above.
+# Exact search stays about as fast as a query's embedding up to here; HNSW above.
 AUTO_FLAT_MAX = 50_000
-# FAISS's own efConstruction; search recall comes from ef_search (0.99 at 128, measurements.md).
+# FAISS's own efConstruction; search recall comes from ef_search (benchmarks.bench_index).
 HNSW_DEFAULTS = {"m": 32, "ef_construction": 40, "ef_search": 128}
 # k-means wants about 39 training points per centroid; fewer gives FAISS warnings and bad lists.
 IVF_MIN_POINTS_PER_LIST = 39

@@ -4,7 +4,8 @@ The LangChain integration is in ``thoughtbank.retriever.langchain`` (imported on
 """
 
 from thoughtbank.retriever.aio_client import AsyncThoughtbankClient
-from thoughtbank.retriever.client import ConnectionSettings, RetryPolicy, ThoughtbankClient
+from thoughtbank.retriever.base_client import ConnectionSettings, RetryPolicy
+from thoughtbank.retriever.client import ThoughtbankClient
 from thoughtbank.retriever.errors import (
     AuthenticationError,
     DeadlineExceededError,

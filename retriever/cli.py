@@ -20,16 +20,17 @@ from typing import Any
 import grpc
 from tqdm import tqdm
 
-from thoughtbank.cli_common import positive_int
+from thoughtbank.cli_common import Commands, positive_int
 from thoughtbank.retriever.aio_client import AsyncThoughtbankClient
-from thoughtbank.retriever.batch import (
+from thoughtbank.retriever.augment_file import (
     DEFAULT_CONCURRENCY,
     BadLine,
     BatchSettings,
     augment_stream,
     read_rows,
 )
-from thoughtbank.retriever.client import DEFAULT_TIMEOUT, ThoughtbankClient
+from thoughtbank.retriever.base_client import DEFAULT_TIMEOUT
+from thoughtbank.retriever.client import ThoughtbankClient
 from thoughtbank.retriever.errors import IndexUnavailableError, ThoughtbankError
 from thoughtbank.retriever.types import DEFAULT_K, RetrievalQuery, RetrievalResult
 
@@ -192,7 +193,7 @@ def add_retrieval_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_read_command(
-    commands: argparse._SubParsersAction, name: str, help_text: str, func: Command
+    commands: Commands, name: str, help_text: str, func: Command
 ) -> argparse.ArgumentParser:
     parser = commands.add_parser(name, help=help_text)
     add_connection_args(parser)
@@ -201,7 +202,7 @@ def add_read_command(
     return parser
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: Commands) -> None:
     query = add_read_command(commands, "query", "top-k templates for a query", cmd_query)
     query.add_argument("text", help="the query")
     add_retrieval_args(query)

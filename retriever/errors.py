@@ -53,6 +53,6 @@ _BY_CODE = {
 
 def error_from_rpc(error: grpc.RpcError) -> ThoughtbankError:
     """Map a gRPC error to the matching exception, keeping its code and message."""
-    code = error.code()  # type: ignore[attr-defined]
-    details = error.details() or code.name  # type: ignore[attr-defined]
+    code = error.code()
+    details = error.details() or code.name
     return _BY_CODE.get(code, ThoughtbankError)(details, code)

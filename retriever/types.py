@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from thoughtbank.templates import ThoughtTemplate
+from thoughtbank.schema import ThoughtTemplate
 
 MAX_K = 100
 DEFAULT_K = 3

@@ -1,29 +1,62 @@
 """Mining stage: FusionBench-schema logs -> selected responses -> thought templates (JSONL).
 
-The LLM distiller lives in ``thoughtbank.templates.chat`` (imported on demand: it pulls in
-langchain-core).
+Names load on first use, so importing one module (the templates JSONL store, say) does not pull
+in the mining job's readers (pyarrow, tqdm); the LLM distiller is ``thoughtbank.templates.chat``.
 """
 
-from thoughtbank.templates.distill import (
-    Distillation,
-    Distiller,
-    DistillRequest,
-    ExtractiveDistiller,
-    LLMUsage,
-)
-from thoughtbank.templates.job import LeakagePolicy, MiningOptions, MiningSummary, mine_templates
-from thoughtbank.templates.leakage import LeakageGuard
-from thoughtbank.templates.merge import EmbedFunction, merge_near_duplicates
-from thoughtbank.templates.readers import RejectSink, iter_log_records
-from thoughtbank.templates.schema import (
-    LogRecord,
-    SourceResponse,
-    TemplateFields,
-    ThoughtTemplate,
-    template_id,
-)
-from thoughtbank.templates.selection import SelectionRules, Strategy, select_top_responses
-from thoughtbank.templates.store import read_templates, write_templates
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from thoughtbank.schema import SourceResponse, TemplateFields, ThoughtTemplate, template_id
+    from thoughtbank.templates.distill import (
+        Distillation,
+        Distiller,
+        DistillRequest,
+        ExtractiveDistiller,
+        LLMUsage,
+    )
+    from thoughtbank.templates.job import (
+        LeakagePolicy,
+        MiningOptions,
+        MiningSummary,
+        mine_templates,
+    )
+    from thoughtbank.templates.leakage import LeakageGuard
+    from thoughtbank.templates.merge import EmbedFunction, merge_near_duplicates
+    from thoughtbank.templates.readers import RejectSink, iter_log_records
+    from thoughtbank.templates.schema import LogRecord
+    from thoughtbank.templates.selection import SelectionRules, Strategy, select_top_responses
+    from thoughtbank.templates.store import read_templates, write_templates
+
+_MODULE_OF = {
+    "Distillation": "thoughtbank.templates.distill",
+    "Distiller": "thoughtbank.templates.distill",
+    "DistillRequest": "thoughtbank.templates.distill",
+    "ExtractiveDistiller": "thoughtbank.templates.distill",
+    "LLMUsage": "thoughtbank.templates.distill",
+    "LeakagePolicy": "thoughtbank.templates.job",
+    "MiningOptions": "thoughtbank.templates.job",
+    "MiningSummary": "thoughtbank.templates.job",
+    "mine_templates": "thoughtbank.templates.job",
+    "LeakageGuard": "thoughtbank.templates.leakage",
+    "EmbedFunction": "thoughtbank.templates.merge",
+    "merge_near_duplicates": "thoughtbank.templates.merge",
+    "RejectSink": "thoughtbank.templates.readers",
+    "iter_log_records": "thoughtbank.templates.readers",
+    "LogRecord": "thoughtbank.templates.schema",
+    "SourceResponse": "thoughtbank.schema",
+    "TemplateFields": "thoughtbank.schema",
+    "ThoughtTemplate": "thoughtbank.schema",
+    "template_id": "thoughtbank.schema",
+    "SelectionRules": "thoughtbank.templates.selection",
+    "Strategy": "thoughtbank.templates.selection",
+    "select_top_responses": "thoughtbank.templates.selection",
+    "read_templates": "thoughtbank.templates.store",
+    "write_templates": "thoughtbank.templates.store",
+}
 
 __all__ = [
     "DistillRequest",
@@ -51,3 +84,16 @@ __all__ = [
     "template_id",
     "write_templates",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

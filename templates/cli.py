@@ -11,7 +11,14 @@ import json
 import sys
 from pathlib import Path
 
-from thoughtbank.cli_common import column_map, fraction, positive_int
+from thoughtbank.cli_common import (
+    Commands,
+    column_map,
+    fraction,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from thoughtbank.templates.distill import Distiller, ExtractiveDistiller
 from thoughtbank.templates.job import LeakagePolicy, MiningOptions, mine_templates
 from thoughtbank.templates.leakage import DEFAULT_MAX_QUERY_SPAN_WORDS, LeakageGuard
@@ -22,20 +29,6 @@ from thoughtbank.templates.selection import SelectionRules, Strategy
 
 def _model_names(text: str) -> frozenset[str]:
     return frozenset(name.strip() for name in text.split(",") if name.strip())
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
 
 
 def _distiller(args: argparse.Namespace) -> Distiller:
@@ -102,11 +95,11 @@ def _add_distiller_arguments(mine: argparse.ArgumentParser) -> None:
     mine.add_argument("--distiller", default="extractive", choices=["extractive", "chat"])
     mine.add_argument("--llm", help="chat model: openai:MODEL or python:package.module:factory")
     mine.add_argument("--workers", type=positive_int, default=4, help="concurrent distillations")
-    mine.add_argument("--timeout", type=_positive_float, default=120.0,
+    mine.add_argument("--timeout", type=positive_float, default=120.0,
                       help="seconds per LLM call")
-    mine.add_argument("--retries", type=_non_negative_int, default=3,
+    mine.add_argument("--retries", type=non_negative_int, default=3,
                       help="retries of a transient LLM error")
-    mine.add_argument("--rate-limit", type=_positive_float, help="LLM calls per second at most")
+    mine.add_argument("--rate-limit", type=positive_float, help="LLM calls per second at most")
     mine.add_argument("--pitfalls", action="store_true",
                       help="distil an 'avoid' note from the query's failed responses")
     mine.add_argument("--leakage", default="flag", choices=[p.value for p in LeakagePolicy],
@@ -115,7 +108,7 @@ def _add_distiller_arguments(mine: argparse.ArgumentParser) -> None:
                       help="longest run of query words a template may copy")
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: Commands) -> None:
     mine = commands.add_parser("mine", help="distil templates from multi-LLM logs")
     mine.add_argument("logs", nargs="+", type=Path,
                       help="log files (.jsonl, .jsonl.gz, .csv, .csv.gz, .parquet)")
@@ -123,7 +116,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                       help="templates JSONL to write (default: templates.jsonl)")
     mine.add_argument("--rejects", type=Path, help="bad rows file (default: OUT.rejects)")
     mine.add_argument("--columns", type=column_map, help="map schema names to columns")
-    mine.add_argument("--performance-scale", type=_positive_float, default=1.0,
+    mine.add_argument("--performance-scale", type=positive_float, default=1.0,
                       help="top of the logs' performance scale (e.g. 100)")
     mine.add_argument("--max-field-bytes", type=positive_int, default=DEFAULT_MAX_FIELD_BYTES,
                       help="reject a row with a larger field (default: 1 MiB)")

@@ -233,7 +233,7 @@ def _spool_logs(paths: list[Path], spool: GroupSpool, options: MiningOptions,
 
 def _distil_groups(groups: Iterator[QueryGroup], journal: Journal, distiller: Distiller,
                    options: MiningOptions, profiles: dict[str, TaskProfile],
-                   progress: tqdm) -> None:
+                   progress: tqdm[Any]) -> None:
     """Run groups through the worker pool, journaling each batch of finished ones at once."""
     limit = max(1, options.workers) * IN_FLIGHT_PER_WORKER
     in_flight: set[Future[JournalEntry]] = set()

@@ -23,7 +23,8 @@ DEFAULT_MERGE_THRESHOLD = 0.95
 
 def _normalized(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
+    normalized: np.ndarray = vectors / np.maximum(norms, 1e-12)
+    return normalized
 
 
 def cluster_near_duplicates(vectors: np.ndarray, threshold: float) -> list[list[int]]:

@@ -12,7 +12,6 @@ earlier row, a field over the size limit and a file without rows are reported to
 from __future__ import annotations
 
 import csv
-import gzip
 import hashlib
 import json
 import math
@@ -26,6 +25,7 @@ from typing import IO, Any, TextIO
 import pyarrow
 import pyarrow.parquet
 
+from thoughtbank.files import open_bytes
 from thoughtbank.templates.schema import LogRecord
 
 REQUIRED_COLUMNS = ("task_name", "query", "llm", "response", "performance")
@@ -182,10 +182,6 @@ def record_from_row(
     )
 
 
-def _open_bytes(path: Path) -> IO[bytes]:
-    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
-
-
 def _not_utf8(exc: UnicodeDecodeError) -> str:
     return f"not UTF-8 text: {exc.reason} at byte {exc.start}"
 
@@ -195,7 +191,7 @@ def _iter_jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
 
     Lines are decoded one by one so that a line with bad bytes is one bad row.
     """
-    with _open_bytes(path) as handle:
+    with open_bytes(path) as handle:
         for number, raw in enumerate(handle, 1):
             if not raw.strip():
                 continue
@@ -240,7 +236,7 @@ def _iter_csv_rows(path: Path) -> Iterator[tuple[int, Any]]:
     """
     csv.field_size_limit(sys.maxsize)
     bad_lines: dict[int, str] = {}
-    with _open_bytes(path) as handle:
+    with open_bytes(path) as handle:
         reader = csv.DictReader(_decoded_lines(handle, bad_lines), strict=True)
         line = 1
         try:

@@ -8,24 +8,12 @@ then cost (asc) and keep 5, re-rank those by LLM-judge score (desc) then cost (a
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from thoughtbank.normalize import normalize_query
 from thoughtbank.templates.schema import LogRecord
-
-#: Boilerplate that prompts append to queries; stripped (repeatedly) from the end.
-PROMPT_SUFFIXES = (
-    "let's think step by step", "lets think step by step", "think step by step",
-    "let's solve this step by step", "lets solve this step by step", "answer:", "answer", "a:",
-)
-# An end-anchored search tries every start position of a long query; matching the reversed
-# suffixes at the start of the reversed query reads only the suffix itself.
-_REVERSED_SUFFIXES = re.compile(
-    r"(?:\s*[.:]?\s*(?:" + "|".join(re.escape(s[::-1]) for s in PROMPT_SUFFIXES) + r")\s*)+",
-    re.IGNORECASE,
-)
 
 
 class Strategy(str, Enum):
@@ -52,15 +40,6 @@ class QueryGroup:
     @property
     def key(self) -> tuple[str, str]:
         return (self.task, normalize_query(self.query))
-
-
-def normalize_query(query: str) -> str:
-    """Drop prompt boilerplate appended to queries ("Let's think step by step") and fold space."""
-    text = query.strip()
-    suffix = _REVERSED_SUFFIXES.match(text[::-1])
-    if suffix:
-        text = text[: len(text) - suffix.end()]
-    return " ".join(text.split())
 
 
 def _cost(record: LogRecord) -> float:

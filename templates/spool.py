@@ -17,8 +17,9 @@ from itertools import groupby, islice
 from pathlib import Path
 from types import TracebackType
 
+from thoughtbank.normalize import normalize_query
 from thoughtbank.templates.schema import LogRecord
-from thoughtbank.templates.selection import QueryGroup, normalize_query
+from thoughtbank.templates.selection import QueryGroup
 
 INSERT_BATCH_ROWS = 5000
 
@@ -50,13 +51,13 @@ class GroupSpool:
         self._db.commit()
 
     def group_count(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM (SELECT DISTINCT task, query FROM rows)"
-                                ).fetchone()[0]
+        return int(self._db.execute("SELECT COUNT(*) FROM (SELECT DISTINCT task, query FROM rows)"
+                                    ).fetchone()[0])
 
     def query_id_count(self) -> int:
         """Distinct query ids: more than groups where a log repeats a query under two ids."""
-        return self._db.execute("SELECT COUNT(DISTINCT query_id) FROM rows WHERE query_id != ''"
-                                ).fetchone()[0]
+        return int(self._db.execute("SELECT COUNT(DISTINCT query_id) FROM rows WHERE query_id != ''"
+                                    ).fetchone()[0])
 
     def groups(self) -> Iterator[QueryGroup]:
         """Each (task, normalized query) with its rows in input order; groups in key order."""

@@ -54,7 +54,7 @@ def demo_index(demo_templates: Path, embedder, tmp_path_factory: pytest.TempPath
 @pytest.fixture(scope="session")
 def demo_server(demo_index: Path) -> Iterator:
     """``thoughtbank serve`` on the demo index, as a real subprocess on a free loopback port."""
-    from thoughtbank.server import ServerProcess
+    from thoughtbank.retriever.serving.process import ServerProcess
 
     server = ServerProcess(demo_index)
     try:

@@ -26,7 +26,7 @@ from thoughtbank.retriever import (
     RetryPolicy,
     ThoughtbankClient,
 )
-from thoughtbank.server import ServerProcess
+from thoughtbank.retriever.serving.process import ServerProcess
 
 TOKEN = "s3cret-token"
 QUICK_RETRY = RetryPolicy(max_attempts=5, initial_backoff=0.01, max_backoff=0.05)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from thoughtbank.retriever.evaluation.dataset import Protocol, read_labeled_queries
-from thoughtbank.retriever.evaluation.retrieval import (
+from thoughtbank.evaluation.dataset import Protocol, read_labeled_queries
+from thoughtbank.evaluation.retrieval import (
     EvalSettings,
     embed_corpus,
     evaluate_retrieval,

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from thoughtbank.cli import main
+from thoughtbank.evaluation.calibrate import NEVER_SERVE
 from thoughtbank.index import build_index, load_index
 from thoughtbank.index.artifact import set_min_scores
 from thoughtbank.retriever import ThoughtbankClient
-from thoughtbank.retriever.engine import TemplateRetriever
-from thoughtbank.retriever.evaluation.calibrate import NEVER_SERVE
+from thoughtbank.retriever.serving.engine import RetrievalEngine
 from thoughtbank.retriever.types import RetrievalQuery
 from thoughtbank.templates import read_templates
 
@@ -37,7 +37,7 @@ def test_build_stores_a_checksummed_classifier_and_retrieval_predicts_the_task(
     loaded = load_index(index_dir)
     assert {"task_classifier.npz", "task_classifier.json"} <= set(loaded.manifest.files)
     assert set(loaded.task_classifier.classes) == set(loaded.manifest.task_counts)
-    retriever = TemplateRetriever(loaded, embedder)
+    retriever = RetrievalEngine(loaded, embedder)
     result = retriever.retrieve(RetrievalQuery(GSM8K_QUERY, k=3))
     assert result.predicted_task == "gsm8k" and 0.3 <= result.predicted_task_confidence <= 1
     assert [h.template.task for h in result.hits] == ["gsm8k"] * 3
@@ -94,7 +94,7 @@ def test_margin_calibration_needs_no_llm(
 def test_server_applies_calibrated_minimums_only_without_a_request_min_score(
     index_dir: Path,
 ) -> None:
-    from thoughtbank.server import ServerProcess
+    from thoughtbank.retriever.serving.process import ServerProcess
 
     set_min_scores(index_dir, load_index(index_dir).version, {"gsm8k": NEVER_SERVE})
     with ServerProcess(index_dir) as server, ThoughtbankClient(server.address) as client:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import HashingVectorizer
 
+from thoughtbank.evaluation.dataset import read_labeled_queries, write_sample
 from thoughtbank.index.task_classifier import (
     _END,
     _START,
@@ -19,8 +20,7 @@ from thoughtbank.index.task_classifier import (
     TaskClassifierError,
     _feature_kinds,
 )
-from thoughtbank.retriever.evaluation.dataset import read_labeled_queries, write_sample
-from thoughtbank.retriever.hybrid import HybridConfig, route_task
+from thoughtbank.retriever.serving.task_routing import TaskRouting, route_task
 
 QUERIES = "fusionbench_14_task_queries.jsonl.gz"
 
@@ -74,7 +74,7 @@ def test_ngrams_hash_to_the_columns_of_scikit_learns_hashing_vectorizer(kind: st
 
 
 def test_confident_predictions_route_and_unsure_ones_do_not() -> None:
-    config = HybridConfig(task_min_confidence=0.6)
+    config = TaskRouting(min_confidence=0.6)
     assert route_task("gsm8k", 0.9, config) == "gsm8k"
     assert route_task("gsm8k", 0.3, config) == ""
 

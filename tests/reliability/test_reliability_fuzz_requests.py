@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from reliability_support import SERVING, health_status
 
 from thoughtbank.protos import SERVICE_NAME, pb2
-from thoughtbank.server import ServerProcess
+from thoughtbank.retriever.serving.process import ServerProcess
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ from reliability_support import SERVING, ClosedLoopLoad, health_status, wait_for
 
 from thoughtbank.index import build_index, current_version
 from thoughtbank.retriever import ThoughtbankClient
-from thoughtbank.server import ServerProcess
+from thoughtbank.retriever.serving.process import ServerProcess
 from thoughtbank.templates import read_templates
 
 pytestmark = pytest.mark.slow

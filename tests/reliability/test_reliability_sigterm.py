@@ -20,7 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from reliability_support import NOT_SERVING, SERVING, ClosedLoopLoad, wait_for
 
 from thoughtbank.retriever import RetrievalQuery, RetrievalResult, ThoughtbankClient
-from thoughtbank.server import ServerProcess
+from thoughtbank.retriever.serving.process import ServerProcess
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ import pytest
 from reliability_support import SERVING, ClosedLoopLoad, health_status
 
 from thoughtbank.retriever import RetrievalQuery, ThoughtbankClient
-from thoughtbank.server import ServerProcess
+from thoughtbank.retriever.serving.process import ServerProcess
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ import pytest
 from thoughtbank.protos import pb2, pb2_grpc
 from thoughtbank.retriever import ThoughtbankClient
 from thoughtbank.retriever.errors import AuthenticationError
-from thoughtbank.server import ServerProcess
+from thoughtbank.retriever.serving.process import ServerProcess
 
 TOKEN = "s3cret-token-for-tests"
 CALLS = {

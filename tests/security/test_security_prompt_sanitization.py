@@ -12,7 +12,7 @@ import pytest
 
 from thoughtbank.index import build_index
 from thoughtbank.retriever import AugmentedPrompt, ThoughtbankClient
-from thoughtbank.server import ServerProcess
+from thoughtbank.retriever.serving.process import ServerProcess
 from thoughtbank.templates import TemplateFields, ThoughtTemplate, template_id
 
 SPECIAL_TOKENS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|system|>", "<|eot_id|>",

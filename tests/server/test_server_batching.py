@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 
-from thoughtbank.retriever.batching import MicroBatcher
+from thoughtbank.retriever.serving.micro_batcher import MicroBatcher
 
 
 def _closed_loop(batcher: MicroBatcher, clients: int, rounds: int) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from thoughtbank.retriever.batching import MicroBatcher
-from thoughtbank.retriever.server_config import add_config_flags, config_from_args
+from thoughtbank.retriever.serving.config import add_config_flags, config_from_args
+from thoughtbank.retriever.serving.micro_batcher import MicroBatcher
 
 
 def _parse(*argv: str) -> argparse.Namespace:

@@ -26,7 +26,7 @@ from server_testkit import (
 
 from thoughtbank.index import build_index
 from thoughtbank.protos import pb2
-from thoughtbank.server import ServerProcess
+from thoughtbank.retriever.serving.process import ServerProcess
 from thoughtbank.templates import read_templates
 
 POLL_S = 0.1

@@ -23,7 +23,7 @@ from server_testkit import (
 )
 
 from thoughtbank.protos import pb2
-from thoughtbank.server import ServerProcess
+from thoughtbank.retriever.serving.process import ServerProcess
 
 TOKEN = "s3cret-token"
 AUTH = (("authorization", f"Bearer {TOKEN}"),)

@@ -1,26 +1,18 @@
 """Micro-batching of concurrent requests for an asyncio server.
 
-Embedding one query costs nearly as much as embedding eight (measurements.md: 3x the throughput
-with batching), so requests arriving together are processed as one batch in a worker thread:
-the event loop never blocks on the model.
+Embedding a few queries together costs little more than embedding one, so requests arriving
+together are processed as one batch in a worker thread: the event loop never blocks on the model.
 
-Taking only what is queued when a batch ends splits concurrent callers into alternating halves:
-the callers just answered are still on their way back (measured: 32 closed-loop clients gave
-batches of 16 on average). So the batcher counts the callers it answered that have not sent
-again, and a batch waits for them, at most ``max_wait_s``; when the wait runs out, the
-stragglers are no longer expected. A lone client is the one caller expected and never waits, so
-its latency stays that of one in-process call.
+Taking only what is queued when a batch ends would split concurrent callers into alternating
+halves, since the callers just answered are still on their way back. So the batcher counts the
+callers it answered that have not sent again, and a batch waits for them, at most
+``max_wait_s``. A lone client is the one caller expected and never waits.
 
-With ``workers`` > 1, batches run in several threads at once: while one batch's callers travel
-back and forth, another batch computes, so the cores do not idle between batches.
-
-Only the first thread ever computes on several cores, and only when its batch runs alone with
-no answered callers on their way back (a lone client); every other batch uses one core. GNU
-OpenMP (torch's runtime) stops its threads spinning between parallel regions once it manages
-more threads than there are cores, and a forward pass has hundreds of regions, each then
-waiting for its threads to wake: embedding one query measured 20% slower with a second thread's
-team alive than with a single team. So batches go to the first thread whenever it is idle, and
-the thread count a batch may use is handed to ``process``.
+With ``workers`` > 1, batches run in several threads at once, so the cores do not idle while one
+batch's callers travel. Only the first thread computes on several cores, and only when its batch
+runs alone: GNU OpenMP (torch's runtime) stops spinning between parallel regions once it manages
+more threads than there are cores, which slows every forward pass. The thread count a batch may
+use is handed to ``process``.
 """
 
 from __future__ import annotations

@@ -44,7 +44,8 @@ class RetrievalReport:
 
 def relevance(retrieved_tasks: np.ndarray, query_tasks: np.ndarray) -> np.ndarray:
     """Boolean (queries, depth): slot holds a template of the query's own task."""
-    return retrieved_tasks == query_tasks[:, None]
+    same_task: np.ndarray = retrieved_tasks == query_tasks[:, None]
+    return same_task
 
 
 def score_relevance(relevant: np.ndarray, ks: Sequence[int]) -> RetrievalScores:

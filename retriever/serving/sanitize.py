@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from thoughtbank.templates import TemplateFields, ThoughtTemplate
+from thoughtbank.schema import TemplateFields, ThoughtTemplate
 
 DEFAULT_MAX_TEMPLATE_CHARS = 4_000
 TRUNCATION_MARK = " [...]"

@@ -6,8 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from thoughtbank.cli_common import fraction, positive_int
-from thoughtbank.retriever.hybrid import HybridConfig
+from thoughtbank.cli_common import Commands, fraction, positive_int
+from thoughtbank.evaluation.lexical import HybridConfig
 
 
 def k_list(text: str) -> tuple[int, ...]:
@@ -22,20 +22,20 @@ def k_list(text: str) -> tuple[int, ...]:
 
 
 def cmd_retrieval(args: argparse.Namespace) -> int:
-    from thoughtbank.index import Embedder
-    from thoughtbank.retriever.evaluation.dataset import Protocol, read_labeled_queries
-    from thoughtbank.retriever.evaluation.report import format_table, write_report
-    from thoughtbank.retriever.evaluation.retrieval import (
+    from thoughtbank.evaluation.dataset import Protocol, read_labeled_queries
+    from thoughtbank.evaluation.report import format_table, write_report
+    from thoughtbank.evaluation.retrieval import (
         EvalSettings,
         embed_corpus,
         evaluate_retrieval,
     )
+    from thoughtbank.index import Embedder
     queries = read_labeled_queries(args.queries, args.split_column)
     protocol = Protocol(leave_one_out=args.train is None, folds=args.folds,
                         train=args.train or "train", test=args.test)
     settings = EvalSettings(
         protocol=protocol, task_label=args.task_label, ks=args.k, baselines=args.baselines,
-        hybrid=HybridConfig(task_min_confidence=args.task_min_confidence,
+        hybrid=HybridConfig(min_confidence=args.task_min_confidence,
                             lexical_weight=args.lexical_weight),
     )
     corpus = embed_corpus(queries, Embedder(args.model, device=args.device))
@@ -47,7 +47,7 @@ def cmd_retrieval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_retrieval(commands: argparse._SubParsersAction) -> None:
+def _add_retrieval(commands: Commands) -> None:
     parser = commands.add_parser(
         "retrieval", help="same-task precision@k, hit@k and MRR of retrieval on labeled queries")
     parser.add_argument("--queries", type=Path, required=True,
@@ -64,7 +64,7 @@ def _add_retrieval(commands: argparse._SubParsersAction) -> None:
                         help="retrieve without the task (predict it) or with the true task")
     parser.add_argument("--k", type=k_list, default=(1, 3, 5), help="cut-offs, e.g. 1,3,5")
     parser.add_argument("--task-min-confidence", type=fraction,
-                        default=HybridConfig.task_min_confidence,
+                        default=HybridConfig.min_confidence,
                         help="route to the predicted task at or above this confidence")
     parser.add_argument("--lexical-weight", type=fraction,
                         default=HybridConfig.lexical_weight,
@@ -81,15 +81,15 @@ def _add_retrieval(commands: argparse._SubParsersAction) -> None:
 def cmd_e2e(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from thoughtbank.retriever.engine import TemplateRetriever
-    from thoughtbank.retriever.evaluation.dataset import read_labeled_queries
-    from thoughtbank.retriever.evaluation.e2e import answer_queries, task_effects, write_rows
+    from thoughtbank.evaluation.dataset import read_labeled_queries
+    from thoughtbank.evaluation.e2e import answer_queries, task_effects, write_rows
+    from thoughtbank.retriever.serving.engine import RetrievalEngine
     from thoughtbank.templates.chat import load_chat_model
 
     queries = [q for q in read_labeled_queries(args.queries)
                if not args.split or q.split == args.split][: args.limit]
     model = load_chat_model(args.llm, timeout_s=args.timeout)
-    rows, skipped = answer_queries(queries, TemplateRetriever.open(args.index), model, args.k)
+    rows, skipped = answer_queries(queries, RetrievalEngine.open(args.index), model, args.k)
     if not rows:
         raise ValueError(f"none of {len(queries)} queries has a metric eval e2e can score")
     if args.out:
@@ -106,7 +106,7 @@ def cmd_e2e(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_e2e(commands: argparse._SubParsersAction) -> None:
+def _add_e2e(commands: Commands) -> None:
     parser = commands.add_parser(
         "e2e", help="answer queries with and without templates; accuracy change per task")
     parser.add_argument("--llm", required=True,
@@ -124,10 +124,9 @@ def _add_e2e(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from thoughtbank.index import load_index
-    from thoughtbank.index.artifact import set_min_scores
-    from thoughtbank.retriever.evaluation import calibrate
-    from thoughtbank.retriever.evaluation.e2e import read_rows
+    from thoughtbank.evaluation import calibrate
+    from thoughtbank.evaluation.e2e import read_rows
+    from thoughtbank.index import load_index, set_min_scores
 
     index = load_index(args.index)
     if args.e2e:
@@ -140,7 +139,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_calibrate(commands: argparse._SubParsersAction) -> None:
+def _add_calibrate(commands: Commands) -> None:
     parser = commands.add_parser(
         "calibrate", help="choose per-task minimum scores and store them in the index manifest")
     parser.add_argument("--index", type=Path, required=True, help="index directory")
@@ -159,7 +158,7 @@ def cmd_templates(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_templates(commands: argparse._SubParsersAction) -> None:
+def _add_templates(commands: Commands) -> None:
     parser = commands.add_parser(
         "templates", help="template quality battery: leaks, boilerplate, formats (no LLM)")
     parser.add_argument("templates", type=Path, help="templates JSONL written by mine")
@@ -169,7 +168,7 @@ def _add_templates(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=cmd_templates)
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: Commands) -> None:
     evaluate = commands.add_parser("eval", help="measure and calibrate retrieval quality")
     eval_commands = evaluate.add_subparsers(dest="eval_command", required=True)
     _add_retrieval(eval_commands)

@@ -1,10 +1,10 @@
-"""Hot reload: the live ``TemplateRetriever`` and the swap to a new index version.
+"""Hot reload: the live ``RetrievalEngine`` and the swap to a new index version.
 
 A new version is loaded, verified and warmed up in a thread of its own while the old one keeps
 serving; only then is the reference swapped, which is atomic. The thread ends with the load, and
 with it the OpenMP threads its warm-up started, which would otherwise keep torch's runtime
-managing more threads than there are cores (see ``retriever.batching``). Requests already
-running hold the old retriever and finish on it. A version that fails to load is reported and
+managing more threads than there are cores (see ``micro_batcher``). Requests already
+running hold the old engine and finish on it. A version that fails to load is reported and
 not retried until CURRENT names another version or a reload is forced (SIGHUP).
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from thoughtbank.index import EmbedderError, IndexArtifactError, current_version
-from thoughtbank.retriever.engine import TemplateRetriever
+from thoughtbank.retriever.serving.engine import RetrievalEngine
 
 log = logging.getLogger("thoughtbank.server.reload")
 
@@ -26,18 +26,18 @@ log = logging.getLogger("thoughtbank.server.reload")
 LOAD_ERRORS = (IndexArtifactError, EmbedderError, OSError, ValueError, RuntimeError)
 
 
-class LiveIndex:
-    """Holds the retriever that serves now; ``refresh`` moves it to the version CURRENT names."""
+class LiveEngine:
+    """Holds the engine that serves now; ``refresh`` moves it to the version CURRENT names."""
 
     def __init__(
         self,
         index_dir: Path,
         settings: dict[str, Any],
-        on_swap: Callable[[TemplateRetriever], Awaitable[None]],
+        on_swap: Callable[[RetrievalEngine], Awaitable[None]],
         on_failure: Callable[[str, Exception], None],
     ) -> None:
         self.index_dir = Path(index_dir)
-        self.retriever: TemplateRetriever | None = None
+        self.engine: RetrievalEngine | None = None
         self._settings = settings
         self._on_swap = on_swap
         self._on_failure = on_failure
@@ -50,15 +50,15 @@ class LiveIndex:
         except IndexArtifactError:
             return None  # no index built yet: keep waiting for one
 
-    def _load(self, version: str) -> TemplateRetriever:
-        if self.retriever is None:
-            retriever = TemplateRetriever.open(self.index_dir, version=version, **self._settings)
+    def _load(self, version: str) -> RetrievalEngine:
+        if self.engine is None:
+            engine = RetrievalEngine.open(self.index_dir, version=version, **self._settings)
         else:
-            retriever = self.retriever.reloaded(self.index_dir, version)
-        retriever.warm_up()
-        return retriever
+            engine = self.engine.reloaded(self.index_dir, version)
+        engine.warm_up()
+        return engine
 
-    async def _load_in_own_thread(self, version: str) -> TemplateRetriever:
+    async def _load_in_own_thread(self, version: str) -> RetrievalEngine:
         loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index-load")
         try:
             return await asyncio.get_running_loop().run_in_executor(loader, self._load, version)
@@ -69,25 +69,25 @@ class LiveIndex:
         """Load the version CURRENT names if it is new; return whether the live one changed."""
         async with self._lock:
             version = self._named_version()
-            live = self.retriever.version if self.retriever else None
+            live = self.engine.version if self.engine else None
             if version is None or version == live:
                 return False
             if version == self._failed_version and not force:
                 return False
             log.info("loading index version", extra={"version": version, "previous": live})
             try:
-                retriever = await self._load_in_own_thread(version)
+                engine = await self._load_in_own_thread(version)
             except LOAD_ERRORS as exc:
                 self._failed_version = version
                 log.error("index version refused; the previous one keeps serving",
                           extra={"version": version, "previous": live, "reason": str(exc)})
                 self._on_failure(version, exc)
                 return False
-            self.retriever = retriever
+            self.engine = engine
             self._failed_version = None
             log.info("index version live",
-                     extra={"version": version, "previous": live, "templates": retriever.size})
-            await self._on_swap(retriever)
+                     extra={"version": version, "previous": live, "templates": engine.size})
+            await self._on_swap(engine)
             return True
 
     async def watch(self, interval: float) -> None:

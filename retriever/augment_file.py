@@ -9,7 +9,6 @@ line number and skipped; any other error stops the job with everything before it
 from __future__ import annotations
 
 import asyncio
-import gzip
 import json
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -18,6 +17,7 @@ from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
+from thoughtbank.files import open_bytes
 from thoughtbank.retriever.aio_client import AsyncThoughtbankClient
 from thoughtbank.retriever.errors import InvalidRequestError
 from thoughtbank.retriever.types import DEFAULT_K, AugmentedPrompt, RetrievalQuery
@@ -57,11 +57,6 @@ class QueryRow:
     query: RetrievalQuery
 
 
-def open_binary(path: Path) -> IO[bytes]:
-    """Plain or gzip-compressed (by the ``.gz`` suffix) bytes."""
-    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
-
-
 def parse_row(line: int, raw: bytes, settings: BatchSettings) -> QueryRow | BadLine:
     """The query of one JSONL line, or why it cannot be used."""
     try:
@@ -86,7 +81,7 @@ def read_rows(path: Path, settings: BatchSettings) -> Iterator[QueryRow | BadLin
 
     Lines are decoded one by one, so bad bytes spoil only their own line.
     """
-    with open_binary(path) as source:
+    with open_bytes(path) as source:
         numbered = ((n, raw) for n, raw in enumerate(source, 1) if raw.strip())
         for line, raw in islice(numbered, settings.limit):
             yield parse_row(line, raw, settings)
@@ -120,7 +115,7 @@ async def augment_stream(
     out: IO[str],
     settings: BatchSettings,
     on_bad_line: Callable[[BadLine], None],
-    on_row_done: Callable[[], None] = lambda: None,
+    on_row_done: Callable[[], object] = lambda: None,
 ) -> BatchSummary:
     """Augment every row into ``out``, in order, with bounded concurrency."""
     in_flight: deque[tuple[QueryRow, asyncio.Task[AugmentedPrompt]]] = deque()

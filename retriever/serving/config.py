@@ -22,6 +22,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from thoughtbank.retriever.serving.engine import DEFAULT_MAX_QUERY_CHARS
+from thoughtbank.retriever.serving.sanitize import DEFAULT_MAX_TEMPLATE_CHARS
+
 ENV_PREFIX = "THOUGHTBANK_"
 LOG_FORMATS = ("json", "text")
 
@@ -57,10 +60,11 @@ class ServerConfig:
         default=None, metadata=_doc("PEM private key for TLS (with --tls-cert)")
     )
     max_query_chars: int = field(
-        default=32_768, metadata=_doc("longest accepted query, in characters")
+        default=DEFAULT_MAX_QUERY_CHARS, metadata=_doc("longest accepted query, in characters")
     )
     max_template_chars: int = field(
-        default=4_000, metadata=_doc("template texts are cut to this many characters")
+        default=DEFAULT_MAX_TEMPLATE_CHARS,
+        metadata=_doc("template texts are cut to this many characters"),
     )
     prompt_template_file: Path | None = field(
         default=None,
@@ -140,7 +144,8 @@ def _value_type(name: str) -> type:
     """The non-None type of a field (``int | None`` -> ``int``)."""
     hint = typing.get_type_hints(ServerConfig)[name]
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        return next(arg for arg in typing.get_args(hint) if arg is not type(None))
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    assert isinstance(hint, type)
     return hint
 
 

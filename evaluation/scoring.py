@@ -47,7 +47,7 @@ def choice_letter(text: str) -> str:
     for pattern in _CHOICE_PATTERNS:
         found = pattern.findall(text)
         if found:
-            return found[-1].upper()
+            return str(found[-1]).upper()
     return ""
 
 

@@ -1,16 +1,7 @@
-"""How candidates are chosen and ordered beyond plain cosine similarity.
+"""BM25 (``rank-bm25``) over the dense candidates, blended into their order: an evaluated
+alternative that is not served, since it adds nothing once retrieval is routed by task.
 
-Two signals join the dense score:
-
-* the predicted task of a request without one (``thoughtbank.index.task_classifier``): when the
-  classifier is confident, retrieval is routed to that task's templates exactly as if the caller
-  had named it; when it is not, plain similarity decides, so a wrong guess costs nothing;
-* a lexical score (BM25 from ``rank-bm25``) over the dense candidates, blended into the order with
-  a configurable weight; it helps where shared rare words (names, numbers) matter more than
-  meaning.
-
-Hit scores stay cosine similarities so that ``min_score`` thresholds keep one meaning; the blend
-only changes the order.
+Hit scores stay cosine similarities; the blend only changes the order.
 """
 
 from __future__ import annotations
@@ -22,26 +13,18 @@ from dataclasses import dataclass
 import numpy as np
 from rank_bm25 import BM25Okapi
 
+from thoughtbank.retriever.serving.task_routing import TaskRouting
+
 _TOKEN = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
-class HybridConfig:
-    """Knobs of retrieval without a task label; the defaults are the measured best.
+class HybridConfig(TaskRouting):
+    """Task routing as served plus the lexical blend: ``lexical_weight`` over ``rerank_depth``
+    dense candidates (0: dense order)."""
 
-    The server routes by ``task_min_confidence``; the lexical blend (``lexical_weight`` over
-    ``rerank_depth`` dense candidates) is evaluated by ``thoughtbank eval retrieval`` and not
-    served, since it added nothing on top of task routing (README, "Evaluate and improve").
-    """
-
-    task_min_confidence: float = 0.3
     lexical_weight: float = 0.0
     rerank_depth: int = 50
-
-
-def route_task(predicted_task: str, confidence: float, config: HybridConfig) -> str:
-    """The task to retrieve within: the prediction when confident, else none (plain similarity)."""
-    return predicted_task if confidence >= config.task_min_confidence else ""
 
 
 def lexical_tokens(text: str) -> list[str]:

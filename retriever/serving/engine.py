@@ -1,6 +1,6 @@
 """In-process retrieval over a loaded index: the semantics the server exposes over gRPC.
 
-``TemplateRetriever`` validates requests, embeds their queries in one batch and searches FAISS
+``RetrievalEngine`` validates requests, embeds their queries in one batch and searches FAISS
 in as few batched calls as the requests allow (one per task filter and per-request search
 parameters). Candidates then pass one place, ``_rank``, where they are filtered (exclusions,
 ``min_score``) and selected (top-k or MMR): scoring extensions belong there.
@@ -26,19 +26,20 @@ from thoughtbank.index import (
     template_int_id,
     verify_embedder,
 )
+from thoughtbank.normalize import normalize_query
 from thoughtbank.retriever.errors import (
     InvalidRequestError,
     TemplateNotFoundError,
     ThoughtbankError,
 )
-from thoughtbank.retriever.hybrid import HybridConfig, route_task
 from thoughtbank.retriever.prompt import (
     DEFAULT_PROMPT,
     build_augmented_prompt,
     check_prompt_template,
     fit_token_budget,
 )
-from thoughtbank.retriever.sanitize import DEFAULT_MAX_TEMPLATE_CHARS, sanitize_template
+from thoughtbank.retriever.serving.sanitize import DEFAULT_MAX_TEMPLATE_CHARS, sanitize_template
+from thoughtbank.retriever.serving.task_routing import TaskRouting, route_task
 from thoughtbank.retriever.types import (
     MAX_K,
     AugmentedPrompt,
@@ -47,11 +48,10 @@ from thoughtbank.retriever.types import (
     RetrievalResult,
     ScoredTemplate,
 )
-from thoughtbank.templates import ThoughtTemplate
-from thoughtbank.templates.selection import normalize_query
+from thoughtbank.schema import ThoughtTemplate
 
 DEFAULT_MAX_QUERY_CHARS = 32_768
-DEFAULT_HYBRID = HybridConfig()
+DEFAULT_ROUTING = TaskRouting()
 WARM_UP_BATCH_SIZES = (1, 1, 1, 2, 4, 8, 16, 32)
 # MMR re-ranks a pool this many times k (at least MIN_MMR_POOL) so diverse hits can surface.
 MMR_POOL_FACTOR = 4
@@ -96,7 +96,7 @@ def all_or_first_error(
     return list(outcomes)  # type: ignore[arg-type]  # no errors left
 
 
-class TemplateRetriever:
+class RetrievalEngine:
     """Retrieval over one ``LoadedIndex`` with the embedder that built it.
 
     Immutable once built, so a server can swap in a new one (``reloaded``) while requests
@@ -110,10 +110,10 @@ class TemplateRetriever:
         max_query_chars: int = DEFAULT_MAX_QUERY_CHARS,
         prompt_template: PromptTemplate = DEFAULT_PROMPT,
         max_template_chars: int = DEFAULT_MAX_TEMPLATE_CHARS,
-        hybrid: HybridConfig = DEFAULT_HYBRID,
+        routing: TaskRouting = DEFAULT_ROUTING,
     ) -> None:
         verify_embedder(index.manifest, embedder)
-        self.hybrid = hybrid
+        self.routing = routing
         self.index = index
         self.embedder = embedder
         self.max_query_chars = max_query_chars
@@ -136,7 +136,7 @@ class TemplateRetriever:
     def open(
         cls, index_dir: Path, embedder: Embedder | None = None, version: str | None = None,
         **settings: Any,
-    ) -> TemplateRetriever:
+    ) -> RetrievalEngine:
         """Load ``version`` (default: the live one) with its own embedder unless one is given.
 
         ``settings`` are the constructor's keyword arguments (``max_query_chars``, ...).
@@ -144,22 +144,22 @@ class TemplateRetriever:
         index = load_index(index_dir, version)
         return cls(index, embedder or Embedder(index.manifest.embedder), **settings)
 
-    def reloaded(self, index_dir: Path, version: str) -> TemplateRetriever:
+    def reloaded(self, index_dir: Path, version: str) -> RetrievalEngine:
         """A retriever for another version with the same settings (and model, when it matches)."""
         index = load_index(index_dir, version)
         same_model = index.manifest.embedder == self.embedder.model_id
-        return TemplateRetriever(
+        return RetrievalEngine(
             index,
             self.embedder if same_model else Embedder(index.manifest.embedder),
             max_query_chars=self.max_query_chars,
             prompt_template=self.prompt_template,
             max_template_chars=self.max_template_chars,
-            hybrid=self.hybrid,
+            routing=self.routing,
         )
 
     def warm_up(self) -> None:
-        """Run a few batches of varied sizes and lengths: the first calls at batch 1 are about
-        3x slower until the model has seen some input shapes (measurements.md)."""
+        """Run a few batches of varied sizes and lengths: the model's first calls at each input
+        shape are slow, and they should not be a client's."""
         for size in WARM_UP_BATCH_SIZES:
             queries = [RetrievalQuery("warm-up question " * (1 + i % 8)) for i in range(size)]
             self.retrieve_batch(queries)
@@ -273,7 +273,7 @@ class TemplateRetriever:
 
     def _scope(self, request: RetrievalQuery, guess: TaskGuess) -> str:
         """The task searched first: the named one, else a confident guess, else all tasks."""
-        task = request.task or route_task(guess.task, guess.confidence, self.hybrid)
+        task = request.task or route_task(guess.task, guess.confidence, self.routing)
         return task if task in self._task_filters else ""
 
     def _pool_size(self, request: RetrievalQuery, excluded: set[int]) -> int:

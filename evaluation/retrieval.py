@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from thoughtbank.index import Embedder
-from thoughtbank.retriever.evaluation.dataset import LabeledQuery, Protocol
-from thoughtbank.retriever.evaluation.metrics import RetrievalReport, build_report
-from thoughtbank.retriever.evaluation.rankers import (
+from thoughtbank.evaluation.dataset import LabeledQuery, Protocol
+from thoughtbank.evaluation.lexical import HybridConfig
+from thoughtbank.evaluation.metrics import RetrievalReport, build_report
+from thoughtbank.evaluation.rankers import (
     MISSING,
     EvalCorpus,
     TaskRouting,
@@ -23,7 +23,7 @@ from thoughtbank.retriever.evaluation.rankers import (
     method_rankers,
     predict_routing,
 )
-from thoughtbank.retriever.hybrid import HybridConfig
+from thoughtbank.index import Embedder
 
 TASK_LABEL_MODES = ("none", "given")
 

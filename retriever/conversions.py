@@ -1,7 +1,7 @@
-"""Conversions between ``thoughtbank.v1`` messages and the project's typed objects.
+"""The client's side of the wire: typed requests to ``thoughtbank.v1`` messages, responses back.
 
-The server and the client SDK both go through these functions, so a field added to the proto
-is mapped in exactly one place.
+The server's side is ``thoughtbank.retriever.serving.conversions``; a field added to the proto is
+mapped once in each direction.
 """
 
 from __future__ import annotations
@@ -17,36 +17,7 @@ from thoughtbank.retriever.types import (
     RetrievalResult,
     ScoredTemplate,
 )
-from thoughtbank.templates import SourceResponse, TemplateFields, ThoughtTemplate
-
-
-def template_to_pb(template: ThoughtTemplate) -> pb2.ThoughtTemplate:
-    message = pb2.ThoughtTemplate(
-        id=template.id,
-        task=template.task,
-        text=template.text,
-        source_query=template.source_query,
-        source_models=list(template.source_models),
-        source_query_ids=list(template.source_query_ids),
-        sources=[
-            pb2.SourceResponse(llm=s.llm, performance=s.performance, cost=s.cost,
-                               llm_judge=s.llm_judge, query_id=s.query_id)
-            for s in template.sources
-        ],
-        pitfalls=template.pitfalls,
-        distiller=template.distiller,
-        created_at=template.created_at,
-        distiller_version=template.distiller_version,
-        merged_queries=list(template.merged_queries),
-        flags=list(template.flags),
-    )
-    if template.fields is not None:
-        message.fields.CopyFrom(pb2.TemplateFields(
-            task_summary=template.fields.task_summary,
-            reasoning_steps=list(template.fields.reasoning_steps),
-            answer_format=template.fields.answer_format,
-        ))
-    return message
+from thoughtbank.schema import SourceResponse, TemplateFields, ThoughtTemplate
 
 
 def template_from_pb(message: pb2.ThoughtTemplate) -> ThoughtTemplate:
@@ -85,30 +56,12 @@ def template_from_pb(message: pb2.ThoughtTemplate) -> ThoughtTemplate:
     )
 
 
-def hit_to_pb(hit: ScoredTemplate) -> pb2.ScoredTemplate:
-    return pb2.ScoredTemplate(
-        template=template_to_pb(hit.template), score=hit.score, index_version=hit.index_version
-    )
 
 
 def hit_from_pb(message: pb2.ScoredTemplate) -> ScoredTemplate:
     return ScoredTemplate(template_from_pb(message.template), message.score, message.index_version)
 
 
-def query_from_pb(message: pb2.RetrieveRequest | pb2.AugmentPromptRequest) -> RetrievalQuery:
-    """The typed query of a Retrieve or AugmentPrompt request (they share these fields)."""
-    return RetrievalQuery(
-        query=message.query,
-        k=message.k,
-        task=message.task,
-        task_strict=message.task_strict,
-        min_score=message.min_score if message.HasField("min_score") else None,
-        diversity=message.diversity,
-        exclude_ids=tuple(message.exclude_ids),
-        exclude_same_query=message.exclude_same_query,
-        ef_search=message.ef_search if message.HasField("ef_search") else None,
-        nprobe=message.nprobe if message.HasField("nprobe") else None,
-    )
 
 
 def _query_fields(query: RetrievalQuery) -> dict[str, Any]:
@@ -139,13 +92,6 @@ def augment_request_to_pb(
     )
 
 
-def result_to_pb(result: RetrievalResult) -> pb2.RetrieveResponse:
-    return pb2.RetrieveResponse(
-        hits=[hit_to_pb(h) for h in result.hits],
-        index_version=result.index_version,
-        predicted_task=result.predicted_task,
-        predicted_task_confidence=result.predicted_task_confidence,
-    )
 
 
 def result_from_pb(message: pb2.RetrieveResponse) -> RetrievalResult:
@@ -157,11 +103,6 @@ def result_from_pb(message: pb2.RetrieveResponse) -> RetrievalResult:
     )
 
 
-def augmented_to_pb(prompt: AugmentedPrompt) -> pb2.AugmentPromptResponse:
-    return pb2.AugmentPromptResponse(
-        prompt=prompt.prompt, hits=[hit_to_pb(h) for h in prompt.hits],
-        index_version=prompt.index_version,
-    )
 
 
 def augmented_from_pb(message: pb2.AugmentPromptResponse) -> AugmentedPrompt:
@@ -171,18 +112,6 @@ def augmented_from_pb(message: pb2.AugmentPromptResponse) -> AugmentedPrompt:
     )
 
 
-def info_to_pb(info: IndexInfo) -> pb2.GetIndexInfoResponse:
-    return pb2.GetIndexInfoResponse(
-        index_version=info.index_version,
-        count=info.count,
-        task_counts=info.task_counts,
-        embedder=info.embedder,
-        dimension=info.dimension,
-        index_type=info.index_type,
-        metric=info.metric,
-        created_at=info.created_at,
-        manifest_json=json.dumps(info.manifest, sort_keys=True),
-    )
 
 
 def info_from_pb(message: pb2.GetIndexInfoResponse) -> IndexInfo:

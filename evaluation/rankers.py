@@ -1,9 +1,9 @@
 """Ranking methods compared by the harness: baselines, ablations and thoughtbank's own.
 
 Each method ranks corpus rows for the test queries of one ``Fold`` and returns a matrix of row
-numbers (-1 where fewer than ``depth`` rows exist). Dense search goes through FAISS with the same
-ID-selector routing the server uses, and the blend is ``thoughtbank.retriever.hybrid``'s, so
-the figures describe what is served.
+numbers (-1 where fewer than ``depth`` rows exist). Dense search goes through FAISS and tasks are
+routed by the server's own ``route_task``, so the figures describe what is served; the lexical
+blend (``thoughtbank.evaluation.lexical``) is measured beside it.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from thoughtbank.index.faiss_backend import import_faiss
-from thoughtbank.index.task_classifier import TaskClassifier
-from thoughtbank.retriever.evaluation.dataset import Fold
-from thoughtbank.retriever.hybrid import HybridConfig, LexicalScorer, hybrid_order, route_task
+from thoughtbank.evaluation.dataset import Fold
+from thoughtbank.evaluation.lexical import HybridConfig, LexicalScorer, hybrid_order
+from thoughtbank.index import TaskClassifier, import_faiss
+from thoughtbank.retriever.serving.task_routing import route_task
 
 MISSING = -1
 #: BM25 weight of the ``dense+bm25`` ablation when the configured blend has none: the best of
@@ -51,13 +51,14 @@ class TaskRouting:
     routed: np.ndarray
 
     def of(self, fold: Fold) -> np.ndarray:
-        return self.routed[fold.test_rows]
+        routed: np.ndarray = self.routed[fold.test_rows]
+        return routed
 
 
 Ranker = Callable[[EvalCorpus, Fold, int], np.ndarray]
 
 
-def _pad(rows: Sequence[int], depth: int) -> np.ndarray:
+def _pad(rows: Sequence[int] | np.ndarray, depth: int) -> np.ndarray:
     ranked = np.full(depth, MISSING, dtype=np.int64)
     kept = np.asarray(rows[:depth], dtype=np.int64)
     ranked[: len(kept)] = kept

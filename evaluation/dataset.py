@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from thoughtbank.files import open_text
 
 REQUIRED_COLUMNS = ("task_name", "query")
 
@@ -32,9 +33,8 @@ def read_labeled_queries(path: Path, split_column: str = "split") -> list[Labele
     figures over silently dropped rows would not be comparable between runs.
     """
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
     queries = []
-    with opener(path, "rt", encoding="utf-8") as handle:
+    with open_text(path) as handle:
         for line_number, line in enumerate(handle, 1):
             if line.strip():
                 queries.append(_labeled_query(line, split_column, f"{path}:{line_number}"))
@@ -47,10 +47,9 @@ def write_sample(source: Path, out: Path, per_split: dict[str, int]) -> Path:
     """Copy the first ``per_split[split]`` rows of every (task, split) of ``source`` to ``out``:
     a small, task-balanced slice for quick runs and tests."""
     source = Path(source)
-    opener = gzip.open if source.suffix == ".gz" else open
     taken: dict[tuple[str, str], int] = {}
     kept = []
-    with opener(source, "rt", encoding="utf-8") as handle:
+    with open_text(source) as handle:
         for line_number, line in enumerate(handle, 1):
             if not line.strip():
                 continue

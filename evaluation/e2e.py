@@ -17,10 +17,10 @@ import numpy as np
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
 
-from thoughtbank.retriever.engine import TemplateRetriever
-from thoughtbank.retriever.evaluation.dataset import LabeledQuery
-from thoughtbank.retriever.evaluation.scoring import scorer_for
+from thoughtbank.evaluation.dataset import LabeledQuery
+from thoughtbank.evaluation.scoring import scorer_for
 from thoughtbank.retriever.prompt import build_augmented_prompt
+from thoughtbank.retriever.serving.engine import RetrievalEngine
 from thoughtbank.retriever.types import RetrievalQuery
 
 BOOTSTRAP_SAMPLES = 1000
@@ -55,7 +55,7 @@ class TaskEffect:
 
 
 def answer_queries(
-    queries: Sequence[LabeledQuery], retriever: TemplateRetriever, model: BaseChatModel, k: int
+    queries: Sequence[LabeledQuery], retriever: RetrievalEngine, model: BaseChatModel, k: int
 ) -> tuple[list[AnsweredQuery], int]:
     """Answer and score every query whose metric is supported; return rows and skipped count."""
     rows, skipped = [], 0

@@ -1,0 +1,148 @@
+"""Typed templates every stage shares: written by mining, stored in the index, served, returned
+to clients.
+
+``ThoughtTemplate`` uses the field names of the proto's ``ThoughtTemplate`` so that the templates
+JSONL, the index artifact and the gRPC API all speak the same vocabulary. This module imports only
+the standard library, so the client SDK can use it without the engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class SourceResponse:
+    """Provenance of one response a template was distilled from."""
+
+    llm: str
+    performance: float
+    cost: float | None = None
+    llm_judge: float | None = None
+    query_id: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SourceResponse:
+        """Tolerant of keys added by later versions: unknown keys are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateFields:
+    """FusionFactory's three parts of a thought template."""
+
+    task_summary: str
+    reasoning_steps: tuple[str, ...]
+    answer_format: str
+
+    def render(self) -> str:
+        """The text placed in prompts: summary, numbered steps, answer format."""
+        steps = "\n".join(f"{i}. {step}" for i, step in enumerate(self.reasoning_steps, 1))
+        return (
+            f"Task: {self.task_summary}\n"
+            f"Reasoning steps:\n{steps}\n"
+            f"Answer format: {self.answer_format}"
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TemplateFields:
+        return cls(
+            task_summary=str(data["task_summary"]),
+            reasoning_steps=tuple(str(step) for step in data["reasoning_steps"]),
+            answer_format=str(data["answer_format"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ThoughtTemplate:
+    """A distilled, query-independent reasoning template with its provenance.
+
+    ``merged_queries`` are the source queries of near-duplicate templates merged into this one
+    (their responses are in ``sources``); ``flags`` name problems found but kept, such as a
+    leakage the re-ask did not remove.
+    """
+
+    id: str
+    task: str
+    text: str
+    source_query: str
+    source_models: tuple[str, ...]
+    source_query_ids: tuple[str, ...] = ()
+    sources: tuple[SourceResponse, ...] = ()
+    fields: TemplateFields | None = None
+    pitfalls: str = ""
+    distiller: str = ""
+    distiller_version: str = ""
+    created_at: str = ""
+    merged_queries: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict; tuples become lists.
+
+        Built field by field: ``dataclasses.asdict`` deep-copies recursively and was most of the
+        time of large index builds, which write every template.
+        """
+        fields_dict = None if self.fields is None else {
+            "task_summary": self.fields.task_summary,
+            "reasoning_steps": list(self.fields.reasoning_steps),
+            "answer_format": self.fields.answer_format,
+        }
+        return {
+            "id": self.id,
+            "task": self.task,
+            "text": self.text,
+            "source_query": self.source_query,
+            "source_models": list(self.source_models),
+            "source_query_ids": list(self.source_query_ids),
+            "sources": [
+                {"llm": s.llm, "performance": s.performance, "cost": s.cost,
+                 "llm_judge": s.llm_judge, "query_id": s.query_id}
+                for s in self.sources
+            ],
+            "fields": fields_dict,
+            "pitfalls": self.pitfalls,
+            "distiller": self.distiller,
+            "distiller_version": self.distiller_version,
+            "created_at": self.created_at,
+            "merged_queries": list(self.merged_queries),
+            "flags": list(self.flags),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ThoughtTemplate:
+        """Read a template written by this or an earlier version (missing fields get defaults)."""
+        fields_data = data.get("fields")
+        return cls(
+            id=str(data["id"]),
+            task=str(data["task"]),
+            text=str(data["text"]),
+            source_query=str(data["source_query"]),
+            source_models=tuple(data.get("source_models", ())),
+            source_query_ids=tuple(data.get("source_query_ids", ())),
+            sources=tuple(SourceResponse.from_dict(s) for s in data.get("sources", ())),
+            fields=TemplateFields.from_dict(fields_data) if fields_data else None,
+            pitfalls=str(data.get("pitfalls", "")),
+            distiller=str(data.get("distiller", "")),
+            distiller_version=str(data.get("distiller_version", "")),
+            created_at=str(data.get("created_at", "")),
+            merged_queries=tuple(data.get("merged_queries", ())),
+            flags=tuple(data.get("flags", ())),
+        )
+
+    @classmethod
+    def from_json(cls, line: str) -> ThoughtTemplate:
+        return cls.from_dict(json.loads(line))
+
+
+def template_id(task: str, source_query: str, text: str, source_models: tuple[str, ...]) -> str:
+    """Stable content hash: the same inputs give the same id in every run (created_at excluded)."""
+    payload = json.dumps([task, source_query, text, sorted(source_models)], ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]

@@ -1,0 +1,66 @@
+"""``pip install thoughtbank`` without extras gives a working client against a real server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+ENGINE_MODULES = ("torch", "sentence_transformers", "faiss", "sklearn", "pyarrow", "rank_bm25")
+
+CLIENT_CALL = """
+import importlib.util, json, sys
+from thoughtbank.retriever import ThoughtbankClient
+from thoughtbank.retriever.langchain import ThoughtTemplateRetriever
+
+with ThoughtbankClient(sys.argv[1], timeout=30) as client:
+    result = client.retrieve("How many apples are left?", k=2)
+    documents = ThoughtTemplateRetriever(client=client, k=1).invoke("What is 7 * 8?")
+print(json.dumps({
+    "hits": len(result.hits),
+    "version": result.index_version,
+    "documents": len(documents),
+    "engine": [m for m in sys.argv[2:] if importlib.util.find_spec(m) is not None],
+}))
+"""
+
+
+def run(*command: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(c) for c in command], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.slow
+def test_client_without_extras_against_a_server(tmp_path: Path, demo_server) -> None:
+    wheel_dir = tmp_path / "wheel"
+    built = run(sys.executable, "-m", "pip", "wheel", "--no-deps",
+                "-q", "-w", wheel_dir, PACKAGE_ROOT, cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    (wheel,) = wheel_dir.glob("thoughtbank-*.whl")
+    created = run(sys.executable, "-m", "venv", tmp_path / "venv", cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    python = tmp_path / "venv" / "bin" / "python"
+    installed = run(python, "-m", "pip", "install", "-q", "--disable-pip-version-check", wheel,
+                    cwd=tmp_path)
+    assert installed.returncode == 0, installed.stderr
+
+    called = run(python, "-c", CLIENT_CALL, demo_server.address, *ENGINE_MODULES,
+                 cwd=tmp_path)
+    assert called.returncode == 0, called.stderr
+    answer = json.loads(called.stdout)
+    assert answer["hits"] == 2 and answer["version"] and answer["documents"] == 1
+    assert answer["engine"] == []
+
+    thoughtbank = tmp_path / "venv" / "bin" / "thoughtbank"
+    query = run(thoughtbank, "query", "What is 12 * 7?", "--server", demo_server.address,
+                "--json", cwd=tmp_path)
+    assert query.returncode == 0, query.stderr
+    assert json.loads(query.stdout)["hits"]
+
+    mine = run(thoughtbank, "mine", "logs.jsonl", "--out", "templates.jsonl", cwd=tmp_path)
+    assert mine.returncode == 2
+    assert "thoughtbank[cpu]" in mine.stderr and "thoughtbank[gpu]" in mine.stderr
