@@ -25,7 +25,9 @@ from sklearn.svm import LinearSVC
 
 CLASSIFIER_ARRAYS_FILE = "task_classifier.npz"
 CLASSIFIER_META_FILE = "task_classifier.json"
-CLASSIFIER_FORMAT = 1
+CLASSIFIER_FORMAT = 2
+# Format 1 stored one coefficient row for a two-task classifier and an uncalibrated scale.
+READABLE_FORMATS = (1, CLASSIFIER_FORMAT)
 _START, _END = "\x02", "\x03"
 _WORD_PATTERN = r"(?u)\b\w+\b|[^\w\s]"
 
@@ -103,8 +105,11 @@ class TaskClassifier:
 
     A linear SVM trains in seconds on hundreds of thousands of sparse features where multinomial
     logistic regression takes minutes. Confidences are a softmax of the margins scaled by
-    ``confidence_scale``: they order predictions (routing thresholds are measured on them by
-    ``thoughtbank eval``) but are not calibrated probabilities.
+    ``confidence_scale``, which ``thoughtbank.index.task_routing`` fits on held-out folds so
+    that they are calibrated probabilities (format 1 classifiers keep the fixed default).
+
+    A two-task LinearSVC has one decision column (positive: the second class); it is kept as
+    two opposite columns so that every class has its own margin.
     """
 
     def __init__(
@@ -113,11 +118,10 @@ class TaskClassifier:
     ) -> None:
         self.config = config
         self.idf = idf
-        self.coef = coef
-        self.intercept = intercept
         self.classes = tuple(classes)
+        self.coef, self.intercept = _one_column_per_class(coef, intercept, len(self.classes))
         self._features = _feature_kinds(config)
-        self._coef_blocks = _coefficient_blocks(coef, self._features, config)
+        self._coef_blocks = _coefficient_blocks(self.coef, self._features, config)
 
     @classmethod
     def fit(
@@ -126,10 +130,7 @@ class TaskClassifier:
     ) -> TaskClassifier:
         """Train on queries with their (normalized) embeddings and task labels."""
         config = config or FeatureConfig()
-        if len(set(tasks)) < 2:
-            raise TaskClassifierError("task inference needs templates of at least two tasks")
-        if not len(texts) == len(embeddings) == len(tasks):
-            raise TaskClassifierError("texts, embeddings and tasks differ in length")
+        cls.check_training_data(texts, embeddings, tasks)
         features = _feature_kinds(config)
         counts = {kind: [f.counts(t) for t in texts] for kind, f in features.items()}
         idf = {kind: features[kind].fit_idf(c) for kind, c in counts.items()}
@@ -137,6 +138,16 @@ class TaskClassifier:
         model.fit(_stack(features, counts, idf, embeddings, config), list(tasks))
         return cls(config, idf, model.coef_.astype(np.float32),
                    model.intercept_.astype(np.float32), [str(c) for c in model.classes_])
+
+    @staticmethod
+    def check_training_data(
+        texts: Sequence[str], embeddings: np.ndarray, tasks: Sequence[str]
+    ) -> None:
+        """Raise ``TaskClassifierError`` unless the rows align and hold two tasks or more."""
+        if len(set(tasks)) < 2:
+            raise TaskClassifierError("task inference needs templates of at least two tasks")
+        if not len(texts) == len(embeddings) == len(tasks):
+            raise TaskClassifierError("texts, embeddings and tasks differ in length")
 
     def margins(self, texts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
         """Decision values, (len(texts), classes): each feature block times its coefficients,
@@ -184,7 +195,7 @@ class TaskClassifier:
             meta = json.loads((folder / CLASSIFIER_META_FILE).read_text())
         except (OSError, ValueError) as exc:
             raise TaskClassifierError(f"{folder}: unreadable task classifier: {exc}") from exc
-        if meta.get("format") != CLASSIFIER_FORMAT:
+        if meta.get("format") not in READABLE_FORMATS:
             raise TaskClassifierError(f"unsupported task classifier format {meta.get('format')!r}")
         try:
             config = FeatureConfig(**{key: tuple(value) if isinstance(value, list) else value
@@ -194,6 +205,19 @@ class TaskClassifier:
                 return cls(config, idf, arrays["coef"], arrays["intercept"], meta["classes"])
         except (OSError, KeyError, TypeError, ValueError) as exc:
             raise TaskClassifierError(f"{folder}: unreadable task classifier: {exc}") from exc
+
+
+def _one_column_per_class(
+    coef: np.ndarray, intercept: np.ndarray, classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Binary SVM weights (one row, for the second class) as one row per class."""
+    coef, intercept = np.atleast_2d(coef), np.atleast_1d(intercept)
+    if classes == 2 and len(coef) == 1:
+        return np.vstack([-coef, coef]), np.concatenate([-intercept, intercept])
+    if len(coef) != classes or len(intercept) != classes:
+        raise TaskClassifierError(
+            f"{len(coef)} coefficient rows and {len(intercept)} intercepts for {classes} tasks")
+    return coef, intercept
 
 
 def _feature_kinds(config: FeatureConfig) -> dict[str, _NgramFeatures]:

@@ -273,7 +273,8 @@ class TemplateRetriever:
 
     def _scope(self, request: RetrievalQuery, guess: TaskGuess) -> str:
         """The task searched first: the named one, else a confident guess, else all tasks."""
-        task = request.task or route_task(guess.task, guess.confidence, self.hybrid)
+        task = request.task or route_task(guess.task, guess.confidence, self.hybrid,
+                                          self.index.manifest.unrouted_tasks)
         return task if task in self._task_filters else ""
 
     def _pool_size(self, request: RetrievalQuery, excluded: set[int]) -> int:

@@ -4,7 +4,8 @@ Two signals join the dense score:
 
 * the predicted task of a request without one (``thoughtbank.index.task_classifier``): when the
   classifier is confident, retrieval is routed to that task's templates exactly as if the caller
-  had named it; when it is not, plain similarity decides, so a wrong guess costs nothing;
+  had named it; when it is not, or the index measured at build time that the predicted task is
+  often missed (``thoughtbank.index.task_routing``), plain similarity decides;
 * a lexical score (BM25 from ``rank-bm25``) over the dense candidates, blended into the order with
   a configurable weight; it helps where shared rare words (names, numbers) matter more than
   meaning.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,9 +41,15 @@ class HybridConfig:
     rerank_depth: int = 50
 
 
-def route_task(predicted_task: str, confidence: float, config: HybridConfig) -> str:
-    """The task to retrieve within: the prediction when confident, else none (plain similarity)."""
-    return predicted_task if confidence >= config.task_min_confidence else ""
+def route_task(
+    predicted_task: str, confidence: float, config: HybridConfig,
+    unrouted: AbstractSet[str] = frozenset(),
+) -> str:
+    """The task to retrieve within: the prediction when confident and not one of the index's
+    ``unrouted`` tasks (held-out recall too low), else none (plain similarity)."""
+    if confidence < config.task_min_confidence or predicted_task in unrouted:
+        return ""
+    return predicted_task
 
 
 def lexical_tokens(text: str) -> list[str]:
