@@ -17,7 +17,14 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 
-from thoughtbank.index.task_classifier import FeatureConfig, TaskClassifier
+from thoughtbank.index.task_classifier import (
+    FeatureConfig,
+    NgramCounts,
+    TaskClassifier,
+    check_training_data,
+    count_ngrams,
+    select_rows,
+)
 
 log = logging.getLogger("thoughtbank.index")
 
@@ -76,7 +83,7 @@ def stratified_folds(tasks: Sequence[str], folds: int, seed: int = 0) -> np.ndar
 
 
 def held_out_margins(
-    texts: Sequence[str], embeddings: np.ndarray, tasks: Sequence[str], folds: int,
+    counts: NgramCounts, embeddings: np.ndarray, tasks: Sequence[str], folds: int,
     config: FeatureConfig,
 ) -> HeldOutMargins:
     """Margins of every row that can be held out, each from a classifier trained without its
@@ -89,9 +96,9 @@ def held_out_margins(
         test, train = np.flatnonzero(fold_of == fold), np.flatnonzero(fold_of != fold)
         if not len(test):
             continue
-        classifier = TaskClassifier.fit([texts[i] for i in train], embeddings[train],
-                                        labels[train].tolist(), config)
-        margins[test] = classifier.margins([texts[i] for i in test], embeddings[test])
+        classifier = TaskClassifier.fit_counted(select_rows(counts, train), embeddings[train],
+                                                labels[train].tolist(), config)
+        margins[test] = classifier.margins_counted(select_rows(counts, test), embeddings[test])
     held = fold_of >= 0
     return HeldOutMargins(margins[held], labels[held], classes)
 
@@ -159,8 +166,9 @@ def train_task_router(
     config = config or FeatureConfig()
     if folds < 2:
         raise ValueError(f"held-out routing needs at least 2 folds, got {folds}")
-    TaskClassifier.check_training_data(texts, embeddings, tasks)
-    held = held_out_margins(texts, embeddings, tasks, folds, config)
+    counts = count_ngrams(texts, config)
+    check_training_data(counts, embeddings, tasks)
+    held = held_out_margins(counts, embeddings, tasks, folds, config)
     quality = measure_routing(held, folds, min_recall, config.confidence_scale)
     for task in quality.unrouted:
         measured = quality.recall.get(task)
@@ -168,6 +176,6 @@ def train_task_router(
                else f"held-out recall {measured:.3f} < {min_recall}")
         log.warning("task %r is not routed to (%s): similarity decides for queries "
                     "predicted as it", task, why)
-    classifier = TaskClassifier.fit(
-        texts, embeddings, tasks, replace(config, confidence_scale=quality.confidence_scale))
+    classifier = TaskClassifier.fit_counted(
+        counts, embeddings, tasks, replace(config, confidence_scale=quality.confidence_scale))
     return classifier, quality
