@@ -15,7 +15,7 @@ import numpy as np
 
 from thoughtbank.evaluation.dataset import Fold
 from thoughtbank.evaluation.lexical import HybridConfig, LexicalScorer, hybrid_order
-from thoughtbank.index import TaskClassifier, import_faiss
+from thoughtbank.index import import_faiss, train_task_router
 from thoughtbank.retriever.serving.task_routing import route_task
 
 MISSING = -1
@@ -123,20 +123,24 @@ def bm25_ranker(corpus: EvalCorpus, fold: Fold, depth: int) -> np.ndarray:
 
 def predict_routing(corpus: EvalCorpus, folds: Sequence[Fold], config: HybridConfig
                     ) -> TaskRouting:
-    """Predict each test query's task with a classifier trained on its fold's ``train_rows``
-    only, so no query's own fold ever trains what ranks it."""
+    """Predict each test query's task with a classifier trained, calibrated and measured as
+    the index build does, on its fold's ``train_rows`` only, so no query's own fold ever
+    trains what ranks it."""
     count = len(corpus.texts)
     predicted = np.full(count, "", dtype=object)
     confidence = np.zeros(count, dtype=np.float32)
+    routed = np.full(count, "", dtype=object)
     for fold in folds:
         train, test = fold.train_rows, fold.test_rows
-        classifier = TaskClassifier.fit([corpus.texts[r] for r in train],
-                                        corpus.embeddings[train], corpus.tasks[train])
+        classifier, quality = train_task_router([corpus.texts[r] for r in train],
+                                                corpus.embeddings[train],
+                                                corpus.tasks[train].tolist())
         prediction = classifier.predict([corpus.texts[r] for r in test], corpus.embeddings[test])
         predicted[test] = prediction.tasks
         confidence[test] = prediction.confidences
-    routed = np.array([route_task(task, float(c), config) if task else ""
-                       for task, c in zip(predicted, confidence, strict=True)], dtype=object)
+        unrouted = frozenset(quality.unrouted)
+        routed[test] = [route_task(task, float(c), config, unrouted)
+                        for task, c in zip(prediction.tasks, prediction.confidences, strict=True)]
     return TaskRouting(predicted, confidence, routed)
 
 

@@ -23,7 +23,8 @@ def format_table(evaluation: RetrievalEvaluation, ks: tuple[int, ...]) -> str:
     lines += [_row(task, _cells(scores.to_dict(), ks)) for task, scores in sorted(per_task.items())]
     if evaluation.task_accuracy is not None:
         lines += ["", f"task inference accuracy {evaluation.task_accuracy:.3f}, "
-                      f"routed by predicted task {evaluation.routed_share:.1%}"]
+                      f"routed by predicted task {evaluation.routed_share:.1%}, "
+                      f"calibration error (ECE) {evaluation.calibration_error:.3f}"]
     return "\n".join(lines)
 
 

@@ -23,7 +23,7 @@ from thoughtbank.evaluation.rankers import (
     method_rankers,
     predict_routing,
 )
-from thoughtbank.index import Embedder
+from thoughtbank.index import Embedder, calibration_error
 
 TASK_LABEL_MODES = ("none", "given")
 
@@ -41,17 +41,22 @@ class EvalSettings:
 
 @dataclass(frozen=True)
 class RetrievalEvaluation:
-    """Reports per method (the configured one is ``thoughtbank``) and task-inference accuracy."""
+    """Reports per method (the configured one is ``thoughtbank``), task-inference accuracy,
+    the share of queries routed, and the expected calibration error of the confidences."""
 
     reports: dict[str, RetrievalReport]
     task_accuracy: float | None
     routed_share: float | None
+    calibration_error: float | None
 
     def to_dict(self) -> dict[str, object]:
         result = self.reports["thoughtbank"].to_dict()
         if self.task_accuracy is not None:
-            result["task_inference"] = {"accuracy": round(self.task_accuracy, 4),
-                                        "routed_share": round(self.routed_share or 0.0, 4)}
+            result["task_inference"] = {
+                "accuracy": round(self.task_accuracy, 4),
+                "routed_share": round(self.routed_share or 0.0, 4),
+                "calibration_error": round(self.calibration_error or 0.0, 4),
+            }
         others = {name: r.to_dict() for name, r in self.reports.items() if name != "thoughtbank"}
         if others:
             result["baselines"] = others
@@ -90,8 +95,9 @@ def evaluate_retrieval(corpus: EvalCorpus, queries: Sequence[LabeledQuery],
 
 def _routing_summary(
     prediction: TaskRouting | None, tasks: np.ndarray, tested: np.ndarray
-) -> tuple[float | None, float | None]:
+) -> tuple[float | None, float | None, float | None]:
     if prediction is None:
-        return None, None
-    accuracy = float(np.mean(prediction.predicted[tested] == tasks[tested]))
-    return accuracy, float(np.mean(prediction.routed[tested] != ""))
+        return None, None, None
+    correct = prediction.predicted[tested] == tasks[tested]
+    return (float(np.mean(correct)), float(np.mean(prediction.routed[tested] != "")),
+            calibration_error(prediction.confidence[tested], correct))

@@ -27,6 +27,7 @@ from thoughtbank.index.builder import (
 from thoughtbank.index.embedder import BUNDLED_MODEL, Embedder, EmbedderError
 from thoughtbank.index.faiss_backend import IdFilter, import_faiss
 from thoughtbank.index.task_classifier import TaskClassifier
+from thoughtbank.index.task_routing import RoutingQuality, calibration_error, train_task_router
 from thoughtbank.index.threads import default_threads, use_threads
 
 __all__ = [
@@ -39,11 +40,13 @@ __all__ = [
     "IndexManifest",
     "IndexSettings",
     "LoadedIndex",
+    "RoutingQuality",
     "SourceFile",
     "TaskClassifier",
     "UpdateResult",
     "add_templates",
     "build_index",
+    "calibration_error",
     "current_version",
     "default_threads",
     "import_faiss",
@@ -54,6 +57,7 @@ __all__ = [
     "rollback",
     "set_min_scores",
     "template_int_id",
+    "train_task_router",
     "use_threads",
     "verify_embedder",
     "verify_version",

@@ -44,6 +44,7 @@ from thoughtbank.index.task_classifier import (
     TaskClassifier,
     TaskClassifierError,
 )
+from thoughtbank.index.task_routing import RoutingQuality
 from thoughtbank.index.threads import set_faiss_threads
 from thoughtbank.schema import ThoughtTemplate
 from thoughtbank.templates.store import read_templates, write_templates
@@ -99,11 +100,19 @@ class IndexManifest:
     #: Per template task, the score below which its templates are not served when a request
     #: sets no ``min_score`` (written by ``thoughtbank eval calibrate``).
     min_scores: dict[str, float] = field(default_factory=dict)
+    #: The task classifier's held-out routing quality and the tasks it does not route to
+    #: (None for versions built before it was measured: every task is routed).
+    task_routing: RoutingQuality | None = None
     format_version: int = FORMAT_VERSION
 
     @property
     def spec(self) -> IndexSpec:
         return IndexSpec(self.index_type, dict(self.index_params))
+
+    @property
+    def unrouted_tasks(self) -> frozenset[str]:
+        """Tasks whose predictions never route a request (similarity decides for them)."""
+        return frozenset(self.task_routing.unrouted if self.task_routing else ())
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -117,6 +126,8 @@ class IndexManifest:
                 f"(this thoughtbank reads {FORMAT_VERSION}): rebuild with `thoughtbank index build`"
             )
         data["sources"] = tuple(SourceFile(**s) for s in data.get("sources", ()))
+        if data.get("task_routing") is not None:
+            data["task_routing"] = RoutingQuality.from_dict(data["task_routing"])
         return cls(**data)
 
 

@@ -33,6 +33,7 @@ from thoughtbank.index.artifact import (
 from thoughtbank.index.embedder import Embedder
 from thoughtbank.index.faiss_backend import build_faiss_index, resolve_spec
 from thoughtbank.index.task_classifier import TaskClassifier
+from thoughtbank.index.task_routing import RoutingQuality, train_task_router
 from thoughtbank.normalize import normalize_query
 from thoughtbank.schema import ThoughtTemplate
 
@@ -139,6 +140,7 @@ def _commit(index_dir: Path, draft: VersionDraft, device: str, show_progress: bo
              spec.params or "")
     ids = np.array([template_int_id(t.id) for t in draft.templates], dtype=np.int64)
     faiss_index = build_faiss_index(draft.vectors, ids, spec, device, show_progress)
+    classifier, routing = _train_task_router(draft)
 
     def manifest_for(version: str, files: dict[str, str]) -> IndexManifest:
         return IndexManifest(
@@ -156,10 +158,10 @@ def _commit(index_dir: Path, draft: VersionDraft, device: str, show_progress: bo
             embed_field=draft.settings.embed_field,
             sources=draft.sources,
             parent=draft.parent,
+            task_routing=routing,
         )
 
-    content = VersionContent(draft.templates, draft.vectors, faiss_index,
-                             _train_task_classifier(draft))
+    content = VersionContent(draft.templates, draft.vectors, faiss_index, classifier)
     manifest = write_version(index_dir, content, manifest_for)
     log.info("version %s (%d templates) is live in %s", manifest.version, manifest.count,
              index_dir)
@@ -181,16 +183,19 @@ def classifier_training_rows(tasks: Sequence[str], limit: int = MAX_CLASSIFIER_E
     return np.sort(np.concatenate(chosen))
 
 
-def _train_task_classifier(draft: VersionDraft) -> TaskClassifier | None:
-    """Learn each template's task from its source query, for requests that name no task;
-    an index of a single task has nothing to infer."""
+def _train_task_router(draft: VersionDraft
+                       ) -> tuple[TaskClassifier | None, RoutingQuality | None]:
+    """Learn each template's task from its source query, for requests that name no task, and
+    measure on held-out folds how well it routes; an index of a single task has nothing to
+    infer."""
     tasks = [t.task for t in draft.templates]
     if len(set(tasks)) < 2:
-        return None
+        return None, None
     rows = classifier_training_rows(tasks)
-    log.info("training the task classifier on %d of %d templates", len(rows), len(tasks))
-    return TaskClassifier.fit([draft.templates[i].source_query for i in rows],
-                              draft.vectors[rows], [tasks[i] for i in rows])
+    log.info("training the task classifier on %d of %d templates, measured on held-out folds",
+             len(rows), len(tasks))
+    return train_task_router([draft.templates[i].source_query for i in rows],
+                             draft.vectors[rows], [tasks[i] for i in rows])
 
 
 def _live_version_or_none(index_dir: Path) -> str:

@@ -13,7 +13,7 @@ coefficients, intercepts) plus class names: it is stored as ``.npz`` + ``.json``
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,9 +25,15 @@ from sklearn.svm import LinearSVC
 
 CLASSIFIER_ARRAYS_FILE = "task_classifier.npz"
 CLASSIFIER_META_FILE = "task_classifier.json"
-CLASSIFIER_FORMAT = 1
+CLASSIFIER_FORMAT = 2
+# Format 1 stored one coefficient row for a two-task classifier and an uncalibrated scale.
+READABLE_FORMATS = (1, CLASSIFIER_FORMAT)
 _START, _END = "\x02", "\x03"
 _WORD_PATTERN = r"(?u)\b\w+\b|[^\w\s]"
+
+
+#: Per feature kind, each query's n-gram columns and sublinear term frequencies.
+NgramCounts = dict[str, list[tuple[np.ndarray, np.ndarray]]]
 
 
 class TaskClassifierError(ValueError):
@@ -103,8 +109,11 @@ class TaskClassifier:
 
     A linear SVM trains in seconds on hundreds of thousands of sparse features where multinomial
     logistic regression takes minutes. Confidences are a softmax of the margins scaled by
-    ``confidence_scale``: they order predictions (routing thresholds are measured on them by
-    ``thoughtbank eval``) but are not calibrated probabilities.
+    ``confidence_scale``, which ``thoughtbank.index.task_routing`` fits on held-out folds so
+    that they are calibrated probabilities (format 1 classifiers keep the fixed default).
+
+    A two-task LinearSVC has one decision column (positive: the second class); it is kept as
+    two opposite columns so that every class has its own margin.
     """
 
     def __init__(
@@ -113,11 +122,10 @@ class TaskClassifier:
     ) -> None:
         self.config = config
         self.idf = idf
-        self.coef = coef
-        self.intercept = intercept
         self.classes = tuple(classes)
+        self.coef, self.intercept = _one_column_per_class(coef, intercept, len(self.classes))
         self._features = _feature_kinds(config)
-        self._coef_blocks = _coefficient_blocks(coef, self._features, config)
+        self._coef_blocks = _coefficient_blocks(self.coef, self._features, config)
 
     @classmethod
     def fit(
@@ -126,12 +134,17 @@ class TaskClassifier:
     ) -> TaskClassifier:
         """Train on queries with their (normalized) embeddings and task labels."""
         config = config or FeatureConfig()
-        if len(set(tasks)) < 2:
-            raise TaskClassifierError("task inference needs templates of at least two tasks")
-        if not len(texts) == len(embeddings) == len(tasks):
-            raise TaskClassifierError("texts, embeddings and tasks differ in length")
+        return cls.fit_counted(count_ngrams(texts, config), embeddings, tasks, config)
+
+    @classmethod
+    def fit_counted(
+        cls, counts: NgramCounts, embeddings: np.ndarray, tasks: Sequence[str],
+        config: FeatureConfig,
+    ) -> TaskClassifier:
+        """``fit`` on n-grams counted by ``count_ngrams`` with the same ``config``, so that
+        classifiers trained on folds of the same queries count them once."""
+        check_training_data(counts, embeddings, tasks)
         features = _feature_kinds(config)
-        counts = {kind: [f.counts(t) for t in texts] for kind, f in features.items()}
         idf = {kind: features[kind].fit_idf(c) for kind, c in counts.items()}
         model = LinearSVC(C=config.regularization_c)
         model.fit(_stack(features, counts, idf, embeddings, config), list(tasks))
@@ -139,15 +152,20 @@ class TaskClassifier:
                    model.intercept_.astype(np.float32), [str(c) for c in model.classes_])
 
     def margins(self, texts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
-        """Decision values, (len(texts), classes): each feature block times its coefficients,
-        summed, which equals the stacked product of training without building the stack (a
-        query's n-grams only read their own coefficient rows)."""
+        """Decision values, (len(texts), classes)."""
+        counts = {kind: [f.counts(t) for t in texts] for kind, f in self._features.items()}
+        return self.margins_counted(counts, embeddings)
+
+    def margins_counted(self, counts: NgramCounts, embeddings: np.ndarray) -> np.ndarray:
+        """``margins`` of counted queries: each feature block times its coefficients, summed,
+        which equals the stacked product of training without building the stack (a query's
+        n-grams only read their own coefficient rows)."""
         total = self.config.embedding_weight * np.asarray(embeddings, dtype=np.float32) @ (
             self._coef_blocks["embedding"]
         )
-        for row, text in enumerate(texts):
-            for kind, feature in self._features.items():
-                columns, values = feature.weigh(feature.counts(text), self.idf[kind])
+        for kind, rows in counts.items():
+            for row, row_counts in enumerate(rows):
+                columns, values = _NgramFeatures.weigh(row_counts, self.idf[kind])
                 total[row] += values @ self._coef_blocks[kind][columns]
         return total + self.intercept
 
@@ -184,7 +202,7 @@ class TaskClassifier:
             meta = json.loads((folder / CLASSIFIER_META_FILE).read_text())
         except (OSError, ValueError) as exc:
             raise TaskClassifierError(f"{folder}: unreadable task classifier: {exc}") from exc
-        if meta.get("format") != CLASSIFIER_FORMAT:
+        if meta.get("format") not in READABLE_FORMATS:
             raise TaskClassifierError(f"unsupported task classifier format {meta.get('format')!r}")
         try:
             config = FeatureConfig(**{key: tuple(value) if isinstance(value, list) else value
@@ -194,6 +212,39 @@ class TaskClassifier:
                 return cls(config, idf, arrays["coef"], arrays["intercept"], meta["classes"])
         except (OSError, KeyError, TypeError, ValueError) as exc:
             raise TaskClassifierError(f"{folder}: unreadable task classifier: {exc}") from exc
+
+
+def count_ngrams(texts: Sequence[str], config: FeatureConfig) -> NgramCounts:
+    """Every query's n-grams of each kind, counted as the classifier of ``config`` counts them."""
+    return {kind: [f.counts(t) for t in texts] for kind, f in _feature_kinds(config).items()}
+
+
+def select_rows(counts: NgramCounts, rows: Iterable[int]) -> NgramCounts:
+    """The counts of ``rows`` only, in that order."""
+    chosen = list(rows)
+    return {kind: [per_row[i] for i in chosen] for kind, per_row in counts.items()}
+
+
+def check_training_data(counts: NgramCounts, embeddings: np.ndarray,
+                        tasks: Sequence[str]) -> None:
+    """Raise ``TaskClassifierError`` unless the rows align and hold two tasks or more."""
+    if len(set(tasks)) < 2:
+        raise TaskClassifierError("task inference needs templates of at least two tasks")
+    if any(len(rows) != len(tasks) for rows in counts.values()) or len(embeddings) != len(tasks):
+        raise TaskClassifierError("texts, embeddings and tasks differ in length")
+
+
+def _one_column_per_class(
+    coef: np.ndarray, intercept: np.ndarray, classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Binary SVM weights (one row, for the second class) as one row per class."""
+    coef, intercept = np.atleast_2d(coef), np.atleast_1d(intercept)
+    if classes == 2 and len(coef) == 1:
+        return np.vstack([-coef, coef]), np.concatenate([-intercept, intercept])
+    if len(coef) != classes or len(intercept) != classes:
+        raise TaskClassifierError(
+            f"{len(coef)} coefficient rows and {len(intercept)} intercepts for {classes} tasks")
+    return coef, intercept
 
 
 def _feature_kinds(config: FeatureConfig) -> dict[str, _NgramFeatures]:

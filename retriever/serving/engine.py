@@ -273,7 +273,8 @@ class RetrievalEngine:
 
     def _scope(self, request: RetrievalQuery, guess: TaskGuess) -> str:
         """The task searched first: the named one, else a confident guess, else all tasks."""
-        task = request.task or route_task(guess.task, guess.confidence, self.routing)
+        task = request.task or route_task(guess.task, guess.confidence, self.routing,
+                                          self.index.manifest.unrouted_tasks)
         return task if task in self._task_filters else ""
 
     def _pool_size(self, request: RetrievalQuery, excluded: set[int]) -> int:

@@ -2,12 +2,15 @@
 
 The index's task classifier (``thoughtbank.index.task_classifier``) predicts a task for each
 such request; when it is confident, retrieval is routed to that task's templates exactly as if
-the caller had named it; when it is not, plain similarity decides, so a wrong guess costs little.
+the caller had named it; when it is not, or the build measured that the task is often
+missed (``thoughtbank.index.task_routing``), plain similarity decides: a wrong guess costs
+little.
 Hit scores stay cosine similarities, so ``min_score`` thresholds keep one meaning.
 """
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 
@@ -18,6 +21,12 @@ class TaskRouting:
     min_confidence: float = 0.3
 
 
-def route_task(predicted_task: str, confidence: float, routing: TaskRouting) -> str:
-    """The task to retrieve within: the prediction when confident, else none (plain similarity)."""
-    return predicted_task if confidence >= routing.min_confidence else ""
+def route_task(
+    predicted_task: str, confidence: float, routing: TaskRouting,
+    unrouted: AbstractSet[str] = frozenset(),
+) -> str:
+    """The task to retrieve within: the prediction when confident and not one of the index's
+    ``unrouted`` tasks (held-out recall too low at build time), else none (plain similarity)."""
+    if confidence < routing.min_confidence or predicted_task in unrouted:
+        return ""
+    return predicted_task

@@ -35,7 +35,9 @@ def test_leave_one_out_with_baselines_and_report(
     dense, random = result["baselines"]["dense"], result["baselines"]["random"]
     assert random["p_at_3"] < 0.2 < dense["p_at_3"]
     assert result["p_at_3"] > dense["p_at_3"]  # task inference helps even from 16 per task
-    assert 0 < result["task_inference"]["accuracy"] <= 1
+    inference = result["task_inference"]
+    assert 0 < inference["accuracy"] <= 1
+    assert 0 <= inference["calibration_error"] < 0.2  # confidences calibrated on inner folds
     assert (tmp_path / "retrieval_p_at_k.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((tmp_path / "retrieval.json").read_text())["p_at_1"] == result["p_at_1"]
 
@@ -55,6 +57,7 @@ def test_table_output(sample_queries: Path, capsys: pytest.CaptureFixture[str]) 
     table = capsys.readouterr().out
     assert table.splitlines()[0].split()[:3] == ["method", "P@1", "P@3"]
     assert "natural_qa" in table and "task inference accuracy" in table
+    assert "calibration error (ECE)" in table
 
 
 def test_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
