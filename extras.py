@@ -7,8 +7,17 @@ import importlib.util
 
 ENGINE_INSTALL = "pip install 'thoughtbank[cpu]' (or 'thoughtbank[gpu]' for FAISS with CUDA)"
 # One import name per engine requirement that the client SDK lacks.
-ENGINE_MODULES = ("numpy", "sentence_transformers", "faiss", "sklearn", "pyarrow",
-                  "prometheus_client", "grpc_health", "mmh3", "rank_bm25")
+ENGINE_MODULES = (
+    "numpy",
+    "sentence_transformers",
+    "faiss",
+    "sklearn",
+    "pyarrow",
+    "prometheus_client",
+    "grpc_health",
+    "mmh3",
+    "rank_bm25",
+)
 
 
 class EngineNotInstalledError(RuntimeError):

@@ -10,8 +10,14 @@ import re
 
 #: Boilerplate that prompts append to queries; stripped (repeatedly) from the end.
 PROMPT_SUFFIXES = (
-    "let's think step by step", "lets think step by step", "think step by step",
-    "let's solve this step by step", "lets solve this step by step", "answer:", "answer", "a:",
+    "let's think step by step",
+    "lets think step by step",
+    "think step by step",
+    "let's solve this step by step",
+    "lets solve this step by step",
+    "answer:",
+    "answer",
+    "a:",
 )
 # An end-anchored search tries every start position of a long query; matching the reversed
 # suffixes at the start of the reversed query reads only the suffix itself.

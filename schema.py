@@ -87,11 +87,15 @@ class ThoughtTemplate:
         Built field by field: ``dataclasses.asdict`` deep-copies recursively and was most of the
         time of large index builds, which write every template.
         """
-        fields_dict = None if self.fields is None else {
-            "task_summary": self.fields.task_summary,
-            "reasoning_steps": list(self.fields.reasoning_steps),
-            "answer_format": self.fields.answer_format,
-        }
+        fields_dict = (
+            None
+            if self.fields is None
+            else {
+                "task_summary": self.fields.task_summary,
+                "reasoning_steps": list(self.fields.reasoning_steps),
+                "answer_format": self.fields.answer_format,
+            }
+        )
         return {
             "id": self.id,
             "task": self.task,
@@ -100,8 +104,13 @@ class ThoughtTemplate:
             "source_models": list(self.source_models),
             "source_query_ids": list(self.source_query_ids),
             "sources": [
-                {"llm": s.llm, "performance": s.performance, "cost": s.cost,
-                 "llm_judge": s.llm_judge, "query_id": s.query_id}
+                {
+                    "llm": s.llm,
+                    "performance": s.performance,
+                    "cost": s.cost,
+                    "llm_judge": s.llm_judge,
+                    "query_id": s.query_id,
+                }
                 for s in self.sources
             ],
             "fields": fields_dict,

@@ -125,14 +125,23 @@ class ThoughtTemplateServicer:
     the proto must have its method here.
     """
 
-    def __init__(self, live: LiveEngine, guard: RpcGuard, config: ServerConfig,
-                 on_batch: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        live: LiveEngine,
+        guard: RpcGuard,
+        config: ServerConfig,
+        on_batch: Callable[[int], None],
+    ) -> None:
         self._live = live
         self._guard = guard
         self._max_batch_queries = config.max_batch_queries
         self.batcher: MicroBatcher[RetrievalQuery, Outcome] = MicroBatcher(
-            self._retrieve_each, config.max_batch_size, config.batch_wait_ms / 1000, on_batch,
-            workers=config.batch_workers, cores=default_threads(),
+            self._retrieve_each,
+            config.max_batch_size,
+            config.batch_wait_ms / 1000,
+            on_batch,
+            workers=config.batch_workers,
+            cores=default_threads(),
         )
 
     def _engine(self) -> RetrievalEngine:
@@ -344,7 +353,8 @@ async def serve(
     metrics = ServerMetrics()
     metrics_port = (
         metrics.serve_http(config.host, config.metrics_port)
-        if config.metrics_port is not None else None
+        if config.metrics_port is not None
+        else None
     )
     server = grpc.aio.server(options=_server_options(config))
     health_service = _Health(server)
@@ -360,8 +370,12 @@ async def serve(
             if on_serving:
                 on_serving(port)
 
-    live = LiveEngine(config.index_dir, _engine_settings(config), on_swap,
-                     on_failure=lambda _version, _exc: metrics.reloads.labels("failed").inc())
+    live = LiveEngine(
+        config.index_dir,
+        _engine_settings(config),
+        on_swap,
+        on_failure=lambda _version, _exc: metrics.reloads.labels("failed").inc(),
+    )
     guard = RpcGuard(metrics, _read_token(config.auth_token_file), config.max_concurrent_rpcs)
     servicer = ThoughtTemplateServicer(live, guard, config, metrics.batch_size.observe)
     add_service(server, servicer, guard)
@@ -371,9 +385,16 @@ async def serve(
     await health_service.set(health_pb2.HealthCheckResponse.NOT_SERVING)
     await server.start()
     servicer.batcher.start()
-    log.info("listening", extra={"host": config.host, "port": port, "metrics_port": metrics_port,
-                                 "tls": config.tls_cert is not None,
-                                 "auth": config.auth_token_file is not None})
+    log.info(
+        "listening",
+        extra={
+            "host": config.host,
+            "port": port,
+            "metrics_port": metrics_port,
+            "tls": config.tls_cert is not None,
+            "auth": config.auth_token_file is not None,
+        },
+    )
     if on_listening:
         on_listening(port, metrics_port)
     await _run_until_stopped(config, live)
@@ -403,8 +424,12 @@ async def _run_until_stopped(config: ServerConfig, live: LiveEngine) -> None:
         task.cancel()
 
 
-async def _drain(config: ServerConfig, server: grpc.aio.Server, health_service: _Health,
-                 servicer: ThoughtTemplateServicer) -> None:
+async def _drain(
+    config: ServerConfig,
+    server: grpc.aio.Server,
+    health_service: _Health,
+    servicer: ThoughtTemplateServicer,
+) -> None:
     """NOT_SERVING, refuse new RPCs, let in-flight ones finish within grace, then stop."""
     log.info("draining", extra={"grace_s": config.grace})
     await health_service.servicer.enter_graceful_shutdown()
@@ -429,16 +454,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         metrics = f"{METRICS_MARK}{metrics_port}" if metrics_port is not None else ""
         print(f"{LISTENING_PREFIX}{config.host}:{port}{metrics}", flush=True)
 
-    run_server(config, on_listening,
-               on_serving=lambda port: print(f"{READY_PREFIX}{config.host}:{port}", flush=True))
+    run_server(
+        config,
+        on_listening,
+        on_serving=lambda port: print(f"{READY_PREFIX}{config.host}:{port}", flush=True),
+    )
     return 0
 
 
 def add_commands(commands: Commands) -> None:
     serve_parser = commands.add_parser(
-        "serve", help="serve an index over gRPC",
+        "serve",
+        help="serve an index over gRPC",
         description="Options come from flags, then THOUGHTBANK_<OPTION> environment variables, "
-                    "then the --config TOML file, then defaults.",
+        "then the --config TOML file, then defaults.",
     )
     add_config_flags(serve_parser)
     serve_parser.set_defaults(func=cmd_serve)

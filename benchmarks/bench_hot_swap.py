@@ -81,11 +81,15 @@ def run(quick: bool) -> dict[str, float]:
 
 def report(figures: dict[str, float]) -> None:
     print(f"hot swap of a {figures['templates']:.0f}-template index under {CLIENTS} clients")
-    print(f"  swap {figures['hot_swap_seconds']:.2f} s vs cold start "
-          f"{figures['cold_start_seconds']:.2f} s: {figures['swap_vs_cold_start']:.2f}x")
-    print(f"  failed requests {figures['failed_requests_during_swap']:.0f} of "
-          f"{figures['requests_during_run']:.0f} (goal 0); p99 during the run "
-          f"{figures['p99_ms_during_run']:.0f} ms")
+    print(
+        f"  swap {figures['hot_swap_seconds']:.2f} s vs cold start "
+        f"{figures['cold_start_seconds']:.2f} s: {figures['swap_vs_cold_start']:.2f}x"
+    )
+    print(
+        f"  failed requests {figures['failed_requests_during_swap']:.0f} of "
+        f"{figures['requests_during_run']:.0f} (goal 0); p99 during the run "
+        f"{figures['p99_ms_during_run']:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -40,13 +40,34 @@ INTRINSIC_DIMENSION = 32
 SPREAD = 0.6 / INTRINSIC_DIMENSION**0.5
 CENTRES_SEED = 1234
 K = 10
-SHARED_QUERIES = (Path(__file__).resolve().parents[1].parent / "shared" / "data"
-                  / "fusionbench_14_task_queries.jsonl.gz")
-FULL = {"build": [("flat", 10_000), ("hnsw", 10_000), ("ivf", 10_000), ("flat", 100_000),
-                  ("hnsw", 100_000), ("ivf", 100_000), ("flat", 1_000_000)],
-        "search_size": 100_000, "queries": 200, "batches": 10, "embed_texts": 1_000}
-QUICK = {"build": [("flat", 2_000), ("hnsw", 2_000), ("ivf", 2_000), ("flat", 10_000)],
-         "search_size": 2_000, "queries": 50, "batches": 3, "embed_texts": 128}
+SHARED_QUERIES = (
+    Path(__file__).resolve().parents[1].parent
+    / "shared"
+    / "data"
+    / "fusionbench_14_task_queries.jsonl.gz"
+)
+FULL = {
+    "build": [
+        ("flat", 10_000),
+        ("hnsw", 10_000),
+        ("ivf", 10_000),
+        ("flat", 100_000),
+        ("hnsw", 100_000),
+        ("ivf", 100_000),
+        ("flat", 1_000_000),
+    ],
+    "search_size": 100_000,
+    "queries": 200,
+    "batches": 10,
+    "embed_texts": 1_000,
+}
+QUICK = {
+    "build": [("flat", 2_000), ("hnsw", 2_000), ("ivf", 2_000), ("flat", 10_000)],
+    "search_size": 2_000,
+    "queries": 50,
+    "batches": 3,
+    "embed_texts": 128,
+}
 
 
 def clustered_vectors(count: int, seed: int = 0, clusters: int = 1_000) -> np.ndarray:
@@ -84,9 +105,16 @@ class SyntheticEmbedder(Embedder):
 
 
 def synthetic_templates(count: int) -> list[ThoughtTemplate]:
-    return [ThoughtTemplate(id=f"t{row:09d}", task=f"task{row % 14}", text="Task: synthetic",
-                            source_query=f"query {row}", source_models=("model",))
-            for row in range(count)]
+    return [
+        ThoughtTemplate(
+            id=f"t{row:09d}",
+            task=f"task{row % 14}",
+            text="Task: synthetic",
+            source_query=f"query {row}",
+            source_models=("model",),
+        )
+        for row in range(count)
+    ]
 
 
 def _build_in_child(index_type: str, count: int, out: str) -> dict[str, float]:
@@ -105,12 +133,16 @@ def _build_in_child(index_type: str, count: int, out: str) -> dict[str, float]:
     builder.build_faiss_index = timed_faiss_build  # this process builds nothing else
     baseline_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
-    build_index(templates, Path(out), SyntheticEmbedder(vectors),
-                settings=IndexSettings(index_type))
+    build_index(
+        templates, Path(out), SyntheticEmbedder(vectors), settings=IndexSettings(index_type)
+    )
     build_s = time.perf_counter() - start
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"build_s": build_s, "faiss_s": faiss_seconds[0],
-            "peak_extra_mib": max(peak_kib - baseline_kib, 0) / 1024}
+    return {
+        "build_s": build_s,
+        "faiss_s": faiss_seconds[0],
+        "peak_extra_mib": max(peak_kib - baseline_kib, 0) / 1024,
+    }
 
 
 def bench_builds(plan: list[tuple[str, int]], root: Path) -> dict[str, float]:
@@ -124,12 +156,14 @@ def bench_builds(plan: list[tuple[str, int]], root: Path) -> dict[str, float]:
         name = f"build_{index_type}_{count}"
         figures[f"{name}_s"] = result["build_s"]
         figures[f"{name}_peak_extra_mib"] = result["peak_extra_mib"]
-        print(f"build {index_type:<4} {count:>9,}: {result['build_s']:7.1f} s, "
-              f"{ratio(result['build_s'], result['faiss_s']):.2f}x the bare FAISS build "
-              f"({result['faiss_s']:.2f} s; the rest writes and hashes files); "
-              f"peak extra RSS {result['peak_extra_mib']:,.0f} MiB "
-              f"= {ratio(result['peak_extra_mib'], raw_mib):.2f}x the raw vectors "
-              f"({raw_mib:,.0f} MiB)")
+        print(
+            f"build {index_type:<4} {count:>9,}: {result['build_s']:7.1f} s, "
+            f"{ratio(result['build_s'], result['faiss_s']):.2f}x the bare FAISS build "
+            f"({result['faiss_s']:.2f} s; the rest writes and hashes files); "
+            f"peak extra RSS {result['peak_extra_mib']:,.0f} MiB "
+            f"= {ratio(result['peak_extra_mib'], raw_mib):.2f}x the raw vectors "
+            f"({raw_mib:,.0f} MiB)"
+        )
     return figures
 
 
@@ -138,7 +172,7 @@ def _latencies(index, queries: np.ndarray, batch: int, batches: int) -> list[flo
     index.search(queries[:batch], K)
     seconds = []
     for start in range(0, batch * batches, batch):
-        chunk = queries[start % len(queries):][:batch]
+        chunk = queries[start % len(queries) :][:batch]
         began = time.perf_counter()
         index.search(chunk, K)
         seconds.append((time.perf_counter() - began) / len(chunk))
@@ -164,23 +198,29 @@ def bench_search(root: Path, size: int, queries_count: int, batches: int) -> dic
             flat_p50.setdefault(batch, p50)
             figures[f"search_{index_type}_{size}_b{batch}_p50_ms"] = p50
             figures[f"search_{index_type}_{size}_b{batch}_p99_ms"] = p99
-            print(f"search {index_type:<4} {size:>9,} batch {batch:>2}: p50 {p50:7.3f} ms "
-                  f"p99 {p99:7.3f} ms per query ({ratio(p50, flat_p50[batch]):.2f}x flat)")
+            print(
+                f"search {index_type:<4} {size:>9,} batch {batch:>2}: p50 {p50:7.3f} ms "
+                f"p99 {p99:7.3f} ms per query ({ratio(p50, flat_p50[batch]):.2f}x flat)"
+            )
         found = index.search(queries[:queries_count], K)[1]
         if index_type == "flat":
             truth = found
             continue
         recall = _recall(truth, found)
         figures[f"recall_at_10_{index_type}_{size}"] = recall
-        print(f"recall@10 {index_type:<4} {size:>9,} {index.manifest.index_params}: "
-              f"{recall:.3f} of flat's")
+        print(
+            f"recall@10 {index_type:<4} {size:>9,} {index.manifest.index_params}: "
+            f"{recall:.3f} of flat's"
+        )
     faiss.cvar.distance_compute_blas_threshold = 128_000
     flat = load_index(root / f"flat-{size}")
     default_p50 = percentile_ms(_latencies(flat, queries, 64, batches), 50)
     faiss.cvar.distance_compute_blas_threshold = BLAS_THRESHOLD
     figures["search_flat_b64_default_blas_threshold_p50_ms"] = default_p50
-    print(f"flat batch 64 with faiss's default BLAS threshold: p50 {default_p50:.3f} ms per "
-          f"query; ours is {ratio(default_p50, flat_p50[64]):.1f}x faster")
+    print(
+        f"flat batch 64 with faiss's default BLAS threshold: p50 {default_p50:.3f} ms per "
+        f"query; ours is {ratio(default_p50, flat_p50[64]):.1f}x faster"
+    )
     return figures
 
 
@@ -190,8 +230,10 @@ def benchmark_texts(count: int) -> list[str]:
         with gzip.open(SHARED_QUERIES, "rt") as handle:
             queries = [q for q in (json.loads(line)["query"] for line in handle) if len(q) < 200]
         return queries[:count]
-    return [f"Question {i}: how many apples are left if {i} of {3 * i + 7} are eaten?"
-            for i in range(count)]
+    return [
+        f"Question {i}: how many apples are left if {i} of {3 * i + 7} are eaten?"
+        for i in range(count)
+    ]
 
 
 def bench_embedding(count: int, root: Path) -> dict[str, float]:
@@ -201,16 +243,25 @@ def bench_embedding(count: int, root: Path) -> dict[str, float]:
     start = time.perf_counter()
     embedder.encode(texts)
     raw_s = time.perf_counter() - start
-    templates = [ThoughtTemplate(id=f"e{i}", task="bench", text="Task: x", source_query=text,
-                                 source_models=("m",)) for i, text in enumerate(texts)]
+    templates = [
+        ThoughtTemplate(
+            id=f"e{i}", task="bench", text="Task: x", source_query=text, source_models=("m",)
+        )
+        for i, text in enumerate(texts)
+    ]
     start = time.perf_counter()
     build_index(templates, root / "embedded", embedder)
     build_s = time.perf_counter() - start
     raw_rate, build_rate = len(texts) / raw_s, len(texts) / build_s
-    print(f"embedding: build_index {build_rate:.0f} templates/s vs raw encode {raw_rate:.0f} "
-          f"texts/s = {ratio(build_rate, raw_rate):.2f}x (goal >= 0.9x)")
-    return {"embed_build_per_s": build_rate, "embed_raw_per_s": raw_rate,
-            "embed_build_vs_raw": ratio(build_rate, raw_rate)}
+    print(
+        f"embedding: build_index {build_rate:.0f} templates/s vs raw encode {raw_rate:.0f} "
+        f"texts/s = {ratio(build_rate, raw_rate):.2f}x (goal >= 0.9x)"
+    )
+    return {
+        "embed_build_per_s": build_rate,
+        "embed_raw_per_s": raw_rate,
+        "embed_build_vs_raw": ratio(build_rate, raw_rate),
+    }
 
 
 def run(quick: bool) -> dict[str, float]:

@@ -39,8 +39,9 @@ class IndexBytes:
     @classmethod
     def of(cls, index_dir: Path) -> IndexBytes:
         index = load_index(index_dir)
-        text = sum(len(t.text.encode()) + len(t.source_query.encode())
-                   for t in index.templates.values())
+        text = sum(
+            len(t.text.encode()) + len(t.source_query.encode()) for t in index.templates.values()
+        )
         return cls(vectors=int(index.embeddings.nbytes), template_text=text)
 
     @property
@@ -88,13 +89,18 @@ def run(quick: bool) -> dict[str, float]:
 
 
 def report(figures: dict[str, float]) -> None:
-    print(f"server RSS with {figures['templates']:.0f} templates: "
-          f"{figures['server_rss_mib']:.0f} MiB")
-    print(f"  model {figures['model_mib']:.0f} + vectors {figures['vectors_mib']:.0f} + text "
-          f"{figures['template_text_mib']:.0f} = {figures['ideal_mib']:.0f} MiB: RSS is "
-          f"{figures['rss_vs_ideal']:.2f}x that")
-    print(f"  marginal: {figures['marginal_rss_vs_data']:.2f}x the raw bytes of each template "
-          f"(RSS with {SMALL_INDEX} templates: {figures['small_index_rss_mib']:.0f} MiB)")
+    print(
+        f"server RSS with {figures['templates']:.0f} templates: {figures['server_rss_mib']:.0f} MiB"
+    )
+    print(
+        f"  model {figures['model_mib']:.0f} + vectors {figures['vectors_mib']:.0f} + text "
+        f"{figures['template_text_mib']:.0f} = {figures['ideal_mib']:.0f} MiB: RSS is "
+        f"{figures['rss_vs_ideal']:.2f}x that"
+    )
+    print(
+        f"  marginal: {figures['marginal_rss_vs_data']:.2f}x the raw bytes of each template "
+        f"(RSS with {SMALL_INDEX} templates: {figures['small_index_rss_mib']:.0f} MiB)"
+    )
 
 
 if __name__ == "__main__":

@@ -39,14 +39,19 @@ WORKER_COUNTS = (1, 8, 32)
 #: Seconds of ideal distilling per worker count: long enough that the job's fixed costs
 #: (spooling, writing the output: about 0.3 s) do not hide the steady rate.
 IDEAL_SECONDS = {True: 1.0, False: 10.0}
-SHARED_DATA = Path(os.environ.get("THOUGHTBANK_SHARED_DATA",
-                                  Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED_DATA = Path(
+    os.environ.get(
+        "THOUGHTBANK_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
+)
 QUICK_SHARED_FILES = ("gsm8k_6_models.jsonl.gz",)
-TEMPLATE_REPLY = json.dumps({
-    "task_summary": "Solve a word problem about quantities.",
-    "reasoning_steps": ["List the given quantities.", "Combine them with the right operation."],
-    "answer_format": "End with '#### <number>'.",
-})
+TEMPLATE_REPLY = json.dumps(
+    {
+        "task_summary": "Solve a word problem about quantities.",
+        "reasoning_steps": ["List the given quantities.", "Combine them with the right operation."],
+        "answer_format": "End with '#### <number>'.",
+    }
+)
 
 
 class SleepingFakeChatModel(GenericFakeChatModel):
@@ -54,9 +59,13 @@ class SleepingFakeChatModel(GenericFakeChatModel):
 
     delay_s: float = CALL_SECONDS
 
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: CallbackManagerForLLMRun | None = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         time.sleep(self.delay_s)
         return super()._generate(messages, stop, run_manager, **kwargs)
 
@@ -66,12 +75,19 @@ def synthetic_log(path: Path, groups: int) -> Path:
     with path.open("w", encoding="utf-8") as handle:
         for i in range(groups):
             for model, performance in (("a", 1.0), ("b", 1.0), ("c", 0.0)):
-                handle.write(json.dumps({
-                    "task_name": "synthetic", "query_id": f"q{i}", "llm": model,
-                    "query": f"Query {i}: a box holds {i} pens; how many in {i + 1} boxes?",
-                    "response": "Multiply pens per box by boxes.\n#### answer",
-                    "performance": performance,
-                }) + "\n")
+                handle.write(
+                    json.dumps(
+                        {
+                            "task_name": "synthetic",
+                            "query_id": f"q{i}",
+                            "llm": model,
+                            "query": f"Query {i}: a box holds {i} pens; how many in {i + 1} boxes?",
+                            "response": "Multiply pens per box by boxes.\n#### answer",
+                            "performance": performance,
+                        }
+                    )
+                    + "\n"
+                )
     return path
 
 
@@ -80,8 +96,11 @@ def chat_templates_per_second(workers: int, quick: bool, folder: Path) -> float:
     log = synthetic_log(folder / f"log-{workers}.jsonl", groups)
     model = SleepingFakeChatModel(messages=cycle([AIMessage(TEMPLATE_REPLY)]))
     distiller = ChatDistiller(model, "sleeping-fake", CallPolicy(timeout_s=30, retries=0))
-    seconds, summary = timed(lambda: mine_templates(
-        [log], folder / f"out-{workers}.jsonl", distiller, MiningOptions(workers=workers)))
+    seconds, summary = timed(
+        lambda: mine_templates(
+            [log], folder / f"out-{workers}.jsonl", distiller, MiningOptions(workers=workers)
+        )
+    )
     if summary.templates != groups:
         raise RuntimeError(f"{groups - summary.templates} of {groups} groups failed")
     return summary.templates / seconds
@@ -101,8 +120,11 @@ def extractive_figures(quick: bool, folder: Path) -> dict[str, float]:
         print(f"{SHARED_DATA} is absent: extractive figures skipped", file=sys.stderr)
         return {}
     read_seconds, rows = timed(lambda: sum(1 for _ in iter_log_records(logs, RejectSink())))
-    seconds, summary = timed(lambda: mine_templates(
-        logs, folder / "extractive.jsonl", ExtractiveDistiller(), MiningOptions(workers=2)))
+    seconds, summary = timed(
+        lambda: mine_templates(
+            logs, folder / "extractive.jsonl", ExtractiveDistiller(), MiningOptions(workers=2)
+        )
+    )
     return {
         "extractive_groups": float(summary.groups),
         "extractive_rows": float(summary.rows_read),
@@ -129,22 +151,31 @@ def run(quick: bool) -> dict[str, float]:
 def report(figures: dict[str, float]) -> None:
     print(f"chat distiller, fake model at {CALL_SECONDS * 1000:.0f} ms a call:")
     for workers in WORKER_COUNTS:
-        print(f"  {workers:>2} workers: {figures[f'templates_per_s_{workers}']:7.1f} templates/s"
-              f" vs ideal {figures[f'ideal_per_s_{workers}']:6.1f}:"
-              f" {figures[f'ratio_to_ideal_{workers}']:.2f}x (goal >= 0.9x)")
+        print(
+            f"  {workers:>2} workers: {figures[f'templates_per_s_{workers}']:7.1f} templates/s"
+            f" vs ideal {figures[f'ideal_per_s_{workers}']:6.1f}:"
+            f" {figures[f'ratio_to_ideal_{workers}']:.2f}x (goal >= 0.9x)"
+        )
     if "extractive_groups_per_s" in figures:
-        print(f"extractive distiller on {figures['extractive_rows']:.0f} rows, "
-              f"{figures['extractive_groups']:.0f} groups of {SHARED_DATA}:")
-        print(f"  {figures['extractive_groups_per_s']:.0f} groups/s, "
-              f"{figures['extractive_rows_per_s']:.0f} rows/s vs reading alone "
-              f"{figures['read_only_rows_per_s']:.0f} rows/s: "
-              f"{figures['extractive_vs_read_only']:.2f}x")
+        print(
+            f"extractive distiller on {figures['extractive_rows']:.0f} rows, "
+            f"{figures['extractive_groups']:.0f} groups of {SHARED_DATA}:"
+        )
+        print(
+            f"  {figures['extractive_groups_per_s']:.0f} groups/s, "
+            f"{figures['extractive_rows_per_s']:.0f} rows/s vs reading alone "
+            f"{figures['read_only_rows_per_s']:.0f} rows/s: "
+            f"{figures['extractive_vs_read_only']:.2f}x"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="1 s of ideal distilling per worker count; one shared log file")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="1 s of ideal distilling per worker count; one shared log file",
+    )
     report(run(parser.parse_args(argv).quick))
     return 0
 

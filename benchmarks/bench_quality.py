@@ -56,9 +56,11 @@ def _figures(name: str, evaluation: RetrievalEvaluation) -> dict[str, float]:
         f"{name}_tasks_at_goal_share": sum(p >= TASK_GOAL for p in per_task) / len(per_task),
         f"{name}_task_accuracy": evaluation.task_accuracy or 0.0,
     }
-    print(f"{name}: P@3 {p_at_3:.3f} vs dense {dense:.3f} ({p_at_3 / dense:.2f}x), "
-          f"vs label ceiling 1.000 ({p_at_3:.2f}x), goal {OVERALL_GOAL} "
-          f"({p_at_3 / OVERALL_GOAL:.2f}x); lowest task {min(per_task):.3f} (goal {TASK_GOAL})")
+    print(
+        f"{name}: P@3 {p_at_3:.3f} vs dense {dense:.3f} ({p_at_3 / dense:.2f}x), "
+        f"vs label ceiling 1.000 ({p_at_3:.2f}x), goal {OVERALL_GOAL} "
+        f"({p_at_3 / OVERALL_GOAL:.2f}x); lowest task {min(per_task):.3f} (goal {TASK_GOAL})"
+    )
     return figures
 
 
@@ -68,8 +70,11 @@ def run(quick: bool) -> dict[str, float]:
         print(f"skipped: {source} is absent (set THOUGHTBANK_SHARED_DATA)")
         return {}
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
-        path = write_sample(source, Path(tmp) / "q.jsonl", {"train": 20, "test": 5}) if quick \
+        path = (
+            write_sample(source, Path(tmp) / "q.jsonl", {"train": 20, "test": 5})
+            if quick
             else source
+        )
         queries = read_labeled_queries(path)
     started = time.perf_counter()
     corpus = embed_corpus(queries, Embedder())

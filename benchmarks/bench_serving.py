@@ -98,10 +98,15 @@ def synthetic_corpus(size: int, embedder: Embedder) -> tuple[list[ThoughtTemplat
         query = f"{SEED_QUESTIONS[c]} [synthetic {i}]"
         text = f"Task: variant {i}\nReasoning steps:\n1. Restate.\n2. Solve.\nAnswer format: X"
         task = TASKS[c % len(TASKS)]
-        templates.append(ThoughtTemplate(
-            id=template_id(task, query, text, ("model-a",)), task=task, text=text,
-            source_query=query, source_models=("model-a",),
-        ))
+        templates.append(
+            ThoughtTemplate(
+                id=template_id(task, query, text, ("model-a",)),
+                task=task,
+                text=text,
+                source_query=query,
+                source_models=("model-a",),
+            )
+        )
     return templates, vectors
 
 
@@ -147,7 +152,7 @@ def in_process_ceiling(
     warm_up(embedder)
     durations, done, start = [], 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        chunk = queries[done % 2048: done % 2048 + batch]
+        chunk = queries[done % 2048 : done % 2048 + batch]
         began = time.perf_counter()
         index.search(embedder.encode(chunk), K)
         durations.append(time.perf_counter() - began)
@@ -185,7 +190,8 @@ def langchain_peer(index_dir: Path, seconds: float) -> dict[str, float]:
     texts = [template.source_query for template in index.templates.values()]  # in row order
     vectors = index.embeddings
     store = FAISS.from_embeddings(
-        list(zip(texts, vectors.tolist(), strict=True)), embeddings,
+        list(zip(texts, vectors.tolist(), strict=True)),
+        embeddings,
         metadatas=[{"query": text} for text in texts],
         distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT,
     )
@@ -199,8 +205,10 @@ def langchain_peer(index_dir: Path, seconds: float) -> dict[str, float]:
         began = time.perf_counter()
         selector.select_examples({"query": queries[len(durations) % len(queries)]})
         durations.append(time.perf_counter() - began)
-    return {"langchain_rps": _rate(len(durations), sum(durations)),
-            "langchain_p50_ms": float(np.median(durations) * 1000)}
+    return {
+        "langchain_rps": _rate(len(durations), sum(durations)),
+        "langchain_p50_ms": float(np.median(durations) * 1000),
+    }
 
 
 async def _closed_loop(address: str, clients: int, seconds: float) -> dict[str, Any]:
@@ -223,8 +231,9 @@ async def _closed_loop(address: str, clients: int, seconds: float) -> dict[str, 
             while time.perf_counter() < deadline:
                 began = time.perf_counter()
                 try:
-                    await stub.Retrieve(pb2.RetrieveRequest(query=queries[n % 4096], k=K),
-                                        timeout=60)
+                    await stub.Retrieve(
+                        pb2.RetrieveRequest(query=queries[n % 4096], k=K), timeout=60
+                    )
                     latencies.append(time.perf_counter() - began)
                 except grpc.aio.AioRpcError:
                     failures += 1
@@ -275,7 +284,9 @@ class LoadGenerator:
     def __init__(self, address: str) -> None:
         self._process = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.bench_serving", "--load", address],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
 
     def round(self, clients: int, seconds: float) -> dict[str, Any]:
@@ -305,7 +316,11 @@ class LoadGenerator:
 
 
 def measure_level(
-    load: LoadGenerator, index: LoadedIndex, embedder: Embedder, clients: int, seconds: float,
+    load: LoadGenerator,
+    index: LoadedIndex,
+    embedder: Embedder,
+    clients: int,
+    seconds: float,
     retriever: RetrievalEngine | None = None,
 ) -> dict[str, float]:
     """Ceiling and served figures at ``clients`` from alternating rounds, pooled; with a
@@ -344,11 +359,16 @@ def measure(index_dir: Path, embedder: Embedder, seconds: float) -> dict[str, fl
     index = load_index(index_dir)
     retriever = in_model_thread(RetrievalEngine, index, embedder)
     figures = {}
-    with (ServerProcess(index_dir, extra_args=("--log-level", "WARNING")) as server,
-          LoadGenerator(server.address) as load):
+    with (
+        ServerProcess(index_dir, extra_args=("--log-level", "WARNING")) as server,
+        LoadGenerator(server.address) as load,
+    ):
         for clients in CONCURRENCY:
-            figures.update(measure_level(load, index, embedder, clients, seconds,
-                                         retriever if clients == 1 else None))
+            figures.update(
+                measure_level(
+                    load, index, embedder, clients, seconds, retriever if clients == 1 else None
+                )
+            )
             if clients == 1:
                 gap = figures["ceiling_p50_ms_1"] / 1000
                 idle = load.idle_round(gap, seconds / ROUNDS[1])
@@ -358,8 +378,12 @@ def measure(index_dir: Path, embedder: Embedder, seconds: float) -> dict[str, fl
 
 def _in_child(*args: str) -> str:
     """Run ``python -m benchmarks.bench_serving ARGS`` and return its standard output."""
-    return subprocess.run([sys.executable, "-m", "benchmarks.bench_serving", *args],
-                          check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_serving", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
 
 
 def run(quick: bool) -> dict[str, float]:
@@ -382,45 +406,58 @@ def run(quick: bool) -> dict[str, float]:
             figures[f"served_rps_{clients}"] / figures["langchain_rps"]
         )
     figures["p50_ratio_to_one_call_1"] = figures["served_p50_ms_1"] / figures["ceiling_p50_ms_1"]
-    figures["p50_ratio_to_retriever_1"] = (
-        figures["served_p50_ms_1"] / figures["retriever_p50_ms_1"]
-    )
+    figures["p50_ratio_to_retriever_1"] = figures["served_p50_ms_1"] / figures["retriever_p50_ms_1"]
     return figures
 
 
 def report(figures: dict[str, float]) -> None:
     print(f"index: {figures['templates']:.0f} synthetic templates; Retrieve k={K}")
-    print(f"{'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ceiling':>8} "
-          f"{'x ceil':>7} {'x LangChain':>12}")
+    print(
+        f"{'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ceiling':>8} "
+        f"{'x ceil':>7} {'x LangChain':>12}"
+    )
     for clients in CONCURRENCY:
-        print(f"{clients:>7} {figures[f'served_rps_{clients}']:>8.1f} "
-              f"{figures[f'served_p50_ms_{clients}']:>8.1f} "
-              f"{figures[f'served_p99_ms_{clients}']:>8.1f} "
-              f"{figures[f'ceiling_rps_{clients}']:>8.1f} "
-              f"{figures[f'ratio_to_ceiling_{clients}']:>7.2f} "
-              f"{figures[f'ratio_to_langchain_{clients}']:>12.2f}")
-    print(f"LangChain SemanticSimilarityExampleSelector: {figures['langchain_rps']:.1f} req/s, "
-          f"p50 {figures['langchain_p50_ms']:.1f} ms")
-    print(f"p50 at 1 client {figures['served_p50_ms_1']:.1f} ms vs one in-process "
-          f"encode+search {figures['ceiling_p50_ms_1']:.1f} ms: "
-          f"{figures['p50_ratio_to_one_call_1']:.2f}x (goal <= 1.15)")
-    print(f"  in-process RetrievalEngine.retrieve (adds task inference and ranking): "
-          f"{figures['retriever_p50_ms_1']:.1f} ms, served "
-          f"{figures['p50_ratio_to_retriever_1']:.2f}x; a no-op gRPC call after as long idle: "
-          f"{figures['grpc_idle_round_trip_p50_ms']:.1f} ms")
-    print(f"32 clients: {figures['ratio_to_ceiling_32']:.2f}x ceiling (goal >= 0.85), "
-          f"{figures['ratio_to_langchain_32']:.2f}x LangChain (goal >= 2)")
+        print(
+            f"{clients:>7} {figures[f'served_rps_{clients}']:>8.1f} "
+            f"{figures[f'served_p50_ms_{clients}']:>8.1f} "
+            f"{figures[f'served_p99_ms_{clients}']:>8.1f} "
+            f"{figures[f'ceiling_rps_{clients}']:>8.1f} "
+            f"{figures[f'ratio_to_ceiling_{clients}']:>7.2f} "
+            f"{figures[f'ratio_to_langchain_{clients}']:>12.2f}"
+        )
+    print(
+        f"LangChain SemanticSimilarityExampleSelector: {figures['langchain_rps']:.1f} req/s, "
+        f"p50 {figures['langchain_p50_ms']:.1f} ms"
+    )
+    print(
+        f"p50 at 1 client {figures['served_p50_ms_1']:.1f} ms vs one in-process "
+        f"encode+search {figures['ceiling_p50_ms_1']:.1f} ms: "
+        f"{figures['p50_ratio_to_one_call_1']:.2f}x (goal <= 1.15)"
+    )
+    print(
+        f"  in-process RetrievalEngine.retrieve (adds task inference and ranking): "
+        f"{figures['retriever_p50_ms_1']:.1f} ms, served "
+        f"{figures['p50_ratio_to_retriever_1']:.2f}x; a no-op gRPC call after as long idle: "
+        f"{figures['grpc_idle_round_trip_p50_ms']:.1f} ms"
+    )
+    print(
+        f"32 clients: {figures['ratio_to_ceiling_32']:.2f}x ceiling (goal >= 0.85), "
+        f"{figures['ratio_to_langchain_32']:.2f}x LangChain (goal >= 2)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="10k templates, short runs")
-    parser.add_argument("--load", metavar="ADDRESS",
-                        help=argparse.SUPPRESS)  # the load process (LoadGenerator)
-    parser.add_argument("--build", nargs=2, metavar=("SIZE", "DIR"),
-                        help=argparse.SUPPRESS)  # the build process (run)
-    parser.add_argument("--langchain", nargs=2, metavar=("DIR", "SECONDS"),
-                        help=argparse.SUPPRESS)  # the LangChain peer's process (run)
+    parser.add_argument(
+        "--load", metavar="ADDRESS", help=argparse.SUPPRESS
+    )  # the load process (LoadGenerator)
+    parser.add_argument(
+        "--build", nargs=2, metavar=("SIZE", "DIR"), help=argparse.SUPPRESS
+    )  # the build process (run)
+    parser.add_argument(
+        "--langchain", nargs=2, metavar=("DIR", "SECONDS"), help=argparse.SUPPRESS
+    )  # the LangChain peer's process (run)
     args = parser.parse_args(argv)
     if args.load:
         _serve_load_rounds(args.load)

@@ -115,16 +115,23 @@ class ClosedLoopLoad:
     answer, which is how hot-swap time is measured from the client side.
     """
 
-    def __init__(self, address: str, clients: int = 32, request: RequestFn = retrieve_request,
-                 timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        address: str,
+        clients: int = 32,
+        request: RequestFn = retrieve_request,
+        timeout: float = 30.0,
+    ) -> None:
         self.address = address
         self.request = request
         self.timeout = timeout
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.report = LoadReport()
-        self._threads = [threading.Thread(target=self._client_loop, args=(i,), daemon=True)
-                         for i in range(clients)]
+        self._threads = [
+            threading.Thread(target=self._client_loop, args=(i,), daemon=True)
+            for i in range(clients)
+        ]
 
     def _record(self, seconds: float, result: Any, failure: str | None) -> None:
         with self._lock:
@@ -171,7 +178,9 @@ class ClosedLoopLoad:
 
 
 def run_cli(
-    doc: str, run: Callable[[bool], dict[str, float]], report: Callable[[dict[str, float]], None],
+    doc: str,
+    run: Callable[[bool], dict[str, float]],
+    report: Callable[[dict[str, float]], None],
     argv: Sequence[str] | None = None,
 ) -> int:
     """``python -m benchmarks.bench_<area> [--quick]`` for an area whose quick run is 10k

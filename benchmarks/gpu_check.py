@@ -44,15 +44,15 @@ K = 10
 SAME = 0.999
 
 
-def _timed_build(spec: IndexSpec, vectors: np.ndarray, ids: np.ndarray, device: str
-                 ) -> tuple[Any, float]:
+def _timed_build(
+    spec: IndexSpec, vectors: np.ndarray, ids: np.ndarray, device: str
+) -> tuple[Any, float]:
     start = time.perf_counter()
     index = build_faiss_index(vectors, ids, spec, device)
     return index, time.perf_counter() - start
 
 
-def _ids(index: Any, queries: np.ndarray, spec: IndexSpec, nprobe: int | None = None
-         ) -> np.ndarray:
+def _ids(index: Any, queries: np.ndarray, spec: IndexSpec, nprobe: int | None = None) -> np.ndarray:
     return index.search(queries, K, params=search_parameters(spec, K, nprobe=nprobe))[1]
 
 
@@ -67,21 +67,28 @@ def check_flat_and_ivf(report: Callable[[str, bool], None]) -> None:
     cpu_flat, cpu_flat_s = _timed_build(flat, vectors, ids, "cpu")
     gpu_flat, gpu_flat_s = _timed_build(flat, vectors, ids, "cuda")
     truth = _ids(cpu_flat, queries, flat)
-    report(f"flat: GPU-built index finds the CPU-built one's neighbours (build cpu "
-           f"{cpu_flat_s:.2f} s, gpu {gpu_flat_s:.2f} s)",
-           _recall(truth, _ids(gpu_flat, queries, flat)) >= SAME)
+    report(
+        f"flat: GPU-built index finds the CPU-built one's neighbours (build cpu "
+        f"{cpu_flat_s:.2f} s, gpu {gpu_flat_s:.2f} s)",
+        _recall(truth, _ids(gpu_flat, queries, flat)) >= SAME,
+    )
     ivf = resolve_spec("ivf", COUNT)
     cpu_ivf, cpu_ivf_s = _timed_build(ivf, vectors, ids, "cpu")
     gpu_ivf, gpu_ivf_s = _timed_build(ivf, vectors, ids, "cuda")
     nlist = ivf.params["nlist"]
-    report(f"ivf {ivf.params}: exhaustive search equals flat on both (build cpu "
-           f"{cpu_ivf_s:.1f} s, gpu {gpu_ivf_s:.1f} s = {cpu_ivf_s / gpu_ivf_s:.1f}x faster)",
-           min(_recall(truth, _ids(index, queries, ivf, nlist)) for index in (cpu_ivf, gpu_ivf))
-           >= SAME)
+    report(
+        f"ivf {ivf.params}: exhaustive search equals flat on both (build cpu "
+        f"{cpu_ivf_s:.1f} s, gpu {gpu_ivf_s:.1f} s = {cpu_ivf_s / gpu_ivf_s:.1f}x faster)",
+        min(_recall(truth, _ids(index, queries, ivf, nlist)) for index in (cpu_ivf, gpu_ivf))
+        >= SAME,
+    )
     cpu_recall = _recall(truth, _ids(cpu_ivf, queries, ivf))
     gpu_recall = _recall(truth, _ids(gpu_ivf, queries, ivf))
-    report(f"ivf recall@10 at nprobe {ivf.params['nprobe']}: cpu {cpu_recall:.3f}, "
-           f"gpu {gpu_recall:.3f}", abs(cpu_recall - gpu_recall) <= 0.02)
+    report(
+        f"ivf recall@10 at nprobe {ivf.params['nprobe']}: cpu {cpu_recall:.3f}, "
+        f"gpu {gpu_recall:.3f}",
+        abs(cpu_recall - gpu_recall) <= 0.02,
+    )
 
 
 def check_artifact(report: Callable[[str, bool], None]) -> None:
@@ -91,13 +98,20 @@ def check_artifact(report: Callable[[str, bool], None]) -> None:
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
         loaded = {}
         for device in ("cpu", "cuda"):
-            build_index(templates, Path(tmp) / device, SyntheticEmbedder(vectors),
-                        settings=IndexSettings("flat"), device=device)
+            build_index(
+                templates,
+                Path(tmp) / device,
+                SyntheticEmbedder(vectors),
+                settings=IndexSettings("flat"),
+                device=device,
+            )
             loaded[device] = load_index(Path(tmp) / device)
         query = loaded["cpu"].embeddings_of([template_int_id(templates[5].id)])
         cpu_ids, gpu_ids = (loaded[d].search(query, K)[1] for d in ("cpu", "cuda"))
-        report("build_index on cuda: loads and searches like the CPU-built version",
-               np.array_equal(cpu_ids, gpu_ids))
+        report(
+            "build_index on cuda: loads and searches like the CPU-built version",
+            np.array_equal(cpu_ids, gpu_ids),
+        )
 
 
 def main() -> int:
@@ -107,8 +121,10 @@ def main() -> int:
         print(f"no GPU check: {exc}")
         return 0
     if not usable:
-        print("no GPU: this FAISS has no GPU support or sees no GPU (needs faiss-gpu, CUDA and "
-              "a visible device); nothing to check, exit 0")
+        print(
+            "no GPU: this FAISS has no GPU support or sees no GPU (needs faiss-gpu, CUDA and "
+            "a visible device); nothing to check, exit 0"
+        )
         return 0
     failures = []
 

@@ -42,25 +42,55 @@ class Headline:
 
 
 HEADLINES = (
-    Headline("serve_vs_ceiling_32", "serving", "ratio_to_ceiling_32",
-             "served Retrieve req/s at 32 clients / in-process encode+search at batch 32",
-             ">= 0.85"),
-    Headline("serve_vs_langchain_32", "serving", "ratio_to_langchain_32",
-             "served req/s at 32 clients / LangChain SemanticSimilarityExampleSelector req/s",
-             ">= 2"),
-    Headline("serve_p50_vs_inprocess_1", "serving", "p50_ratio_to_one_call_1",
-             "served p50 at 1 client / one in-process encode+search", "<= 1.15"),
-    Headline("mining_vs_ideal_32", "mining", "ratio_to_ideal_32",
-             "templates/s with a 200 ms fake chat model at 32 workers / the ideal 32 / 0.2 s",
-             ">= 0.9"),
-    Headline("build_vs_encode", "index", "embed_build_vs_raw",
-             "build_index templates/s with the real model / raw Embedder.encode texts/s",
-             ">= 0.9"),
-    Headline("hot_swap_seconds_100k", "hot_swap", "hot_swap_seconds",
-             "seconds from CURRENT naming a new 100k version to the first answer from it",
-             "< cold start"),
-    Headline("failed_requests_during_swap", "hot_swap", "failed_requests_during_swap",
-             "requests of 32 clients that failed across the swap", "0"),
+    Headline(
+        "serve_vs_ceiling_32",
+        "serving",
+        "ratio_to_ceiling_32",
+        "served Retrieve req/s at 32 clients / in-process encode+search at batch 32",
+        ">= 0.85",
+    ),
+    Headline(
+        "serve_vs_langchain_32",
+        "serving",
+        "ratio_to_langchain_32",
+        "served req/s at 32 clients / LangChain SemanticSimilarityExampleSelector req/s",
+        ">= 2",
+    ),
+    Headline(
+        "serve_p50_vs_inprocess_1",
+        "serving",
+        "p50_ratio_to_one_call_1",
+        "served p50 at 1 client / one in-process encode+search",
+        "<= 1.15",
+    ),
+    Headline(
+        "mining_vs_ideal_32",
+        "mining",
+        "ratio_to_ideal_32",
+        "templates/s with a 200 ms fake chat model at 32 workers / the ideal 32 / 0.2 s",
+        ">= 0.9",
+    ),
+    Headline(
+        "build_vs_encode",
+        "index",
+        "embed_build_vs_raw",
+        "build_index templates/s with the real model / raw Embedder.encode texts/s",
+        ">= 0.9",
+    ),
+    Headline(
+        "hot_swap_seconds_100k",
+        "hot_swap",
+        "hot_swap_seconds",
+        "seconds from CURRENT naming a new 100k version to the first answer from it",
+        "< cold start",
+    ),
+    Headline(
+        "failed_requests_during_swap",
+        "hot_swap",
+        "failed_requests_during_swap",
+        "requests of 32 clients that failed across the swap",
+        "0",
+    ),
 )
 
 
@@ -96,8 +126,9 @@ def run_area(area: str, quick: bool) -> AreaRun:
         traceback.print_exc()
         outcome.problem = f"failed: {type(exc).__name__}: {exc}"
     outcome.seconds = time.perf_counter() - start
-    print(json.dumps({"area": area, "seconds": round(outcome.seconds), **outcome.figures}),
-          flush=True)
+    print(
+        json.dumps({"area": area, "seconds": round(outcome.seconds), **outcome.figures}), flush=True
+    )
     return outcome
 
 
@@ -117,8 +148,13 @@ def _number(value: float | None) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
-def markdown_report(runs: dict[str, AreaRun], quick: bool, seconds: float,
-                    plots: dict[str, list[str]], pending: Sequence[str]) -> str:
+def markdown_report(
+    runs: dict[str, AreaRun],
+    quick: bool,
+    seconds: float,
+    plots: dict[str, list[str]],
+    pending: Sequence[str],
+) -> str:
     machine = machine_info()
     lines = [
         "# thoughtbank benchmark report",
@@ -126,8 +162,11 @@ def markdown_report(runs: dict[str, AreaRun], quick: bool, seconds: float,
         f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by "
         f"`python -m benchmarks.run_all{' --quick' if quick else ''}` in {seconds / 60:.1f} min.",
         "Every ratio was measured in the same run as both of its terms.",
-        *([f"**Partial report**: still running or not reached: {', '.join(pending)}."]
-          if pending else []),
+        *(
+            [f"**Partial report**: still running or not reached: {', '.join(pending)}."]
+            if pending
+            else []
+        ),
         "",
         "## Machine and settings",
         "",
@@ -143,15 +182,22 @@ def markdown_report(runs: dict[str, AreaRun], quick: bool, seconds: float,
         "|---|---|---|---|---|",
     ]
     values = summary(runs)
-    lines += [f"| `{h.key}` | {_number(values[h.key])} | {h.meaning} | {h.goal} | "
-              f"`bench_{h.area}` `{h.figure}` |" for h in HEADLINES]
+    lines += [
+        f"| `{h.key}` | {_number(values[h.key])} | {h.meaning} | {h.goal} | "
+        f"`bench_{h.area}` `{h.figure}` |"
+        for h in HEADLINES
+    ]
     for run in runs.values():
         lines += ["", f"## {run.area}", ""]
         if run.problem:
             lines.append(f"**Not measured**: {run.problem}.")
             continue
-        lines += [f"`{run.module}` ran in {run.seconds:.0f} s.", "", "| figure | value |",
-                  "|---|---|"]
+        lines += [
+            f"`{run.module}` ran in {run.seconds:.0f} s.",
+            "",
+            "| figure | value |",
+            "|---|---|",
+        ]
         lines += [f"| `{name}` | {_number(value)} |" for name, value in run.figures.items()]
         lines += ["", *(f"![{run.area}]({name})" for name in plots.get(run.area, []))]
     return "\n".join(lines) + "\n"
@@ -189,8 +235,9 @@ def plot_serving(figures: dict[str, float], out: Path) -> str | None:
         return None
     figure, axes = plt.subplots(figsize=(6, 4))
     for label, prefix in (("served (gRPC)", "served_rps_"), ("in-process ceiling", "ceiling_rps_")):
-        axes.plot(clients, [figures.get(f"{prefix}{c}", math.nan) for c in clients], "o-",
-                  label=label)
+        axes.plot(
+            clients, [figures.get(f"{prefix}{c}", math.nan) for c in clients], "o-", label=label
+        )
     if "langchain_rps" in figures:
         axes.axhline(figures["langchain_rps"], color="gray", linestyle="--", label="LangChain")
     axes.set_xscale("log", base=2)
@@ -218,8 +265,9 @@ def write_plots(runs: dict[str, AreaRun], out: Path) -> dict[str, list[str]]:
     return plots
 
 
-def write_report(runs: dict[str, AreaRun], quick: bool, seconds: float, out: Path,
-                 pending: Sequence[str] = ()) -> None:
+def write_report(
+    runs: dict[str, AreaRun], quick: bool, seconds: float, out: Path, pending: Sequence[str] = ()
+) -> None:
     """REPORT.md, summary.json and the plots, all into ``out``; ``pending`` areas are named as
     missing, so that a run stopped half-way still leaves what it measured."""
     out.mkdir(parents=True, exist_ok=True)
@@ -239,10 +287,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs: dict[str, AreaRun] = {}
     for area in areas:
         runs[area] = run_area(area, args.quick)
-        write_report(runs, args.quick, time.perf_counter() - start, args.out,
-                     pending=[a for a in areas if a not in runs])
-    print(f"== wrote {args.out / 'REPORT.md'} and summary.json in "
-          f"{(time.perf_counter() - start) / 60:.1f} min")
+        write_report(
+            runs,
+            args.quick,
+            time.perf_counter() - start,
+            args.out,
+            pending=[a for a in areas if a not in runs],
+        )
+    print(
+        f"== wrote {args.out / 'REPORT.md'} and summary.json in "
+        f"{(time.perf_counter() - start) / 60:.1f} min"
+    )
     for run in runs.values():
         if run.problem:
             print(f"   {run.area}: {run.problem}")

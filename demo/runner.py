@@ -14,8 +14,10 @@ from thoughtbank.retriever.serving.process import ServerProcess
 from thoughtbank.templates import ExtractiveDistiller, MiningOptions, mine_templates, read_templates
 
 DEMO_QUERIES = (
-    ("Sam buys 6 bags of oranges with 15 oranges in each bag and gives away 8. "
-     "How many oranges does Sam have left?"),
+    (
+        "Sam buys 6 bags of oranges with 15 oranges in each bag and gives away 8. "
+        "How many oranges does Sam have left?"
+    ),
     "A 4 kg cart is pushed with a force of 20 N. What is its acceleration?\n"
     "Options:\n(A) 2 m/s^2\n(B) 5 m/s^2\n(C) 80 m/s^2\n(D) 16 m/s^2",
     "Write a Python function to find the smallest element of a list.",
@@ -26,10 +28,13 @@ def run_demo(workdir: Path | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="thoughtbank-demo-") as tmp:
         root = Path(workdir or tmp)
         templates_path = root / "templates.jsonl"
-        summary = mine_templates([demo_logs_path()], templates_path, ExtractiveDistiller(),
-                                 MiningOptions(workers=2))
-        print(f"== mined {summary.templates} templates from {summary.rows_read} log rows "
-              f"({summary.groups} queries) -> {templates_path}")
+        summary = mine_templates(
+            [demo_logs_path()], templates_path, ExtractiveDistiller(), MiningOptions(workers=2)
+        )
+        print(
+            f"== mined {summary.templates} templates from {summary.rows_read} log rows "
+            f"({summary.groups} queries) -> {templates_path}"
+        )
         manifest = build_index(list(read_templates(templates_path)), root / "index", Embedder())
         print(f"== built index version {manifest.version}: {manifest.task_counts}")
         with ServerProcess(root / "index") as server:
@@ -38,8 +43,10 @@ def run_demo(workdir: Path | None = None) -> None:
                 for query in DEMO_QUERIES:
                     print(f"\n== query: {query.splitlines()[0]}")
                     for hit in client.retrieve(query, k=2).hits:
-                        print(f"   {hit.score:.3f}  [{hit.template.task}]  "
-                              f"{hit.template.source_query.splitlines()[0][:90]}")
+                        print(
+                            f"   {hit.score:.3f}  [{hit.template.task}]  "
+                            f"{hit.template.source_query.splitlines()[0][:90]}"
+                        )
                 augmented = client.augment(DEMO_QUERIES[0], k=2)
                 print("\n== augmented prompt for the first query:\n")
                 print(augmented.prompt)

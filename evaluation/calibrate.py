@@ -35,8 +35,9 @@ def best_threshold(scores: np.ndarray, gains: np.ndarray) -> float | None:
     return NEVER_SERVE if served == 0 else float(scores[order][served - 1])
 
 
-def thresholds_by_task(tasks: Sequence[str], scores: np.ndarray, gains: np.ndarray
-                       ) -> dict[str, float]:
+def thresholds_by_task(
+    tasks: Sequence[str], scores: np.ndarray, gains: np.ndarray
+) -> dict[str, float]:
     """``best_threshold`` per task; tasks that need none are left out."""
     task_array = np.asarray(tasks, dtype=object)
     chosen = {}
@@ -48,8 +49,9 @@ def thresholds_by_task(tasks: Sequence[str], scores: np.ndarray, gains: np.ndarr
     return chosen
 
 
-def margin_observations(index: LoadedIndex, wrong_task_cost: float
-                        ) -> tuple[list[str], np.ndarray, np.ndarray]:
+def margin_observations(
+    index: LoadedIndex, wrong_task_cost: float
+) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Each template's source query, retrieved leave-one-out: its top other template's task,
     score and gain (+1 same task, ``-wrong_task_cost`` otherwise). Uses stored embeddings."""
     templates = index.ordered_templates()
@@ -68,5 +70,8 @@ def margin_observations(index: LoadedIndex, wrong_task_cost: float
 
 def e2e_observations(rows: Sequence[AnsweredQuery]) -> tuple[list[str], np.ndarray, np.ndarray]:
     served = [r for r in rows if r.top_task]
-    return ([r.top_task for r in served], np.array([r.top_score for r in served]),
-            np.array([r.gain for r in served]))
+    return (
+        [r.top_task for r in served],
+        np.array([r.top_score for r in served]),
+        np.array([r.gain for r in served]),
+    )

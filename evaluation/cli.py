@@ -30,47 +30,82 @@ def cmd_retrieval(args: argparse.Namespace) -> int:
         evaluate_retrieval,
     )
     from thoughtbank.index import Embedder
+
     queries = read_labeled_queries(args.queries, args.split_column)
-    protocol = Protocol(leave_one_out=args.train is None, folds=args.folds,
-                        train=args.train or "train", test=args.test)
+    protocol = Protocol(
+        leave_one_out=args.train is None,
+        folds=args.folds,
+        train=args.train or "train",
+        test=args.test,
+    )
     settings = EvalSettings(
-        protocol=protocol, task_label=args.task_label, ks=args.k, baselines=args.baselines,
-        hybrid=HybridConfig(min_confidence=args.task_min_confidence,
-                            lexical_weight=args.lexical_weight),
+        protocol=protocol,
+        task_label=args.task_label,
+        ks=args.k,
+        baselines=args.baselines,
+        hybrid=HybridConfig(
+            min_confidence=args.task_min_confidence, lexical_weight=args.lexical_weight
+        ),
     )
     corpus = embed_corpus(queries, Embedder(args.model, device=args.device))
     evaluation = evaluate_retrieval(corpus, queries, settings)
     if args.report:
         write_report(evaluation, args.report, 3 if 3 in args.k else args.k[0])
-    print(json.dumps(evaluation.to_dict(), indent=2) if args.json
-          else format_table(evaluation, args.k))
+    print(
+        json.dumps(evaluation.to_dict(), indent=2)
+        if args.json
+        else format_table(evaluation, args.k)
+    )
     return 0
 
 
 def _add_retrieval(commands: Commands) -> None:
     parser = commands.add_parser(
-        "retrieval", help="same-task precision@k, hit@k and MRR of retrieval on labeled queries")
-    parser.add_argument("--queries", type=Path, required=True,
-                        help="JSONL(.gz) with task_name and query (and split for --train/--test)")
+        "retrieval", help="same-task precision@k, hit@k and MRR of retrieval on labeled queries"
+    )
+    parser.add_argument(
+        "--queries",
+        type=Path,
+        required=True,
+        help="JSONL(.gz) with task_name and query (and split for --train/--test)",
+    )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--leave-one-out", action="store_true",
-                      help="every query against all others (default)")
+    mode.add_argument(
+        "--leave-one-out", action="store_true", help="every query against all others (default)"
+    )
     mode.add_argument("--train", help="value of the split column that forms the index")
     parser.add_argument("--test", default="test", help="split value of the test queries")
     parser.add_argument("--split-column", default="split")
-    parser.add_argument("--folds", type=positive_int, default=5,
-                        help="leave-one-out: folds for training learned parts")
-    parser.add_argument("--task-label", choices=["none", "given"], default="none",
-                        help="retrieve without the task (predict it) or with the true task")
+    parser.add_argument(
+        "--folds",
+        type=positive_int,
+        default=5,
+        help="leave-one-out: folds for training learned parts",
+    )
+    parser.add_argument(
+        "--task-label",
+        choices=["none", "given"],
+        default="none",
+        help="retrieve without the task (predict it) or with the true task",
+    )
     parser.add_argument("--k", type=k_list, default=(1, 3, 5), help="cut-offs, e.g. 1,3,5")
-    parser.add_argument("--task-min-confidence", type=fraction,
-                        default=HybridConfig.min_confidence,
-                        help="route to the predicted task at or above this confidence")
-    parser.add_argument("--lexical-weight", type=fraction,
-                        default=HybridConfig.lexical_weight,
-                        help="weight of BM25 in the order (0 = dense only)")
-    parser.add_argument("--baselines", action="store_true",
-                        help="also random, BM25, dense, and one ablation per part")
+    parser.add_argument(
+        "--task-min-confidence",
+        type=fraction,
+        default=HybridConfig.min_confidence,
+        help="route to the predicted task at or above this confidence",
+    )
+    parser.add_argument(
+        "--lexical-weight",
+        type=fraction,
+        default=HybridConfig.lexical_weight,
+        help="weight of BM25 in the order (0 = dense only)",
+    )
+    parser.add_argument(
+        "--baselines",
+        action="store_true",
+        help="also random, BM25, dense, and one ablation per part",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--report", type=Path, help="folder for retrieval.json and a PNG chart")
     parser.add_argument("--model", default="bundled:all-MiniLM-L6-v2", help="embedding model")
@@ -86,8 +121,9 @@ def cmd_e2e(args: argparse.Namespace) -> int:
     from thoughtbank.retriever.serving.engine import RetrievalEngine
     from thoughtbank.templates.chat import load_chat_model
 
-    queries = [q for q in read_labeled_queries(args.queries)
-               if not args.split or q.split == args.split][: args.limit]
+    queries = [
+        q for q in read_labeled_queries(args.queries) if not args.split or q.split == args.split
+    ][: args.limit]
     model = load_chat_model(args.llm, timeout_s=args.timeout)
     rows, skipped = answer_queries(queries, RetrievalEngine.open(args.index), model, args.k)
     if not rows:
@@ -100,19 +136,27 @@ def cmd_e2e(args: argparse.Namespace) -> int:
     else:
         print(f"{'task':<24}{'n':>6}{'without':>9}{'with':>9}{'change':>9}  95% interval")
         for name, e in effects.items():
-            print(f"{name:<24}{e['count']:>6}{e['without']:>9.3f}{e['with_templates']:>9.3f}"
-                  f"{e['change']:>+9.3f}  [{e['change_low']:+.3f}, {e['change_high']:+.3f}]")
+            print(
+                f"{name:<24}{e['count']:>6}{e['without']:>9.3f}{e['with_templates']:>9.3f}"
+                f"{e['change']:>+9.3f}  [{e['change_low']:+.3f}, {e['change_high']:+.3f}]"
+            )
         print(f"skipped {skipped} queries whose metric cannot be scored here")
     return 0
 
 
 def _add_e2e(commands: Commands) -> None:
     parser = commands.add_parser(
-        "e2e", help="answer queries with and without templates; accuracy change per task")
-    parser.add_argument("--llm", required=True,
-                        help="openai:MODEL or python:package.module:factory (a chat model)")
-    parser.add_argument("--queries", type=Path, required=True,
-                        help="JSONL(.gz) with task_name, query, ground_truth and metric")
+        "e2e", help="answer queries with and without templates; accuracy change per task"
+    )
+    parser.add_argument(
+        "--llm", required=True, help="openai:MODEL or python:package.module:factory (a chat model)"
+    )
+    parser.add_argument(
+        "--queries",
+        type=Path,
+        required=True,
+        help="JSONL(.gz) with task_name, query, ground_truth and metric",
+    )
     parser.add_argument("--index", type=Path, required=True, help="index directory")
     parser.add_argument("--split", default="", help="only queries of this split (e.g. test)")
     parser.add_argument("--limit", type=positive_int, help="answer at most this many queries")
@@ -141,18 +185,24 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def _add_calibrate(commands: Commands) -> None:
     parser = commands.add_parser(
-        "calibrate", help="choose per-task minimum scores and store them in the index manifest")
+        "calibrate", help="choose per-task minimum scores and store them in the index manifest"
+    )
     parser.add_argument("--index", type=Path, required=True, help="index directory")
-    parser.add_argument("--e2e", type=Path,
-                        help="results of `eval e2e --out` (default: retrieval margins, no LLM)")
-    parser.add_argument("--wrong-task-cost", type=float, default=1.0,
-                        help="margins: loss of serving another task's template vs the gain of a "
-                             "same-task one")
+    parser.add_argument(
+        "--e2e", type=Path, help="results of `eval e2e --out` (default: retrieval margins, no LLM)"
+    )
+    parser.add_argument(
+        "--wrong-task-cost",
+        type=float,
+        default=1.0,
+        help="margins: loss of serving another task's template vs the gain of a same-task one",
+    )
     parser.set_defaults(func=cmd_calibrate)
 
 
 def cmd_templates(args: argparse.Namespace) -> int:
     from thoughtbank.templates.quality import evaluate_template_file, format_quality_table
+
     report = evaluate_template_file(args.templates, args.logs)
     print(json.dumps(report.to_dict(), indent=2) if args.json else format_quality_table(report))
     return 0
@@ -160,10 +210,16 @@ def cmd_templates(args: argparse.Namespace) -> int:
 
 def _add_templates(commands: Commands) -> None:
     parser = commands.add_parser(
-        "templates", help="template quality battery: leaks, boilerplate, formats (no LLM)")
+        "templates", help="template quality battery: leaks, boilerplate, formats (no LLM)"
+    )
     parser.add_argument("templates", type=Path, help="templates JSONL written by mine")
-    parser.add_argument("--logs", type=Path, nargs="+", required=True,
-                        help="the logs the templates were mined from (ground truth, options)")
+    parser.add_argument(
+        "--logs",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="the logs the templates were mined from (ground truth, options)",
+    )
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(func=cmd_templates)
 

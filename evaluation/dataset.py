@@ -73,9 +73,12 @@ def _labeled_query(line: str, split_column: str, where: str) -> LabeledQuery:
     if missing:
         raise ValueError(f"{where}: missing {', '.join(missing)}")
     return LabeledQuery(
-        task=str(row["task_name"]), query=str(row["query"]),
-        query_id=str(row.get("query_id") or ""), ground_truth=str(row.get("ground_truth") or ""),
-        metric=str(row.get("metric") or ""), split=str(row.get(split_column) or ""),
+        task=str(row["task_name"]),
+        query=str(row["query"]),
+        query_id=str(row.get("query_id") or ""),
+        ground_truth=str(row.get("ground_truth") or ""),
+        metric=str(row.get("metric") or ""),
+        split=str(row.get(split_column) or ""),
     )
 
 
@@ -110,17 +113,28 @@ class Protocol:
 
     def _leave_one_out_folds(self, count: int) -> list[Fold]:
         if count < 2 * self.folds:
-            raise ValueError(f"leave-one-out with {self.folds} folds needs >= {2 * self.folds} "
-                             f"queries, got {count}")
+            raise ValueError(
+                f"leave-one-out with {self.folds} folds needs >= {2 * self.folds} "
+                f"queries, got {count}"
+            )
         everything = np.arange(count)
         fold_of = np.random.default_rng(self.seed).permutation(count) % self.folds
-        return [Fold(test_rows=everything[fold_of == f], train_rows=everything[fold_of != f],
-                     corpus_rows=everything, exclude_self=True) for f in range(self.folds)]
+        return [
+            Fold(
+                test_rows=everything[fold_of == f],
+                train_rows=everything[fold_of != f],
+                corpus_rows=everything,
+                exclude_self=True,
+            )
+            for f in range(self.folds)
+        ]
 
     def _split_fold(self, queries: Sequence[LabeledQuery]) -> Fold:
         splits = np.array([q.split for q in queries])
         train, test = np.flatnonzero(splits == self.train), np.flatnonzero(splits == self.test)
         if not len(train) or not len(test):
-            raise ValueError(f"split needs rows with split {self.train!r} and {self.test!r}; "
-                             f"found {sorted(set(splits.tolist()))}")
+            raise ValueError(
+                f"split needs rows with split {self.train!r} and {self.test!r}; "
+                f"found {sorted(set(splits.tolist()))}"
+            )
         return Fold(test_rows=test, train_rows=train, corpus_rows=train, exclude_self=False)

@@ -68,13 +68,16 @@ def answer_queries(
         augmented = retriever.augment(request)
         plain = build_augmented_prompt(query.query, ())
         top = augmented.hits[0] if augmented.hits else None
-        rows.append(AnsweredQuery(
-            task=query.task, metric=query.metric,
-            score_without=scorer(_ask(model, plain), query.ground_truth),
-            score_with=scorer(_ask(model, augmented.prompt), query.ground_truth),
-            top_score=top.score if top else float("nan"),
-            top_task=top.template.task if top else "",
-        ))
+        rows.append(
+            AnsweredQuery(
+                task=query.task,
+                metric=query.metric,
+                score_without=scorer(_ask(model, plain), query.ground_truth),
+                score_with=scorer(_ask(model, augmented.prompt), query.ground_truth),
+                top_score=top.score if top else float("nan"),
+                top_task=top.template.task if top else "",
+            )
+        )
     return rows, skipped
 
 
@@ -105,7 +108,9 @@ def task_effects(rows: Sequence[AnsweredQuery]) -> dict[str, TaskEffect]:
             count=len(members),
             without=float(np.mean([m.score_without for m in members])),
             with_templates=float(np.mean([m.score_with for m in members])),
-            change=float(gains.mean()), change_low=low, change_high=high,
+            change=float(gains.mean()),
+            change_low=low,
+            change_high=high,
         )
     return effects
 

@@ -56,12 +56,16 @@ def blend(dense: np.ndarray, lexical: np.ndarray, weight: float) -> np.ndarray:
 
 
 def hybrid_order(
-    query: str, rows: Sequence[int], dense: np.ndarray, lexical: LexicalScorer | None,
+    query: str,
+    rows: Sequence[int],
+    dense: np.ndarray,
+    lexical: LexicalScorer | None,
     config: HybridConfig,
 ) -> np.ndarray:
     """Positions of ``rows`` (dense candidates of ``query``) best first under the blend."""
     if lexical is None or config.lexical_weight == 0.0 or len(rows) == 0:
         return np.arange(len(rows))
-    fused = blend(np.asarray(dense, dtype=np.float32), lexical.scores(query, rows),
-                  config.lexical_weight)
+    fused = blend(
+        np.asarray(dense, dtype=np.float32), lexical.scores(query, rows), config.lexical_weight
+    )
     return np.argsort(-fused, kind="stable")

@@ -38,8 +38,10 @@ class RetrievalReport:
     per_task: dict[str, RetrievalScores]
 
     def to_dict(self) -> dict[str, object]:
-        return {**self.overall.to_dict(),
-                "per_task": {task: s.to_dict() for task, s in sorted(self.per_task.items())}}
+        return {
+            **self.overall.to_dict(),
+            "per_task": {task: s.to_dict() for task, s in sorted(self.per_task.items())},
+        }
 
 
 def relevance(retrieved_tasks: np.ndarray, query_tasks: np.ndarray) -> np.ndarray:
@@ -65,6 +67,8 @@ def build_report(
 ) -> RetrievalReport:
     """Overall and per-task scores of one method's rankings."""
     relevant = relevance(retrieved_tasks, query_tasks)
-    per_task = {str(task): score_relevance(relevant[query_tasks == task], ks)
-                for task in np.unique(query_tasks)}
+    per_task = {
+        str(task): score_relevance(relevant[query_tasks == task], ks)
+        for task in np.unique(query_tasks)
+    }
     return RetrievalReport(method, score_relevance(relevant, ks), per_task)

@@ -83,8 +83,10 @@ def dense_candidates(
     fetch = min(depth + int(fold.exclude_self), index.ntotal)
     vectors = corpus.embeddings[fold.test_rows]
     _, plain = index.search(vectors, fetch)
-    ranked = [_without_self(ids, own, fold.exclude_self)
-              for ids, own in zip(plain, fold.test_rows, strict=True)]
+    ranked = [
+        _without_self(ids, own, fold.exclude_self)
+        for ids, own in zip(plain, fold.test_rows, strict=True)
+    ]
     if routed is None:
         return ranked
     corpus_tasks = corpus.tasks[fold.corpus_rows]
@@ -121,8 +123,7 @@ def bm25_ranker(corpus: EvalCorpus, fold: Fold, depth: int) -> np.ndarray:
     return np.stack(rows)
 
 
-def predict_routing(corpus: EvalCorpus, folds: Sequence[Fold], config: HybridConfig
-                    ) -> TaskRouting:
+def predict_routing(corpus: EvalCorpus, folds: Sequence[Fold], config: HybridConfig) -> TaskRouting:
     """Predict each test query's task with a classifier trained, calibrated and measured as
     the index build does, on its fold's ``train_rows`` only, so no query's own fold ever
     trains what ranks it."""
@@ -132,15 +133,17 @@ def predict_routing(corpus: EvalCorpus, folds: Sequence[Fold], config: HybridCon
     routed = np.full(count, "", dtype=object)
     for fold in folds:
         train, test = fold.train_rows, fold.test_rows
-        classifier, quality = train_task_router([corpus.texts[r] for r in train],
-                                                corpus.embeddings[train],
-                                                corpus.tasks[train].tolist())
+        classifier, quality = train_task_router(
+            [corpus.texts[r] for r in train], corpus.embeddings[train], corpus.tasks[train].tolist()
+        )
         prediction = classifier.predict([corpus.texts[r] for r in test], corpus.embeddings[test])
         predicted[test] = prediction.tasks
         confidence[test] = prediction.confidences
         unrouted = frozenset(quality.unrouted)
-        routed[test] = [route_task(task, float(c), config, unrouted)
-                        for task, c in zip(prediction.tasks, prediction.confidences, strict=True)]
+        routed[test] = [
+            route_task(task, float(c), config, unrouted)
+            for task, c in zip(prediction.tasks, prediction.confidences, strict=True)
+        ]
     return TaskRouting(predicted, confidence, routed)
 
 
@@ -159,8 +162,9 @@ class HybridRanker:
         rows = []
         for own, ranked in zip(fold.test_rows, candidates, strict=True):
             dense = corpus.embeddings[ranked] @ corpus.embeddings[own]
-            order = hybrid_order(corpus.texts[own], [position[r] for r in ranked],
-                                 dense, lexical, self.config)
+            order = hybrid_order(
+                corpus.texts[own], [position[r] for r in ranked], dense, lexical, self.config
+            )
             rows.append(_pad([ranked[i] for i in order], depth))
         return np.stack(rows)
 
@@ -175,21 +179,26 @@ def given_routing(corpus: EvalCorpus) -> Callable[[Fold], np.ndarray]:
 
 
 def method_rankers(
-    corpus: EvalCorpus, config: HybridConfig, routing: Callable[[Fold], np.ndarray | None],
+    corpus: EvalCorpus,
+    config: HybridConfig,
+    routing: Callable[[Fold], np.ndarray | None],
     baselines: bool,
 ) -> dict[str, Ranker]:
     """The configured method, plus baselines and one ablation per part when asked."""
     methods: dict[str, Ranker] = {}
     if baselines:
         without_lexical = replace(config, lexical_weight=0.0)
-        with_lexical = replace(config, lexical_weight=config.lexical_weight
-                               or LEXICAL_ABLATION_WEIGHT)
-        methods.update({
-            "random": random_ranker,
-            "bm25": bm25_ranker,
-            "dense": HybridRanker(without_lexical, no_routing),
-            "dense+bm25": HybridRanker(with_lexical, no_routing),
-            "dense+task": HybridRanker(without_lexical, routing),
-        })
+        with_lexical = replace(
+            config, lexical_weight=config.lexical_weight or LEXICAL_ABLATION_WEIGHT
+        )
+        methods.update(
+            {
+                "random": random_ranker,
+                "bm25": bm25_ranker,
+                "dense": HybridRanker(without_lexical, no_routing),
+                "dense+bm25": HybridRanker(with_lexical, no_routing),
+                "dense+task": HybridRanker(without_lexical, routing),
+            }
+        )
     methods["thoughtbank"] = HybridRanker(config, routing)
     return methods

@@ -16,15 +16,20 @@ def format_table(evaluation: RetrievalEvaluation, ks: tuple[int, ...]) -> str:
     """Methods side by side overall, then the configured method per task."""
     columns = [f"P@{k}" for k in ks] + [f"hit@{k}" for k in ks] + ["MRR", "n"]
     lines = [_row("method", columns)]
-    lines += [_row(name, _cells(report.overall.to_dict(), ks))
-              for name, report in evaluation.reports.items()]
+    lines += [
+        _row(name, _cells(report.overall.to_dict(), ks))
+        for name, report in evaluation.reports.items()
+    ]
     lines += ["", _row("task (thoughtbank)", columns)]
     per_task = evaluation.reports["thoughtbank"].per_task
     lines += [_row(task, _cells(scores.to_dict(), ks)) for task, scores in sorted(per_task.items())]
     if evaluation.task_accuracy is not None:
-        lines += ["", f"task inference accuracy {evaluation.task_accuracy:.3f}, "
-                      f"routed by predicted task {evaluation.routed_share:.1%}, "
-                      f"calibration error (ECE) {evaluation.calibration_error:.3f}"]
+        lines += [
+            "",
+            f"task inference accuracy {evaluation.task_accuracy:.3f}, "
+            f"routed by predicted task {evaluation.routed_share:.1%}, "
+            f"calibration error (ECE) {evaluation.calibration_error:.3f}",
+        ]
     return "\n".join(lines)
 
 
@@ -62,8 +67,9 @@ def _bar_chart(reports: dict[str, RetrievalReport], k: int, path: Path) -> None:
     for position, (name, report) in enumerate(reports.items()):
         values = [report.per_task[t].precision[k] for t in tasks] + [report.overall.precision[k]]
         axes.bar([i + position * width for i in range(len(labels))], values, width, label=name)
-    axes.set_xticks([i + 0.4 - width / 2 for i in range(len(labels))], labels, rotation=45,
-                    ha="right")
+    axes.set_xticks(
+        [i + 0.4 - width / 2 for i in range(len(labels))], labels, rotation=45, ha="right"
+    )
     axes.set_ylabel(f"same-task precision@{k}")
     axes.set_ylim(0, 1.05)
     axes.legend()

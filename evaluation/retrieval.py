@@ -65,16 +65,19 @@ class RetrievalEvaluation:
 
 def embed_corpus(queries: Sequence[LabeledQuery], embedder: Embedder) -> EvalCorpus:
     texts = [q.query for q in queries]
-    return EvalCorpus(texts, np.array([q.task for q in queries], dtype=object),
-                      embedder.encode(texts))
+    return EvalCorpus(
+        texts, np.array([q.task for q in queries], dtype=object), embedder.encode(texts)
+    )
 
 
-def evaluate_retrieval(corpus: EvalCorpus, queries: Sequence[LabeledQuery],
-                       settings: EvalSettings) -> RetrievalEvaluation:
+def evaluate_retrieval(
+    corpus: EvalCorpus, queries: Sequence[LabeledQuery], settings: EvalSettings
+) -> RetrievalEvaluation:
     """Rank every fold's test queries with each method and score them."""
     if settings.task_label not in TASK_LABEL_MODES:
         raise ValueError(
-            f"task label must be one of {TASK_LABEL_MODES}, got {settings.task_label!r}")
+            f"task label must be one of {TASK_LABEL_MODES}, got {settings.task_label!r}"
+        )
     folds = settings.protocol.make_folds(queries)
     prediction: TaskRouting | None = None
     if settings.task_label == "given":
@@ -85,8 +88,9 @@ def evaluate_retrieval(corpus: EvalCorpus, queries: Sequence[LabeledQuery],
     depth = max(settings.ks)
     tested = np.concatenate([f.test_rows for f in folds])
     reports = {}
-    for name, ranker in method_rankers(corpus, settings.hybrid, routing,
-                                       settings.baselines).items():
+    for name, ranker in method_rankers(
+        corpus, settings.hybrid, routing, settings.baselines
+    ).items():
         ranked = np.concatenate([ranker(corpus, fold, depth) for fold in folds])
         retrieved = np.where(ranked == MISSING, "", corpus.tasks[np.maximum(ranked, 0)])
         reports[name] = build_report(name, retrieved, corpus.tasks[tested], settings.ks)
@@ -99,5 +103,8 @@ def _routing_summary(
     if prediction is None:
         return None, None, None
     correct = prediction.predicted[tested] == tasks[tested]
-    return (float(np.mean(correct)), float(np.mean(prediction.routed[tested] != "")),
-            calibration_error(prediction.confidence[tested], correct))
+    return (
+        float(np.mean(correct)),
+        float(np.mean(prediction.routed[tested] != "")),
+        calibration_error(prediction.confidence[tested], correct),
+    )

@@ -239,7 +239,10 @@ ManifestFactory = Callable[[str, dict[str, str]], IndexManifest]
 
 
 def write_version(
-    index_dir: Path, content: VersionContent, manifest_for: ManifestFactory, make_live: bool = True,
+    index_dir: Path,
+    content: VersionContent,
+    manifest_for: ManifestFactory,
+    make_live: bool = True,
 ) -> IndexManifest:
     """Write a complete version, then (``make_live``) switch CURRENT to it.
 
@@ -371,21 +374,29 @@ def _read_version_files(folder: Path) -> tuple[Any, list[ThoughtTemplate], np.nd
 
 
 def _check_agreement(
-    folder: Path, manifest: IndexManifest, faiss_index: Any, ordered: Sequence[ThoughtTemplate],
+    folder: Path,
+    manifest: IndexManifest,
+    faiss_index: Any,
+    ordered: Sequence[ThoughtTemplate],
     embeddings: np.ndarray,
 ) -> None:
     """The files must agree with the manifest and each other, even if it was edited by hand."""
-    counts = {"templates": len(ordered), "embeddings": len(embeddings),
-              "FAISS index": faiss_index.ntotal}
+    counts = {
+        "templates": len(ordered),
+        "embeddings": len(embeddings),
+        "FAISS index": faiss_index.ntotal,
+    }
     dimensions = {"embeddings": embeddings.shape[-1], "FAISS index": faiss_index.d}
     for what, count in counts.items():
         if count != manifest.count:
-            raise IndexArtifactError(f"{folder}: {what} holds {count} entries, manifest says "
-                                     f"{manifest.count}")
+            raise IndexArtifactError(
+                f"{folder}: {what} holds {count} entries, manifest says {manifest.count}"
+            )
     for what, dimension in dimensions.items():
         if embeddings.ndim != 2 or dimension != manifest.dimension:
-            raise IndexArtifactError(f"{folder}: {what} has dimension {dimension}, manifest "
-                                     f"says {manifest.dimension}")
+            raise IndexArtifactError(
+                f"{folder}: {what} has dimension {dimension}, manifest says {manifest.dimension}"
+            )
     if len({t.id for t in ordered}) != len(ordered):
         raise IndexArtifactError(f"{folder}: duplicate template ids in {TEMPLATES_FILE}")
 

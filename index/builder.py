@@ -73,8 +73,12 @@ class EmbedderIdentity:
 
     @classmethod
     def of_manifest(cls, manifest: IndexManifest) -> EmbedderIdentity:
-        return cls(manifest.embedder, manifest.dimension, manifest.embedder_fingerprint,
-                   manifest.embedder_probes)
+        return cls(
+            manifest.embedder,
+            manifest.dimension,
+            manifest.embedder_fingerprint,
+            manifest.embedder_probes,
+        )
 
 
 @dataclass(frozen=True)
@@ -112,13 +116,14 @@ def embedding_text(template: ThoughtTemplate, embed_field: str) -> str:
 
 
 def embed_templates(
-    templates: Sequence[ThoughtTemplate], embedder: Embedder, embed_field: str,
+    templates: Sequence[ThoughtTemplate],
+    embedder: Embedder,
+    embed_field: str,
     show_progress: bool = False,
 ) -> np.ndarray:
     if embed_field not in EMBED_FIELDS:
         raise ValueError(f"unknown embed field {embed_field!r}; expected one of {EMBED_FIELDS}")
-    log.info("embedding %d templates (%s) with %s", len(templates), embed_field,
-             embedder.model_id)
+    log.info("embedding %d templates (%s) with %s", len(templates), embed_field, embedder.model_id)
     return embedder.encode([embedding_text(t, embed_field) for t in templates], show_progress)
 
 
@@ -131,13 +136,19 @@ def _unique(templates: Iterable[ThoughtTemplate]) -> list[ThoughtTemplate]:
     return list({t.id: t for t in templates}.values())
 
 
-def _commit(index_dir: Path, draft: VersionDraft, device: str, show_progress: bool
-            ) -> IndexManifest:
+def _commit(
+    index_dir: Path, draft: VersionDraft, device: str, show_progress: bool
+) -> IndexManifest:
     """Index the draft's vectors, write it as a new version and make it live."""
-    spec = resolve_spec(draft.settings.index_type, len(draft.templates),
-                        draft.settings.index_params)
-    log.info("building %s index over %d vectors %s", spec.index_type, len(draft.vectors),
-             spec.params or "")
+    spec = resolve_spec(
+        draft.settings.index_type, len(draft.templates), draft.settings.index_params
+    )
+    log.info(
+        "building %s index over %d vectors %s",
+        spec.index_type,
+        len(draft.vectors),
+        spec.params or "",
+    )
     ids = np.array([template_int_id(t.id) for t in draft.templates], dtype=np.int64)
     faiss_index = build_faiss_index(draft.vectors, ids, spec, device, show_progress)
     classifier, routing = _train_task_router(draft)
@@ -163,13 +174,13 @@ def _commit(index_dir: Path, draft: VersionDraft, device: str, show_progress: bo
 
     content = VersionContent(draft.templates, draft.vectors, faiss_index, classifier)
     manifest = write_version(index_dir, content, manifest_for)
-    log.info("version %s (%d templates) is live in %s", manifest.version, manifest.count,
-             index_dir)
+    log.info("version %s (%d templates) is live in %s", manifest.version, manifest.count, index_dir)
     return manifest
 
 
-def classifier_training_rows(tasks: Sequence[str], limit: int = MAX_CLASSIFIER_EXAMPLES
-                             ) -> np.ndarray:
+def classifier_training_rows(
+    tasks: Sequence[str], limit: int = MAX_CLASSIFIER_EXAMPLES
+) -> np.ndarray:
     """Rows to train the task classifier on: all of them up to ``limit``, else the same
     seeded sample of at most ``limit / tasks`` rows of each task, so large indexes build in
     bounded time and memory and rare tasks keep all their examples."""
@@ -178,13 +189,13 @@ def classifier_training_rows(tasks: Sequence[str], limit: int = MAX_CLASSIFIER_E
     labels = np.asarray(tasks)
     per_task = -(-limit // len(set(tasks)))
     rng = np.random.default_rng(0)
-    chosen = [rng.permutation(np.flatnonzero(labels == task))[:per_task]
-              for task in sorted(set(tasks))]
+    chosen = [
+        rng.permutation(np.flatnonzero(labels == task))[:per_task] for task in sorted(set(tasks))
+    ]
     return np.sort(np.concatenate(chosen))
 
 
-def _train_task_router(draft: VersionDraft
-                       ) -> tuple[TaskClassifier | None, RoutingQuality | None]:
+def _train_task_router(draft: VersionDraft) -> tuple[TaskClassifier | None, RoutingQuality | None]:
     """Learn each template's task from its source query, for requests that name no task, and
     measure on held-out folds how well it routes; an index of a single task has nothing to
     infer."""
@@ -192,10 +203,16 @@ def _train_task_router(draft: VersionDraft
     if len(set(tasks)) < 2:
         return None, None
     rows = classifier_training_rows(tasks)
-    log.info("training the task classifier on %d of %d templates, measured on held-out folds",
-             len(rows), len(tasks))
-    return train_task_router([draft.templates[i].source_query for i in rows],
-                             draft.vectors[rows], [tasks[i] for i in rows])
+    log.info(
+        "training the task classifier on %d of %d templates, measured on held-out folds",
+        len(rows),
+        len(tasks),
+    )
+    return train_task_router(
+        [draft.templates[i].source_query for i in rows],
+        draft.vectors[rows],
+        [tasks[i] for i in rows],
+    )
 
 
 def _live_version_or_none(index_dir: Path) -> str:
@@ -227,8 +244,9 @@ def build_index(
         raise IndexArtifactError("no templates to index")
     index_dir = Path(index_dir)
     vectors = embed_templates(unique, embedder, settings.embed_field, show_progress)
-    draft = VersionDraft(unique, vectors, EmbedderIdentity.of(embedder), settings,
-                         source_files(sources))
+    draft = VersionDraft(
+        unique, vectors, EmbedderIdentity.of(embedder), settings, source_files(sources)
+    )
     with index_lock(index_dir):
         draft = replace(draft, parent=_live_version_or_none(index_dir))
         return _commit(index_dir, draft, device, show_progress)
@@ -240,8 +258,11 @@ def _replacement_key(template: ThoughtTemplate) -> tuple[str, str]:
 
 
 def _derived_draft(
-    live: LoadedIndex, keep_rows: list[int], new: Sequence[ThoughtTemplate],
-    new_vectors: np.ndarray, new_sources: tuple[SourceFile, ...] = (),
+    live: LoadedIndex,
+    keep_rows: list[int],
+    new: Sequence[ThoughtTemplate],
+    new_vectors: np.ndarray,
+    new_sources: tuple[SourceFile, ...] = (),
 ) -> VersionDraft:
     """The live version's kept rows (stored embeddings reused) followed by the new templates."""
     ordered = live.ordered_templates()
@@ -281,18 +302,23 @@ def add_templates(
         embedder = make_embedder(live.manifest.embedder)
         verify_embedder(live.manifest, embedder)
         new_keys = {_replacement_key(t) for t in new}
-        keep_rows = [row for row, t in enumerate(live.ordered_templates())
-                     if _replacement_key(t) not in new_keys]
+        keep_rows = [
+            row
+            for row, t in enumerate(live.ordered_templates())
+            if _replacement_key(t) not in new_keys
+        ]
         vectors = embed_templates(new, embedder, live.manifest.embed_field, show_progress)
         draft = _derived_draft(live, keep_rows, new, vectors, source_files(sources))
         manifest = _commit(index_dir, draft, device, show_progress)
     replaced = live.manifest.count - len(keep_rows)
-    return UpdateResult(manifest, added=len(new), replaced=replaced,
-                        unchanged=len(incoming) - len(new))
+    return UpdateResult(
+        manifest, added=len(new), replaced=replaced, unchanged=len(incoming) - len(new)
+    )
 
 
-def remove_templates(index_dir: Path, template_ids: Sequence[str], device: str = "cpu"
-                     ) -> UpdateResult:
+def remove_templates(
+    index_dir: Path, template_ids: Sequence[str], device: str = "cpu"
+) -> UpdateResult:
     """Remove templates by id as a new live version; unknown ids change nothing and raise."""
     index_dir = Path(index_dir)
     doomed = set(template_ids)

@@ -31,9 +31,18 @@ def _report_progress() -> bool:
 
 
 def _print_version(manifest: IndexManifest, **extra: object) -> None:
-    print(json.dumps({"version": manifest.version, "count": manifest.count,
-                      "index_type": manifest.index_type, "task_counts": manifest.task_counts,
-                      **extra}, indent=2))
+    print(
+        json.dumps(
+            {
+                "version": manifest.version,
+                "count": manifest.count,
+                "index_type": manifest.index_type,
+                "task_counts": manifest.task_counts,
+                **extra,
+            },
+            indent=2,
+        )
+    )
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -41,14 +50,26 @@ def cmd_build(args: argparse.Namespace) -> int:
     from thoughtbank.templates.store import read_templates
 
     show_progress = _report_progress()
-    params = {"m": args.hnsw_m, "ef_construction": args.ef_construction,
-              "ef_search": args.ef_search, "nlist": args.nlist, "nprobe": args.nprobe}
-    settings = IndexSettings(args.type, {k: v for k, v in params.items() if v is not None},
-                             args.embed)
+    params = {
+        "m": args.hnsw_m,
+        "ef_construction": args.ef_construction,
+        "ef_search": args.ef_search,
+        "nlist": args.nlist,
+        "nprobe": args.nprobe,
+    }
+    settings = IndexSettings(
+        args.type, {k: v for k, v in params.items() if v is not None}, args.embed
+    )
     embedder = Embedder(args.model, device=args.device, batch_size=args.batch_size)
-    manifest = build_index(list(read_templates(args.templates)), args.out, embedder,
-                           show_progress=show_progress, settings=settings, device=args.device,
-                           sources=[args.templates])
+    manifest = build_index(
+        list(read_templates(args.templates)),
+        args.out,
+        embedder,
+        show_progress=show_progress,
+        settings=settings,
+        device=args.device,
+        sources=[args.templates],
+    )
     _print_version(manifest, index_dir=str(args.out))
     return 0
 
@@ -59,12 +80,20 @@ def cmd_add(args: argparse.Namespace) -> int:
 
     show_progress = _report_progress()
     result = add_templates(
-        args.index, list(read_templates(args.templates)),
+        args.index,
+        list(read_templates(args.templates)),
         lambda model: Embedder(model, device=args.device, batch_size=args.batch_size),
-        device=args.device, show_progress=show_progress, sources=[args.templates],
+        device=args.device,
+        show_progress=show_progress,
+        sources=[args.templates],
     )
-    _print_version(result.manifest, added=result.added, replaced=result.replaced,
-                   unchanged=result.unchanged, new_version=result.created_version)
+    _print_version(
+        result.manifest,
+        added=result.added,
+        replaced=result.replaced,
+        unchanged=result.unchanged,
+        new_version=result.created_version,
+    )
     return 0
 
 
@@ -89,8 +118,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         except IndexArtifactError as exc:
             print(f"{marker} {version}  unreadable: {exc}")
             continue
-        print(f"{marker} {version}  {manifest.created_at}  {manifest.count:>9} templates  "
-              f"{manifest.index_type:<4}  {manifest.embedder}")
+        print(
+            f"{marker} {version}  {manifest.created_at}  {manifest.count:>9} templates  "
+            f"{manifest.index_type:<4}  {manifest.embedder}"
+        )
     return 0
 
 
@@ -131,14 +162,26 @@ def _add_build(commands: Commands) -> None:
     build = commands.add_parser("build", help="embed templates into a new index version")
     build.add_argument("templates", type=Path, help="templates JSONL from `thoughtbank mine`")
     build.add_argument("--out", type=Path, required=True, help="index directory")
-    build.add_argument("--type", default="auto", choices=["auto", *INDEX_TYPES],
-                       help="auto: exact (flat) up to 50k templates, hnsw above")
-    build.add_argument("--embed", default="query", choices=EMBED_FIELDS,
-                       help="what is embedded for each template")
-    build.add_argument("--model", default="bundled:all-MiniLM-L6-v2",
-                       help="sentence-transformers model: local path or hub name")
-    build.add_argument("--device", default="cpu", choices=DEVICES,
-                       help="for embedding and FAISS; cuda falls back to cpu with a message")
+    build.add_argument(
+        "--type",
+        default="auto",
+        choices=["auto", *INDEX_TYPES],
+        help="auto: exact (flat) up to 50k templates, hnsw above",
+    )
+    build.add_argument(
+        "--embed", default="query", choices=EMBED_FIELDS, help="what is embedded for each template"
+    )
+    build.add_argument(
+        "--model",
+        default="bundled:all-MiniLM-L6-v2",
+        help="sentence-transformers model: local path or hub name",
+    )
+    build.add_argument(
+        "--device",
+        default="cpu",
+        choices=DEVICES,
+        help="for embedding and FAISS; cuda falls back to cpu with a message",
+    )
     build.add_argument("--batch-size", type=positive_int, default=64)
     build.add_argument("--hnsw-m", type=positive_int, help="hnsw: links per node (32)")
     build.add_argument("--ef-construction", type=positive_int, help="hnsw: build depth (40)")

@@ -124,13 +124,18 @@ def resolve_index_device(device: str, spec: IndexSpec) -> str:
     if gpu_available():
         return "cuda"
     if device == "cuda":
-        log.warning("--device cuda: FAISS has no usable GPU (faiss-gpu not installed or no GPU "
-                    "visible); building the index on the CPU")
+        log.warning(
+            "--device cuda: FAISS has no usable GPU (faiss-gpu not installed or no GPU "
+            "visible); building the index on the CPU"
+        )
     return "cpu"
 
 
 def build_faiss_index(
-    vectors: np.ndarray, ids: np.ndarray, spec: IndexSpec, device: str = "cpu",
+    vectors: np.ndarray,
+    ids: np.ndarray,
+    spec: IndexSpec,
+    device: str = "cpu",
     show_progress: bool = False,
 ) -> Any:
     """Train (IVF) and fill an index for ``spec``; GPU work is copied back to a CPU index."""
@@ -144,9 +149,13 @@ def build_faiss_index(
         log.info("training %s index on %d vectors", spec.index_type, len(vectors))
         index.train(vectors)
     starts = range(0, len(vectors), ADD_CHUNK)
-    for start in tqdm(starts, desc=f"adding to {spec.index_type} index", unit="chunk",
-                      disable=not show_progress or len(starts) < 2):
-        index.add_with_ids(vectors[start:start + ADD_CHUNK], ids[start:start + ADD_CHUNK])
+    for start in tqdm(
+        starts,
+        desc=f"adding to {spec.index_type} index",
+        unit="chunk",
+        disable=not show_progress or len(starts) < 2,
+    ):
+        index.add_with_ids(vectors[start : start + ADD_CHUNK], ids[start : start + ADD_CHUNK])
     return faiss.index_gpu_to_cpu(index) if on_gpu else index
 
 
@@ -164,8 +173,11 @@ class IdFilter:
 
 
 def search_parameters(
-    spec: IndexSpec, k: int, allowed: IdFilter | None = None,
-    ef_search: int | None = None, nprobe: int | None = None,
+    spec: IndexSpec,
+    k: int,
+    allowed: IdFilter | None = None,
+    ef_search: int | None = None,
+    nprobe: int | None = None,
 ) -> Any:
     """A per-call ``SearchParameters`` with the ID filter and this call's efSearch/nprobe."""
     faiss = import_faiss()

@@ -16,6 +16,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import mmh3
 import numpy as np
@@ -74,7 +75,9 @@ class _NgramFeatures:
 
     def __init__(self, analyzer: str, ngram_range: tuple[int, int], bits: int) -> None:
         self._analyze = HashingVectorizer(
-            analyzer=analyzer, ngram_range=ngram_range, lowercase=analyzer == "word",
+            analyzer=analyzer,
+            ngram_range=ngram_range,
+            lowercase=analyzer == "word",
             token_pattern=_WORD_PATTERN if analyzer == "word" else None,
         ).build_analyzer()
         self.columns = 1 << bits
@@ -117,8 +120,12 @@ class TaskClassifier:
     """
 
     def __init__(
-        self, config: FeatureConfig, idf: dict[str, np.ndarray], coef: np.ndarray,
-        intercept: np.ndarray, classes: Sequence[str],
+        self,
+        config: FeatureConfig,
+        idf: dict[str, np.ndarray],
+        coef: np.ndarray,
+        intercept: np.ndarray,
+        classes: Sequence[str],
     ) -> None:
         self.config = config
         self.idf = idf
@@ -129,7 +136,10 @@ class TaskClassifier:
 
     @classmethod
     def fit(
-        cls, texts: Sequence[str], embeddings: np.ndarray, tasks: Sequence[str],
+        cls,
+        texts: Sequence[str],
+        embeddings: np.ndarray,
+        tasks: Sequence[str],
         config: FeatureConfig | None = None,
     ) -> TaskClassifier:
         """Train on queries with their (normalized) embeddings and task labels."""
@@ -138,7 +148,10 @@ class TaskClassifier:
 
     @classmethod
     def fit_counted(
-        cls, counts: NgramCounts, embeddings: np.ndarray, tasks: Sequence[str],
+        cls,
+        counts: NgramCounts,
+        embeddings: np.ndarray,
+        tasks: Sequence[str],
         config: FeatureConfig,
     ) -> TaskClassifier:
         """``fit`` on n-grams counted by ``count_ngrams`` with the same ``config``, so that
@@ -148,8 +161,13 @@ class TaskClassifier:
         idf = {kind: features[kind].fit_idf(c) for kind, c in counts.items()}
         model = LinearSVC(C=config.regularization_c)
         model.fit(_stack(features, counts, idf, embeddings, config), list(tasks))
-        return cls(config, idf, model.coef_.astype(np.float32),
-                   model.intercept_.astype(np.float32), [str(c) for c in model.classes_])
+        return cls(
+            config,
+            idf,
+            model.coef_.astype(np.float32),
+            model.intercept_.astype(np.float32),
+            [str(c) for c in model.classes_],
+        )
 
     def margins(self, texts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
         """Decision values, (len(texts), classes)."""
@@ -160,14 +178,16 @@ class TaskClassifier:
         """``margins`` of counted queries: each feature block times its coefficients, summed,
         which equals the stacked product of training without building the stack (a query's
         n-grams only read their own coefficient rows)."""
-        total = self.config.embedding_weight * np.asarray(embeddings, dtype=np.float32) @ (
-            self._coef_blocks["embedding"]
+        total = (
+            self.config.embedding_weight
+            * np.asarray(embeddings, dtype=np.float32)
+            @ (self._coef_blocks["embedding"])
         )
         for kind, rows in counts.items():
             for row, row_counts in enumerate(rows):
                 columns, values = _NgramFeatures.weigh(row_counts, self.idf[kind])
                 total[row] += values @ self._coef_blocks[kind][columns]
-        return total + self.intercept
+        return np.asarray(total + self.intercept)
 
     def predict(self, texts: Sequence[str], embeddings: np.ndarray) -> TaskPrediction:
         """Best task of each query with softmax confidences over the scaled margins."""
@@ -186,11 +206,15 @@ class TaskClassifier:
     def save(self, folder: Path) -> tuple[str, str]:
         """Write the arrays (.npz) and metadata (.json) into ``folder``; return both names."""
         folder = Path(folder)
-        np.savez_compressed(folder / CLASSIFIER_ARRAYS_FILE, coef=self.coef,
-                            intercept=self.intercept,
-                            **{f"idf_{kind}": idf for kind, idf in self.idf.items()})
-        meta = {"format": CLASSIFIER_FORMAT, "classes": list(self.classes),
-                "config": asdict(self.config)}
+        arrays: dict[str, Any] = {f"idf_{kind}": idf for kind, idf in self.idf.items()}
+        np.savez_compressed(
+            folder / CLASSIFIER_ARRAYS_FILE, coef=self.coef, intercept=self.intercept, **arrays
+        )
+        meta = {
+            "format": CLASSIFIER_FORMAT,
+            "classes": list(self.classes),
+            "config": asdict(self.config),
+        }
         (folder / CLASSIFIER_META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
         return CLASSIFIER_ARRAYS_FILE, CLASSIFIER_META_FILE
 
@@ -205,8 +229,11 @@ class TaskClassifier:
         if meta.get("format") not in READABLE_FORMATS:
             raise TaskClassifierError(f"unsupported task classifier format {meta.get('format')!r}")
         try:
-            config = FeatureConfig(**{key: tuple(value) if isinstance(value, list) else value
-                                      for key, value in meta["config"].items()})
+            stored: dict[str, Any] = {
+                key: tuple(value) if isinstance(value, list) else value
+                for key, value in meta["config"].items()
+            }
+            config = FeatureConfig(**stored)
             with np.load(folder / CLASSIFIER_ARRAYS_FILE, allow_pickle=False) as arrays:
                 idf = {kind: arrays[f"idf_{kind}"] for kind in _feature_kinds(config)}
                 return cls(config, idf, arrays["coef"], arrays["intercept"], meta["classes"])
@@ -225,8 +252,7 @@ def select_rows(counts: NgramCounts, rows: Iterable[int]) -> NgramCounts:
     return {kind: [per_row[i] for i in chosen] for kind, per_row in counts.items()}
 
 
-def check_training_data(counts: NgramCounts, embeddings: np.ndarray,
-                        tasks: Sequence[str]) -> None:
+def check_training_data(counts: NgramCounts, embeddings: np.ndarray, tasks: Sequence[str]) -> None:
     """Raise ``TaskClassifierError`` unless the rows align and hold two tasks or more."""
     if len(set(tasks)) < 2:
         raise TaskClassifierError("task inference needs templates of at least two tasks")
@@ -243,7 +269,8 @@ def _one_column_per_class(
         return np.vstack([-coef, coef]), np.concatenate([-intercept, intercept])
     if len(coef) != classes or len(intercept) != classes:
         raise TaskClassifierError(
-            f"{len(coef)} coefficient rows and {len(intercept)} intercepts for {classes} tasks")
+            f"{len(coef)} coefficient rows and {len(intercept)} intercepts for {classes} tasks"
+        )
     return coef, intercept
 
 
@@ -269,18 +296,26 @@ def _coefficient_blocks(
 
 
 def _stack(
-    features: dict[str, _NgramFeatures], counts: dict[str, list[tuple[np.ndarray, np.ndarray]]],
-    idf: dict[str, np.ndarray], embeddings: np.ndarray, config: FeatureConfig,
+    features: dict[str, _NgramFeatures],
+    counts: dict[str, list[tuple[np.ndarray, np.ndarray]]],
+    idf: dict[str, np.ndarray],
+    embeddings: np.ndarray,
+    config: FeatureConfig,
 ) -> sparse.csr_matrix:
     """The training matrix: each n-gram kind's weighted rows, then the weighted embeddings."""
     blocks = []
     for kind, rows in counts.items():
         weighted = [_NgramFeatures.weigh(row, idf[kind]) for row in rows]
         indptr = np.cumsum([0, *(len(columns) for columns, _ in weighted)])
-        blocks.append(sparse.csr_matrix(
-            (np.concatenate([values for _, values in weighted]),
-             np.concatenate([columns for columns, _ in weighted]), indptr),
-            shape=(len(rows), features[kind].columns),
-        ))
+        blocks.append(
+            sparse.csr_matrix(
+                (
+                    np.concatenate([values for _, values in weighted]),
+                    np.concatenate([columns for columns, _ in weighted]),
+                    indptr,
+                ),
+                shape=(len(rows), features[kind].columns),
+            )
+        )
     dense = sparse.csr_matrix(config.embedding_weight * np.asarray(embeddings, dtype=np.float32))
     return sparse.hstack([*blocks, dense], format="csr")

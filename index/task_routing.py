@@ -66,7 +66,7 @@ class HeldOutMargins:
 
     @property
     def predicted(self) -> np.ndarray:
-        return np.asarray(self.classes, dtype=object)[self.margins.argmax(axis=1)]
+        return np.asarray(np.asarray(self.classes, dtype=object)[self.margins.argmax(axis=1)])
 
 
 def stratified_folds(tasks: Sequence[str], folds: int, seed: int = 0) -> np.ndarray:
@@ -83,7 +83,10 @@ def stratified_folds(tasks: Sequence[str], folds: int, seed: int = 0) -> np.ndar
 
 
 def held_out_margins(
-    counts: NgramCounts, embeddings: np.ndarray, tasks: Sequence[str], folds: int,
+    counts: NgramCounts,
+    embeddings: np.ndarray,
+    tasks: Sequence[str],
+    folds: int,
     config: FeatureConfig,
 ) -> HeldOutMargins:
     """Margins of every row that can be held out, each from a classifier trained without its
@@ -96,15 +99,15 @@ def held_out_margins(
         test, train = np.flatnonzero(fold_of == fold), np.flatnonzero(fold_of != fold)
         if not len(test):
             continue
-        classifier = TaskClassifier.fit_counted(select_rows(counts, train), embeddings[train],
-                                                labels[train].tolist(), config)
+        classifier = TaskClassifier.fit_counted(
+            select_rows(counts, train), embeddings[train], labels[train].tolist(), config
+        )
         margins[test] = classifier.margins_counted(select_rows(counts, test), embeddings[test])
     held = fold_of >= 0
     return HeldOutMargins(margins[held], labels[held], classes)
 
 
-def fit_confidence_scale(margins: np.ndarray, labels: np.ndarray,
-                         classes: Sequence[str]) -> float:
+def fit_confidence_scale(margins: np.ndarray, labels: np.ndarray, classes: Sequence[str]) -> float:
     """The scale of the margins minimizing the held-out negative log-likelihood of the softmax
     (temperature scaling: one parameter, so the predicted task never changes)."""
     column = {task: i for i, task in enumerate(classes)}
@@ -119,8 +122,9 @@ def fit_confidence_scale(margins: np.ndarray, labels: np.ndarray,
     return float(np.exp(found.x))
 
 
-def calibration_error(confidences: np.ndarray, correct: np.ndarray,
-                      bins: int = CALIBRATION_BINS) -> float:
+def calibration_error(
+    confidences: np.ndarray, correct: np.ndarray, bins: int = CALIBRATION_BINS
+) -> float:
     """Expected calibration error: per equal-width confidence bin, |accuracy - mean
     confidence|, weighted by the bin's share of predictions."""
     confidences = np.asarray(confidences, dtype=np.float64)
@@ -141,24 +145,37 @@ def _confidence_error(held: HeldOutMargins, scale: float) -> float:
 
 
 def measure_routing(
-    held: HeldOutMargins, folds: int, min_recall: float, uncalibrated_scale: float,
+    held: HeldOutMargins,
+    folds: int,
+    min_recall: float,
+    uncalibrated_scale: float,
 ) -> RoutingQuality:
     """Per-task recall, the tasks to leave unrouted and the calibration, from held-out margins."""
     predicted = held.predicted
-    recall = {task: float(np.mean(predicted[held.labels == task] == task))
-              for task in held.classes if np.any(held.labels == task)}
+    recall = {
+        task: float(np.mean(predicted[held.labels == task] == task))
+        for task in held.classes
+        if np.any(held.labels == task)
+    }
     unrouted = tuple(task for task in held.classes if recall.get(task, 0.0) < min_recall)
     scale = fit_confidence_scale(held.margins, held.labels, held.classes)
     return RoutingQuality(
-        folds=folds, min_recall=min_recall, recall=recall, unrouted=unrouted,
-        confidence_scale=scale, calibration_error=_confidence_error(held, scale),
+        folds=folds,
+        min_recall=min_recall,
+        recall=recall,
+        unrouted=unrouted,
+        confidence_scale=scale,
+        calibration_error=_confidence_error(held, scale),
         uncalibrated_error=_confidence_error(held, uncalibrated_scale),
     )
 
 
 def train_task_router(
-    texts: Sequence[str], embeddings: np.ndarray, tasks: Sequence[str],
-    folds: int = DEFAULT_FOLDS, min_recall: float = DEFAULT_MIN_RECALL,
+    texts: Sequence[str],
+    embeddings: np.ndarray,
+    tasks: Sequence[str],
+    folds: int = DEFAULT_FOLDS,
+    min_recall: float = DEFAULT_MIN_RECALL,
     config: FeatureConfig | None = None,
 ) -> tuple[TaskClassifier, RoutingQuality]:
     """Measure routing on ``folds`` held-out folds, then train on every row with the
@@ -172,10 +189,17 @@ def train_task_router(
     quality = measure_routing(held, folds, min_recall, config.confidence_scale)
     for task in quality.unrouted:
         measured = quality.recall.get(task)
-        why = ("a single template, too few to measure" if measured is None
-               else f"held-out recall {measured:.3f} < {min_recall}")
-        log.warning("task %r is not routed to (%s): similarity decides for queries "
-                    "predicted as it", task, why)
+        why = (
+            "a single template, too few to measure"
+            if measured is None
+            else f"held-out recall {measured:.3f} < {min_recall}"
+        )
+        log.warning(
+            "task %r is not routed to (%s): similarity decides for queries predicted as it",
+            task,
+            why,
+        )
     classifier = TaskClassifier.fit_counted(
-        counts, embeddings, tasks, replace(config, confidence_scale=quality.confidence_scale))
+        counts, embeddings, tasks, replace(config, confidence_scale=quality.confidence_scale)
+    )
     return classifier, quality

@@ -154,7 +154,11 @@ class Call(Generic[T]):
 
 
 def make_query(
-    query: str | RetrievalQuery, k: int, task: str, min_score: float | None, diversity: float,
+    query: str | RetrievalQuery,
+    k: int,
+    task: str,
+    min_score: float | None,
+    diversity: float,
 ) -> RetrievalQuery:
     """A ``RetrievalQuery`` from a text and settings; a given ``RetrievalQuery`` wins as is."""
     if isinstance(query, RetrievalQuery):
@@ -163,32 +167,50 @@ def make_query(
 
 
 def retrieve_call(query: RetrievalQuery) -> Call[RetrievalResult]:
-    return Call("Retrieve", convert.query_to_pb(query), convert.result_from_pb,
-                lambda engine: engine.retrieve(query))
+    return Call(
+        "Retrieve",
+        convert.query_to_pb(query),
+        convert.result_from_pb,
+        lambda engine: engine.retrieve(query),
+    )
 
 
 def retrieve_batch_call(queries: Sequence[RetrievalQuery]) -> Call[list[RetrievalResult]]:
     request = pb2.RetrieveBatchRequest(requests=[convert.query_to_pb(q) for q in queries])
-    return Call("RetrieveBatch", request,
-                lambda reply: [convert.result_from_pb(r) for r in reply.responses],
-                lambda engine: engine.retrieve_batch(queries))
+    return Call(
+        "RetrieveBatch",
+        request,
+        lambda reply: [convert.result_from_pb(r) for r in reply.responses],
+        lambda engine: engine.retrieve_batch(queries),
+    )
 
 
 def augment_call(query: RetrievalQuery, max_template_tokens: int | None) -> Call[AugmentedPrompt]:
     request = convert.augment_request_to_pb(query, max_template_tokens)
-    return Call("AugmentPrompt", request, convert.augmented_from_pb,
-                lambda engine: engine.augment(query, max_template_tokens))
+    return Call(
+        "AugmentPrompt",
+        request,
+        convert.augmented_from_pb,
+        lambda engine: engine.augment(query, max_template_tokens),
+    )
 
 
 def get_template_call(template_id: str) -> Call[ThoughtTemplate]:
-    return Call("GetTemplate", pb2.GetTemplateRequest(id=template_id),
-                lambda reply: convert.template_from_pb(reply.template),
-                lambda engine: engine.get_template(template_id))
+    return Call(
+        "GetTemplate",
+        pb2.GetTemplateRequest(id=template_id),
+        lambda reply: convert.template_from_pb(reply.template),
+        lambda engine: engine.get_template(template_id),
+    )
 
 
 def index_info_call() -> Call[IndexInfo]:
-    return Call("GetIndexInfo", pb2.GetIndexInfoRequest(), convert.info_from_pb,
-                lambda engine: engine.info())
+    return Call(
+        "GetIndexInfo",
+        pb2.GetIndexInfoRequest(),
+        convert.info_from_pb,
+        lambda engine: engine.info(),
+    )
 
 
 class BaseClient(Generic[TransportT]):
@@ -213,8 +235,12 @@ class BaseClient(Generic[TransportT]):
         """Connect to ``address`` (``host:port``); a transport is used as it is, unconfigured."""
         if isinstance(address, str):
             settings = ConnectionSettings(
-                address=address, timeout=timeout, token=token,
-                root_certificates=root_certificates, retry=retry, wait_for_ready=wait_for_ready,
+                address=address,
+                timeout=timeout,
+                token=token,
+                root_certificates=root_certificates,
+                retry=retry,
+                wait_for_ready=wait_for_ready,
                 channel_options=tuple(channel_options),
             )
             self._transport = self._connect(settings)
@@ -227,7 +253,11 @@ class BaseClient(Generic[TransportT]):
 
     @staticmethod
     def _retrieve(
-        query: str | RetrievalQuery, k: int, task: str, min_score: float | None, diversity: float,
+        query: str | RetrievalQuery,
+        k: int,
+        task: str,
+        min_score: float | None,
+        diversity: float,
     ) -> Call[RetrievalResult]:
         return retrieve_call(make_query(query, k, task, min_score, diversity))
 
@@ -239,7 +269,11 @@ class BaseClient(Generic[TransportT]):
 
     @staticmethod
     def _augment(
-        query: str | RetrievalQuery, k: int, task: str, min_score: float | None, diversity: float,
+        query: str | RetrievalQuery,
+        k: int,
+        task: str,
+        min_score: float | None,
+        diversity: float,
         max_template_tokens: int | None,
     ) -> Call[AugmentedPrompt]:
         request = make_query(query, k, task, min_score, diversity)

@@ -60,8 +60,12 @@ def explain_unavailable(command: Command) -> Command:
 
 def connection_options(args: argparse.Namespace) -> dict[str, Any]:
     token = args.token_file.read_text().strip() if args.token_file else None
-    return {"timeout": args.timeout, "token": token, "root_certificates": args.tls_ca,
-            "wait_for_ready": args.wait}
+    return {
+        "timeout": args.timeout,
+        "token": token,
+        "root_certificates": args.tls_ca,
+        "wait_for_ready": args.wait,
+    }
 
 
 def open_client(args: argparse.Namespace) -> ThoughtbankClient:
@@ -81,8 +85,9 @@ def print_json(value: Any) -> None:
 
 
 def request_of(args: argparse.Namespace) -> RetrievalQuery:
-    return RetrievalQuery(args.text, k=args.k, task=args.task, min_score=args.min_score,
-                          diversity=args.diversity)
+    return RetrievalQuery(
+        args.text, k=args.k, task=args.task, min_score=args.min_score, diversity=args.diversity
+    )
 
 
 def print_hits(result: RetrievalResult) -> None:
@@ -122,8 +127,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print_json(asdict(info))
         return 0
-    print(f"index version {info.index_version}: {info.count} templates, {info.index_type} "
-          f"({info.metric}), embedder {info.embedder} ({info.dimension} dims)")
+    print(
+        f"index version {info.index_version}: {info.count} templates, {info.index_type} "
+        f"({info.metric}), embedder {info.embedder} ({info.dimension} dims)"
+    )
     for task, count in sorted(info.task_counts.items()):
         print(f"  {task}: {count}")
     return 0
@@ -152,10 +159,14 @@ async def _augment_file(args: argparse.Namespace, settings: BatchSettings) -> in
         tqdm(desc="augmenting", unit="query", disable=args.quiet) as progress,
     ):
         async with open_async_client(args) as client:
-            summary = await augment_stream(client, rows, out, settings,
-                                           report_bad_line(args.queries), progress.update)
-    print(f"thoughtbank: {summary.written} augmented rows written to {args.out}, "
-          f"{summary.skipped} of {summary.read} skipped", file=sys.stderr)
+            summary = await augment_stream(
+                client, rows, out, settings, report_bad_line(args.queries), progress.update
+            )
+    print(
+        f"thoughtbank: {summary.written} augmented rows written to {args.out}, "
+        f"{summary.skipped} of {summary.read} skipped",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -164,8 +175,11 @@ def cmd_augment_file(args: argparse.Namespace) -> int:
     if not args.queries.is_file():
         raise FileNotFoundError(f"no queries file {args.queries}")
     settings = BatchSettings(
-        query_column=args.query_column, task_column=args.task_column or None,
-        prompt_column=args.prompt_column, k=args.k, concurrency=args.concurrency,
+        query_column=args.query_column,
+        task_column=args.task_column or None,
+        prompt_column=args.prompt_column,
+        k=args.k,
+        concurrency=args.concurrency,
         limit=args.limit,
     )
     return asyncio.run(_augment_file(args, settings))
@@ -173,16 +187,20 @@ def cmd_augment_file(args: argparse.Namespace) -> int:
 
 def add_connection_args(parser: argparse.ArgumentParser) -> None:
     target = parser.add_mutually_exclusive_group()
-    target.add_argument("--server", default=os.environ.get("THOUGHTBANK_SERVER", DEFAULT_SERVER),
-                        help="HOST:PORT of a running server (default: $THOUGHTBANK_SERVER or "
-                             f"{DEFAULT_SERVER})")
+    target.add_argument(
+        "--server",
+        default=os.environ.get("THOUGHTBANK_SERVER", DEFAULT_SERVER),
+        help=f"HOST:PORT of a running server (default: $THOUGHTBANK_SERVER or {DEFAULT_SERVER})",
+    )
     target.add_argument("--index", type=Path, help="query this index in-process instead")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
-                        help="deadline per call, seconds")
+    parser.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT, help="deadline per call, seconds"
+    )
     parser.add_argument("--token-file", type=Path, help="file with the server's bearer token")
     parser.add_argument("--tls-ca", type=Path, help="PEM root certificates: connect with TLS")
-    parser.add_argument("--wait", action="store_true",
-                        help="wait (up to --timeout) for a server that is starting")
+    parser.add_argument(
+        "--wait", action="store_true", help="wait (up to --timeout) for a server that is starting"
+    )
 
 
 def add_retrieval_args(parser: argparse.ArgumentParser) -> None:
@@ -207,12 +225,14 @@ def add_commands(commands: Commands) -> None:
     query.add_argument("text", help="the query")
     add_retrieval_args(query)
 
-    augment = add_read_command(commands, "augment", "the augmented prompt for a query",
-                               cmd_augment)
+    augment = add_read_command(commands, "augment", "the augmented prompt for a query", cmd_augment)
     augment.add_argument("text", help="the query")
     add_retrieval_args(augment)
-    augment.add_argument("--max-template-tokens", type=positive_int,
-                         help="token budget for the templates in the prompt")
+    augment.add_argument(
+        "--max-template-tokens",
+        type=positive_int,
+        help="token budget for the templates in the prompt",
+    )
 
     add_read_command(commands, "info", "what the served index is", cmd_info)
 
@@ -225,13 +245,20 @@ def add_commands(commands: Commands) -> None:
     add_connection_args(batch)
     batch.add_argument("--k", type=positive_int, default=DEFAULT_K, help="templates per prompt")
     batch.add_argument("--query-column", default="query", help="column with the query text")
-    batch.add_argument("--task-column", default="task_name",
-                       help="column with the task to prefer ('' for none; a row without it "
-                            "has none)")
-    batch.add_argument("--prompt-column", default="augmented_prompt",
-                       help="output column for the prompt")
-    batch.add_argument("--concurrency", type=positive_int, default=DEFAULT_CONCURRENCY,
-                       help="most calls in flight at once")
+    batch.add_argument(
+        "--task-column",
+        default="task_name",
+        help="column with the task to prefer ('' for none; a row without it has none)",
+    )
+    batch.add_argument(
+        "--prompt-column", default="augmented_prompt", help="output column for the prompt"
+    )
+    batch.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=DEFAULT_CONCURRENCY,
+        help="most calls in flight at once",
+    )
     batch.add_argument("--limit", type=positive_int, help="stop after this many rows")
     batch.add_argument("--quiet", action="store_true", help="no progress bar")
     batch.set_defaults(func=cmd_augment_file)

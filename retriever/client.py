@@ -60,8 +60,11 @@ class GrpcTransport:
     def call(self, call: Call[T], timeout: float | None) -> T:
         method = getattr(self._stub, call.method)
         try:
-            reply = method(call.request, timeout=self.settings.deadline(timeout),
-                           metadata=self.settings.metadata())
+            reply = method(
+                call.request,
+                timeout=self.settings.deadline(timeout),
+                metadata=self.settings.metadata(),
+            )
         except grpc.RpcError as exc:
             raise error_from_rpc(exc) from exc
         return call.parse(reply)
@@ -106,23 +109,39 @@ class ThoughtbankClient(BaseClient[Transport]):
         return cls(LocalTransport(Path(index_dir)))
 
     def retrieve(
-        self, query: str | RetrievalQuery, k: int = DEFAULT_K, task: str = "", *,
-        min_score: float | None = None, diversity: float = 0.0, timeout: float | None = None,
+        self,
+        query: str | RetrievalQuery,
+        k: int = DEFAULT_K,
+        task: str = "",
+        *,
+        min_score: float | None = None,
+        diversity: float = 0.0,
+        timeout: float | None = None,
     ) -> RetrievalResult:
         """Top-``k`` templates for ``query`` (a text, or a ``RetrievalQuery`` for every option)."""
         return self._transport.call(self._retrieve(query, k, task, min_score, diversity), timeout)
 
     def retrieve_batch(
-        self, queries: Sequence[str | RetrievalQuery], k: int = DEFAULT_K, task: str = "", *,
+        self,
+        queries: Sequence[str | RetrievalQuery],
+        k: int = DEFAULT_K,
+        task: str = "",
+        *,
         timeout: float | None = None,
     ) -> list[RetrievalResult]:
         """One result per query, in order, from a single call (embedded as one batch)."""
         return self._transport.call(self._retrieve_batch(queries, k, task), timeout)
 
     def augment(
-        self, query: str | RetrievalQuery, k: int = DEFAULT_K, task: str = "", *,
-        min_score: float | None = None, diversity: float = 0.0,
-        max_template_tokens: int | None = None, timeout: float | None = None,
+        self,
+        query: str | RetrievalQuery,
+        k: int = DEFAULT_K,
+        task: str = "",
+        *,
+        min_score: float | None = None,
+        diversity: float = 0.0,
+        max_template_tokens: int | None = None,
+        timeout: float | None = None,
     ) -> AugmentedPrompt:
         """The FusionFactory-style prompt for ``query`` with the templates it was built from."""
         call = self._augment(query, k, task, min_score, diversity, max_template_tokens)
@@ -141,7 +160,9 @@ class ThoughtbankClient(BaseClient[Transport]):
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.close()

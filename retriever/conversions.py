@@ -56,12 +56,8 @@ def template_from_pb(message: pb2.ThoughtTemplate) -> ThoughtTemplate:
     )
 
 
-
-
 def hit_from_pb(message: pb2.ScoredTemplate) -> ScoredTemplate:
     return ScoredTemplate(template_from_pb(message.template), message.score, message.index_version)
-
-
 
 
 def _query_fields(query: RetrievalQuery) -> dict[str, Any]:
@@ -87,11 +83,7 @@ def query_to_pb(query: RetrievalQuery) -> pb2.RetrieveRequest:
 def augment_request_to_pb(
     query: RetrievalQuery, max_template_tokens: int | None = None
 ) -> pb2.AugmentPromptRequest:
-    return pb2.AugmentPromptRequest(
-        **_query_fields(query), max_template_tokens=max_template_tokens
-    )
-
-
+    return pb2.AugmentPromptRequest(**_query_fields(query), max_template_tokens=max_template_tokens)
 
 
 def result_from_pb(message: pb2.RetrieveResponse) -> RetrievalResult:
@@ -103,15 +95,12 @@ def result_from_pb(message: pb2.RetrieveResponse) -> RetrievalResult:
     )
 
 
-
-
 def augmented_from_pb(message: pb2.AugmentPromptResponse) -> AugmentedPrompt:
     return AugmentedPrompt(
-        prompt=message.prompt, hits=tuple(hit_from_pb(h) for h in message.hits),
+        prompt=message.prompt,
+        hits=tuple(hit_from_pb(h) for h in message.hits),
         index_version=message.index_version,
     )
-
-
 
 
 def info_from_pb(message: pb2.GetIndexInfoResponse) -> IndexInfo:

@@ -46,8 +46,14 @@ class DeadlineExceededError(ThoughtbankError):
 
 _BY_CODE = {
     cls.code: cls
-    for cls in (InvalidRequestError, TemplateNotFoundError, IndexUnavailableError,
-                AuthenticationError, ServerOverloadedError, DeadlineExceededError)
+    for cls in (
+        InvalidRequestError,
+        TemplateNotFoundError,
+        IndexUnavailableError,
+        AuthenticationError,
+        ServerOverloadedError,
+        DeadlineExceededError,
+    )
 }
 
 

@@ -73,9 +73,9 @@ class ThoughtTemplateRetriever(BaseRetriever):
     min_score: float | None = None
     diversity: float = 0.0
 
-    _async_clients: weakref.WeakKeyDictionary[
-        asyncio.AbstractEventLoop, AsyncThoughtbankClient
-    ] = PrivateAttr(default_factory=weakref.WeakKeyDictionary)
+    _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncThoughtbankClient] = (
+        PrivateAttr(default_factory=weakref.WeakKeyDictionary)
+    )
 
     @model_validator(mode="after")
     def _needs_a_server(self) -> ThoughtTemplateRetriever:
@@ -84,8 +84,9 @@ class ThoughtTemplateRetriever(BaseRetriever):
         return self
 
     def request(self, query: str) -> RetrievalQuery:
-        return RetrievalQuery(query, k=self.k, task=self.task, min_score=self.min_score,
-                              diversity=self.diversity)
+        return RetrievalQuery(
+            query, k=self.k, task=self.task, min_score=self.min_score, diversity=self.diversity
+        )
 
     def _sync_client(self) -> ThoughtbankClient:
         if self.client is None:

@@ -14,13 +14,31 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 #: A number as written; never an exponent or a subscript ("10^{-11}", "x_2").
-_NUMBER = re.compile(r"(?<![\w.^_])(?<!\^\{-)(?<!\^\{)(?<!_\{)(?P<dollar>\$)?"
-                     r"(?P<value>\d+(?:,\d{3})*(?:\.\d+)?|\.\d+)"
-                     r"(?P<percent>%)?(?![\w])")
+_NUMBER = re.compile(
+    r"(?<![\w.^_])(?<!\^\{-)(?<!\^\{)(?<!_\{)(?P<dollar>\$)?"
+    r"(?P<value>\d+(?:,\d{3})*(?:\.\d+)?|\.\d+)"
+    r"(?P<percent>%)?(?![\w])"
+)
 _WORD_NUMBERS = {
-    "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8",
-    "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "fifteen": "15", "twenty": "20",
-    "thirty": "30", "forty": "40", "fifty": "50", "hundred": "100", "twice": "2", "half": "0.5",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+    "ten": "10",
+    "eleven": "11",
+    "twelve": "12",
+    "fifteen": "15",
+    "twenty": "20",
+    "thirty": "30",
+    "forty": "40",
+    "fifty": "50",
+    "hundred": "100",
+    "twice": "2",
+    "half": "0.5",
 }
 _WORD_NUMBER = re.compile(r"\b(?:" + "|".join(_WORD_NUMBERS) + r")\b", re.IGNORECASE)
 _REPEATED_UNIT = re.compile(r"\[(?P<name>[^\]]+)\](?P<after>(?: [a-z]+){1,4}\b)")
@@ -31,25 +49,50 @@ _COMPUTED = re.compile(r"=\s*\$?(?P<value>\d+(?:,\d{3})*(?:\.\d+)?|\.\d+)")
 #: Where a quantity's name ends: punctuation, a line break or another number.
 _CLAUSE_END = re.compile(r"[^\w \t'$%-]|\d")
 #: A word after a capitalized one that shows it names someone doing something.
-_ACTS = re.compile(r"^(?:'s|’s|\s+(?:is|was|has|had|can|will|would|could|wants|needs|got|"
-                   r"bought|made|took|gave|went|said|and|[a-z]+(?:s|ed)\b))")
+_ACTS = re.compile(
+    r"^(?:'s|’s|\s+(?:is|was|has|had|can|will|would|could|wants|needs|got|"
+    r"bought|made|took|gave|went|said|and|[a-z]+(?:s|ed)\b))"
+)
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 #: Values a method may state as they are: units of time, dozens, percent, simple factors.
-CONSTANTS = frozenset({"0", "1", "2", "3", "4", "5", "7", "10", "12", "24", "30", "52", "60", "100",
-                       "365", "1000", "0.5"})
+CONSTANTS = frozenset(
+    {
+        "0",
+        "1",
+        "2",
+        "3",
+        "4",
+        "5",
+        "7",
+        "10",
+        "12",
+        "24",
+        "30",
+        "52",
+        "60",
+        "100",
+        "365",
+        "1000",
+        "0.5",
+    }
+)
 #: Words that never start or end a quantity's name.
-_NAME_STOP = frozenset("""a an the of and or to in on at for by with from is are was were be been
+_NAME_STOP = frozenset(
+    """a an the of and or to in on at for by with from is are was were be been
 has have had it its this that these those each every per than then so as if but into out up
 does do did will would can could should may might must there their his her he she they we you
-i me my our your them him who which what when where how many much more less left total""".split())
+i me my our your them him who which what when where how many much more less left total""".split()
+)
 #: Capitalized words that are no person's name, wherever they stand.
-_NOT_NAMES = frozenset("""a an the if in on at of for to and or but so as it its he she they we
+_NOT_NAMES = frozenset(
+    """a an the if in on at of for to and or but so as it its he she they we
 you i his her their our my this that these those there then when where what which who whom whose
 how why each every all some any no not one two three four five six seven eight nine ten after
 before during since until while once also however therefore thus first second third next last
 finally now today tomorrow yesterday monday tuesday wednesday thursday friday saturday sunday
 january february march april may june july august september october november december mr mrs
-ms dr let suppose given find calculate determine compute what's it's""".split())
+ms dr let suppose given find calculate determine compute what's it's""".split()
+)
 MIN_NAME_WORDS, MAX_NAME_WORDS = 2, 4
 PERSON_PLACEHOLDERS = ("X", "Y", "Z", "W", "V")
 
@@ -146,8 +189,11 @@ def person_names(query: str, context: str = "") -> tuple[str, ...]:
     names: list[str] = []
     for match in re.finditer(r"\b[A-Z][a-z]+\b", query):
         word = match[0]
-        if (word.lower() not in _NOT_NAMES | lower_forms and word not in names
-                and _ACTS.match(query[match.end():])):
+        if (
+            word.lower() not in _NOT_NAMES | lower_forms
+            and word not in names
+            and _ACTS.match(query[match.end() :])
+        ):
             names.append(word)
     return tuple(names[: len(PERSON_PLACEHOLDERS)])
 
@@ -161,8 +207,9 @@ class QueryAbstraction:
         self._given = tuple(self._symbols.values())
         names = person_names(query, " ".join(texts))
         self._names = dict(zip(names, PERSON_PLACEHOLDERS, strict=False))
-        self._name_pattern = (re.compile(r"\b(?:" + "|".join(map(re.escape, names)) + r")\b")
-                              if names else None)
+        self._name_pattern = (
+            re.compile(r"\b(?:" + "|".join(map(re.escape, names)) + r")\b") if names else None
+        )
         for text in texts:
             self._name_results(text)
 
@@ -214,7 +261,7 @@ class QueryAbstraction:
         after = match["after"].split()
         if after[: len(name)] != name:
             return match[0]
-        return " ".join([f"[{match['name']}]", *after[len(name):]])
+        return " ".join([f"[{match['name']}]", *after[len(name) :]])
 
     def _number(self, match: re.Match[str]) -> str:
         return self.symbol(match["value"]) or match[0]

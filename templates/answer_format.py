@@ -25,8 +25,9 @@ class AnswerFormat(str, Enum):
 
 
 _INSTRUCTIONS = {
-    AnswerFormat.CHOICE_LETTER:
-        "End with 'The answer is (X)' where X is the letter of the chosen option.",
+    AnswerFormat.CHOICE_LETTER: (
+        "End with 'The answer is (X)' where X is the letter of the chosen option."
+    ),
     AnswerFormat.HASH_NUMBER: "End with '#### <number>' giving the final numeric answer.",
     AnswerFormat.BOXED: "Put the final answer in \\boxed{}.",
     AnswerFormat.CODE_BLOCK: "Return the complete Python function in a code block.",
@@ -87,7 +88,8 @@ def classify_answer_format(text: str) -> AnswerFormat | None:
     for kind, marker in _FORMAT_MARKERS.items():
         for match in marker.finditer(text):
             is_boxed_letter = kind is AnswerFormat.BOXED and _FORMAT_MARKERS[
-                AnswerFormat.CHOICE_LETTER].match(text, match.start())
+                AnswerFormat.CHOICE_LETTER
+            ].match(text, match.start())
             if not is_boxed_letter and (last is None or match.start() >= last[0]):
                 last = (match.start(), kind)
     if last is not None:
@@ -124,8 +126,9 @@ def task_answer_format(
         return AnswerFormat.CHOICE_LETTER
     if _majority([is_numeric_answer(gt) for gt in ground_truths if gt.strip()]):
         return AnswerFormat.HASH_NUMBER
-    stated = Counter(kind for text in correct_responses
-                     if (kind := classify_answer_format(text)) is not None)
+    stated = Counter(
+        kind for text in correct_responses if (kind := classify_answer_format(text)) is not None
+    )
     if not stated:
         return AnswerFormat.PLAIN
     order = list(AnswerFormat)

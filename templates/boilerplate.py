@@ -22,8 +22,7 @@ _SEGMENT = re.compile(r"[^\n]+?(?:[.!?](?=\s)|$)", re.MULTILINE)
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 #: A capital letter alone, or a capitalized word after a lower-case word (a name); written so
 #: that every match starts at a capital, which keeps masking fast on long responses.
-_LETTER_OR_NAME = re.compile(
-    r"[A-Z](?:(?<=[a-z,;] [A-Z])[a-z]+)?(?![A-Za-z])(?<![A-Za-z][A-Z])")
+_LETTER_OR_NAME = re.compile(r"[A-Z](?:(?<=[a-z,;] [A-Z])[a-z]+)?(?![A-Za-z])(?<![A-Za-z][A-Z])")
 _WORD = re.compile(r"(?<![\\a-z])[a-z]{3,}")
 _OPERATOR = re.compile(r"[=+*/<>^]")
 
@@ -70,8 +69,11 @@ class Boilerplate:
     segments: frozenset[str] = frozenset()
 
     def _spans(self, text: str) -> list[tuple[int, int]]:
-        spans = [(m.start(), m.end()) for m in _segments(text)
-                 if mask_segment(m.group(0)) in self.segments]
+        spans = [
+            (m.start(), m.end())
+            for m in _segments(text)
+            if mask_segment(m.group(0)) in self.segments
+        ]
         spans += [(m.start(), m.end()) for m in _KNOWN.finditer(text)]
         merged: list[tuple[int, int]] = []
         for start, end in sorted(spans):  # a known phrase inside a learned segment is one find
@@ -102,8 +104,13 @@ def learn_boilerplate(responses_by_query: Iterable[Sequence[str]]) -> Boilerplat
     queries = 0
     for responses in responses_by_query:
         queries += 1
-        shared.update({masked for response in responses for m in _segments(response)
-                       if _countable(masked := mask_segment(m.group(0)))})
+        shared.update(
+            {
+                masked
+                for response in responses
+                for m in _segments(response)
+                if _countable(masked := mask_segment(m.group(0)))
+            }
+        )
     needed = max(MIN_QUERIES, MIN_QUERY_SHARE * queries)
-    return Boilerplate(frozenset(segment for segment, count in shared.items()
-                                 if count >= needed))
+    return Boilerplate(frozenset(segment for segment, count in shared.items() if count >= needed))

@@ -62,14 +62,21 @@ _STEP_NUMBER = re.compile(r"^\s*(?:step\s*)?\d+[.):]\s*|^\s*[-*•]\s*", re.IGNO
 def _transient_errors() -> tuple[type[BaseException], ...]:
     """Errors worth retrying: generic ones plus the OpenAI client's when it is installed."""
     errors: tuple[type[BaseException], ...] = (
-        TimeoutError, ConnectionError, OutputParserException,
+        TimeoutError,
+        ConnectionError,
+        OutputParserException,
     )
     try:
         import openai
     except ImportError:
         return errors
-    return (*errors, openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError,
-            openai.InternalServerError)
+    return (
+        *errors,
+        openai.APITimeoutError,
+        openai.APIConnectionError,
+        openai.RateLimitError,
+        openai.InternalServerError,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +102,9 @@ def _steps(value: Any) -> tuple[str, ...]:
 
 
 def _distillation(summary: Any, steps: Any, answer_format: Any, pitfalls: Any) -> Distillation:
-    fields = TemplateFields(str(summary or "").strip(), _steps(steps or ()),
-                            str(answer_format or "").strip())
+    fields = TemplateFields(
+        str(summary or "").strip(), _steps(steps or ()), str(answer_format or "").strip()
+    )
     if not (fields.task_summary and fields.reasoning_steps and fields.answer_format):
         raise OutputParserException(f"template reply lacks a part: {fields}")
     return Distillation(fields, str(pitfalls or "").strip())
@@ -135,8 +143,11 @@ def _quoted(responses: tuple[LogRecord, ...]) -> str:
 
 def build_messages(request: DistillRequest) -> list[BaseMessage]:
     """The system prompt and one user message with the query, responses and any feedback."""
-    parts = [f"Task: {request.task}", f"Query:\n{request.query}",
-             f"Best responses:\n{_quoted(request.responses)}"]
+    parts = [
+        f"Task: {request.task}",
+        f"Query:\n{request.query}",
+        f"Best responses:\n{_quoted(request.responses)}",
+    ]
     if request.failed:
         parts.append(f"Failed responses (for pitfalls):\n{_quoted(request.failed)}")
     if request.avoid:
@@ -149,8 +160,7 @@ def _reply_text(message: BaseMessage) -> str:
     if isinstance(message.content, str):
         return message.content
     return "".join(
-        block if isinstance(block, str) else str(block.get("text", ""))
-        for block in message.content
+        block if isinstance(block, str) else str(block.get("text", "")) for block in message.content
     )
 
 
@@ -159,15 +169,18 @@ class ChatDistiller:
 
     version = "1"
 
-    def __init__(self, model: BaseChatModel, label: str = "",
-                 policy: CallPolicy = CallPolicy()) -> None:
+    def __init__(
+        self, model: BaseChatModel, label: str = "", policy: CallPolicy = CallPolicy()
+    ) -> None:
         self.model = model
         self.policy = policy
         self.name = f"chat:{label or type(model).__name__}"
         self._limiter = (
-            InMemoryRateLimiter(requests_per_second=policy.requests_per_second,
-                                check_every_n_seconds=0.01)
-            if policy.requests_per_second else None
+            InMemoryRateLimiter(
+                requests_per_second=policy.requests_per_second, check_every_n_seconds=0.01
+            )
+            if policy.requests_per_second
+            else None
         )
         self._lock = threading.Lock()
         self._usage = LLMUsage()

@@ -40,8 +40,12 @@ def _distiller(args: argparse.Namespace) -> Distiller:
         raise ValueError("--distiller chat needs --llm openai:MODEL or python:MODULE:FACTORY")
     from thoughtbank.templates.chat import CallPolicy, ChatDistiller, load_chat_model
 
-    policy = CallPolicy(timeout_s=args.timeout, retries=args.retries,
-                        requests_per_second=args.rate_limit, call_threads=2 * args.workers)
+    policy = CallPolicy(
+        timeout_s=args.timeout,
+        retries=args.retries,
+        requests_per_second=args.rate_limit,
+        call_threads=2 * args.workers,
+    )
     return ChatDistiller(load_chat_model(args.llm, args.timeout), args.llm, policy)
 
 
@@ -83,47 +87,85 @@ def cmd_mine(args: argparse.Namespace) -> int:
 def _add_selection_arguments(mine: argparse.ArgumentParser) -> None:
     mine.add_argument("--strategy", default="fusion", choices=[s.value for s in Strategy])
     mine.add_argument("--top-n", type=positive_int, default=3, help="responses per template")
-    mine.add_argument("--min-performance", type=fraction,
-                      help="lowest score that counts as a success (default: anything above 0)")
-    mine.add_argument("--allow-models", type=_model_names,
-                      help="comma-separated models to distil from (default: all)")
-    mine.add_argument("--deny-models", type=_model_names, default=frozenset(),
-                      help="comma-separated models never to distil from")
+    mine.add_argument(
+        "--min-performance",
+        type=fraction,
+        help="lowest score that counts as a success (default: anything above 0)",
+    )
+    mine.add_argument(
+        "--allow-models",
+        type=_model_names,
+        help="comma-separated models to distil from (default: all)",
+    )
+    mine.add_argument(
+        "--deny-models",
+        type=_model_names,
+        default=frozenset(),
+        help="comma-separated models never to distil from",
+    )
 
 
 def _add_distiller_arguments(mine: argparse.ArgumentParser) -> None:
     mine.add_argument("--distiller", default="extractive", choices=["extractive", "chat"])
     mine.add_argument("--llm", help="chat model: openai:MODEL or python:package.module:factory")
     mine.add_argument("--workers", type=positive_int, default=4, help="concurrent distillations")
-    mine.add_argument("--timeout", type=positive_float, default=120.0,
-                      help="seconds per LLM call")
-    mine.add_argument("--retries", type=non_negative_int, default=3,
-                      help="retries of a transient LLM error")
+    mine.add_argument("--timeout", type=positive_float, default=120.0, help="seconds per LLM call")
+    mine.add_argument(
+        "--retries", type=non_negative_int, default=3, help="retries of a transient LLM error"
+    )
     mine.add_argument("--rate-limit", type=positive_float, help="LLM calls per second at most")
-    mine.add_argument("--pitfalls", action="store_true",
-                      help="distil an 'avoid' note from the query's failed responses")
-    mine.add_argument("--leakage", default="flag", choices=[p.value for p in LeakagePolicy],
-                      help="a template still leaking after one re-ask is flagged or dropped")
-    mine.add_argument("--max-query-span", type=positive_int, default=DEFAULT_MAX_QUERY_SPAN_WORDS,
-                      help="longest run of query words a template may copy")
+    mine.add_argument(
+        "--pitfalls",
+        action="store_true",
+        help="distil an 'avoid' note from the query's failed responses",
+    )
+    mine.add_argument(
+        "--leakage",
+        default="flag",
+        choices=[p.value for p in LeakagePolicy],
+        help="a template still leaking after one re-ask is flagged or dropped",
+    )
+    mine.add_argument(
+        "--max-query-span",
+        type=positive_int,
+        default=DEFAULT_MAX_QUERY_SPAN_WORDS,
+        help="longest run of query words a template may copy",
+    )
 
 
 def add_commands(commands: Commands) -> None:
     mine = commands.add_parser("mine", help="distil templates from multi-LLM logs")
-    mine.add_argument("logs", nargs="+", type=Path,
-                      help="log files (.jsonl, .jsonl.gz, .csv, .csv.gz, .parquet)")
-    mine.add_argument("--out", type=Path, default=Path("templates.jsonl"),
-                      help="templates JSONL to write (default: templates.jsonl)")
+    mine.add_argument(
+        "logs", nargs="+", type=Path, help="log files (.jsonl, .jsonl.gz, .csv, .csv.gz, .parquet)"
+    )
+    mine.add_argument(
+        "--out",
+        type=Path,
+        default=Path("templates.jsonl"),
+        help="templates JSONL to write (default: templates.jsonl)",
+    )
     mine.add_argument("--rejects", type=Path, help="bad rows file (default: OUT.rejects)")
     mine.add_argument("--columns", type=column_map, help="map schema names to columns")
-    mine.add_argument("--performance-scale", type=positive_float, default=1.0,
-                      help="top of the logs' performance scale (e.g. 100)")
-    mine.add_argument("--max-field-bytes", type=positive_int, default=DEFAULT_MAX_FIELD_BYTES,
-                      help="reject a row with a larger field (default: 1 MiB)")
+    mine.add_argument(
+        "--performance-scale",
+        type=positive_float,
+        default=1.0,
+        help="top of the logs' performance scale (e.g. 100)",
+    )
+    mine.add_argument(
+        "--max-field-bytes",
+        type=positive_int,
+        default=DEFAULT_MAX_FIELD_BYTES,
+        help="reject a row with a larger field (default: 1 MiB)",
+    )
     _add_selection_arguments(mine)
     _add_distiller_arguments(mine)
-    mine.add_argument("--merge-threshold", type=fraction, default=DEFAULT_MERGE_THRESHOLD,
-                      help="cosine at which templates of a task are merged")
+    mine.add_argument(
+        "--merge-threshold",
+        type=fraction,
+        default=DEFAULT_MERGE_THRESHOLD,
+        help="cosine at which templates of a task are merged",
+    )
     mine.add_argument("--no-merge", action="store_true", help="keep near-duplicate templates")
     mine.add_argument("--resume", action="store_true", help="skip groups finished by a past run")
     mine.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")

@@ -41,11 +41,16 @@ MIN_QUESTION_CONTENT_WORDS = 3
 #: Fewest query quantities, used by the steps, worth a step that names them.
 MIN_GIVENS = 2
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
-_GENERIC_ASK = re.compile(r"\b(?:which|what) of the following\b[^?]*\??|\b(?:best|most) "
-                          r"(?:describes|accurate|likely)\b", re.IGNORECASE)
-_QUESTION_WORD = re.compile(r"\b(?:how|what|which|who|whom|whose|where|when|why|find|"
-                            r"calculate|determine|compute|evaluate|simplify|solve)\b",
-                            re.IGNORECASE)
+_GENERIC_ASK = re.compile(
+    r"\b(?:which|what) of the following\b[^?]*\??|\b(?:best|most) "
+    r"(?:describes|accurate|likely)\b",
+    re.IGNORECASE,
+)
+_QUESTION_WORD = re.compile(
+    r"\b(?:how|what|which|who|whom|whose|where|when|why|find|"
+    r"calculate|determine|compute|evaluate|simplify|solve)\b",
+    re.IGNORECASE,
+)
 _CODE_LINE = re.compile(r"^(?:def |class |import |from \w+ import|>>>|@|return\b|#)")
 #: Method of a task whose responses carry no reasoning, by answer format.
 FORMAT_ONLY_STEPS: dict[AnswerFormat, tuple[str, ...]] = {
@@ -58,8 +63,9 @@ FORMAT_ONLY_STEPS: dict[AnswerFormat, tuple[str, ...]] = {
         "Return the result and check it against the examples the task gives.",
     ),
 }
-GENERIC_STEPS = ("Identify the given facts and what is asked, then derive the answer from them "
-                 "step by step.",)
+GENERIC_STEPS = (
+    "Identify the given facts and what is asked, then derive the answer from them step by step.",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +108,7 @@ class Distiller(Protocol):
     name: str
     version: str
 
-    def distill(self, request: DistillRequest) -> Distillation:
-        ...
+    def distill(self, request: DistillRequest) -> Distillation: ...
 
     def usage(self) -> LLMUsage:
         """Totals over this distiller's lifetime (every attempt, failed ones included)."""
@@ -135,8 +140,9 @@ def _summary(task: str, stem: str, abstraction: QueryAbstraction, is_code: bool)
     words = abstraction.apply(question).split()
     ask = " ".join(words[:MAX_QUESTION_WORDS]) + (" ..." if len(words) > MAX_QUESTION_WORDS else "")
     kind = task.split("/")[-1].replace("_", " ")
-    return _clip(f"Solve a {kind} problem: {ask}" if ask else f"Solve a {kind} problem.",
-                 MAX_SUMMARY_CHARS)
+    return _clip(
+        f"Solve a {kind} problem: {ask}" if ask else f"Solve a {kind} problem.", MAX_SUMMARY_CHARS
+    )
 
 
 def _clip(text: str, limit: int) -> str:
@@ -153,19 +159,27 @@ def _answer_format(request: DistillRequest) -> AnswerFormat:
 
 def _givens(steps: tuple[str, ...], abstraction: QueryAbstraction) -> tuple[str, ...]:
     """A step naming the query's quantities the steps use, when their names say something."""
-    used = [f"[{name}]" for name in abstraction.quantity_names
-            if any(f"[{name}]" in step for step in steps) and re.search(r"[a-z]{3,}", name)]
+    used = [
+        f"[{name}]"
+        for name in abstraction.quantity_names
+        if any(f"[{name}]" in step for step in steps) and re.search(r"[a-z]{3,}", name)
+    ]
     if len(used) < MIN_GIVENS:
         return ()
     return (f"Name the quantities the question gives: {', '.join(used)}.",)
 
 
-def _steps(request: DistillRequest, context: StepContext, answer_format: AnswerFormat,
-           abstraction: QueryAbstraction) -> tuple[str, ...]:
+def _steps(
+    request: DistillRequest,
+    context: StepContext,
+    answer_format: AnswerFormat,
+    abstraction: QueryAbstraction,
+) -> tuple[str, ...]:
     """Fused steps; a code task's from its code; without reasoning, the format's method."""
     if answer_format is AnswerFormat.CODE_BLOCK:
-        steps = next((code_steps(r.response) for r in request.responses
-                      if code_steps(r.response)), ())
+        steps = next(
+            (code_steps(r.response) for r in request.responses if code_steps(r.response)), ()
+        )
     else:
         fused = fuse_steps([response_steps(r.response, context) for r in request.responses])
         steps = _givens(fused, abstraction) + fused if fused else ()
@@ -182,8 +196,10 @@ def _pitfalls(failed: tuple[LogRecord, ...], kept: tuple[str, ...], context: Ste
     for record in failed:
         wrong = [s for s in response_steps(record.response, context) if s not in kept_steps]
         if wrong:
-            note = (f"{len(failed)} logged response(s) to this query failed; one reasoned "
-                    f"'{wrong[0]}' Check each step against the question before answering.")
+            note = (
+                f"{len(failed)} logged response(s) to this query failed; one reasoned "
+                f"'{wrong[0]}' Check each step against the question before answering."
+            )
             return _clip(note, MAX_PITFALL_CHARS)
     return ""
 
@@ -213,14 +229,14 @@ class ExtractiveDistiller:
             abstraction=abstraction,
             query=request.query,
             option_texts=_option_texts(parts.options),
-            strip_boilerplate=(request.profile.boilerplate.strip if request.profile
-                               else str.strip),
+            strip_boilerplate=(request.profile.boilerplate.strip if request.profile else str.strip),
         )
         answer_format = _answer_format(request)
         steps = _steps(request, context, answer_format, abstraction)
         fields = TemplateFields(
-            task_summary=_summary(request.task, parts.stem, abstraction,
-                                  answer_format is AnswerFormat.CODE_BLOCK),
+            task_summary=_summary(
+                request.task, parts.stem, abstraction, answer_format is AnswerFormat.CODE_BLOCK
+            ),
             reasoning_steps=steps,
             answer_format=answer_format_instruction(answer_format),
         )

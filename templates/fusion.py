@@ -32,29 +32,39 @@ _CALCULATOR = re.compile(r"<<[^<>]*>>")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\[\\$])")
 _MARKUP = re.compile(r"\*\*|__|`|^\s*>+\s*|^\s*#{1,3}(?!#)\s*|^\*+")
 #: Talk about solving rather than solving: "To solve this, let's break it down step by step."
-_META = re.compile(r"^(?:to (?:solve|answer|find|calculate|determine)\b[^,.]*,\s*)?(?:let'?s|we "
-                   r"(?:need|can|will|should)(?: to)?|i will|i'll) (?:break|think|solve|work|go|"
-                   r"start|analy[sz]e|approach|look|tackle)\b[^.:]*", re.IGNORECASE)
-_STEP_MARKER = re.compile(r"^\s*(?:step\s*\d+\s*[:.)-]?|\(?\d{1,2}[.)](?!\d)|[-*•])\s*",
-                          re.IGNORECASE)
+_META = re.compile(
+    r"^(?:to (?:solve|answer|find|calculate|determine)\b[^,.]*,\s*)?(?:let'?s|we "
+    r"(?:need|can|will|should)(?: to)?|i will|i'll) (?:break|think|solve|work|go|"
+    r"start|analy[sz]e|approach|look|tackle)\b[^.:]*",
+    re.IGNORECASE,
+)
+_STEP_MARKER = re.compile(
+    r"^\s*(?:step\s*\d+\s*[:.)-]?|\(?\d{1,2}[.)](?!\d)|[-*•])\s*", re.IGNORECASE
+)
 _DISPLAY_MATH = re.compile(r"\\\[|\\\]|\$\$|\\\(|\\\)")
-_CONNECTIVE = re.compile(r"^(?:so|thus|therefore|hence|then|now|next|finally|first(?:ly)?|"
-                         r"second(?:ly)?|lastly|also|and|but|well|okay|ok)\b[,:]?\s*",
-                         re.IGNORECASE)
+_CONNECTIVE = re.compile(
+    r"^(?:so|thus|therefore|hence|then|now|next|finally|first(?:ly)?|"
+    r"second(?:ly)?|lastly|also|and|but|well|okay|ok)\b[,:]?\s*",
+    re.IGNORECASE,
+)
 _STATES_ANSWER = re.compile(
     r"answer\s+is|\\boxed|^#+\s*\S|^(?:final\s+)?answer\s*[:：]|^a\s*:|final answer|"
     r"\b(?:correct|best|right)\s+(?:answer|option|choice|response)|"
-    r"\b(?:option|choice)\s*\(?[A-J]\)?(?![\w])|\([A-J]\)", re.IGNORECASE)
+    r"\b(?:option|choice)\s*\(?[A-J]\)?(?![\w])|\([A-J]\)",
+    re.IGNORECASE,
+)
 _CODE_LINE = re.compile(r"^\s*(?:```|def |class |import |from \w+ import|return\b|print\()")
 _LATEX_COMMAND = re.compile(r"\\[A-Za-z]+")
 _SYMBOL = re.compile(r"\[[^\]]+\]")
 _PLACEHOLDER = re.compile(r"\b[XYZWV]\b")
-_STOP = frozenset("""a an the of and or to in on at for by with from is are was were be been being
+_STOP = frozenset(
+    """a an the of and or to in on at for by with from is are was were be been being
 has have had it its this that these those each every per than then so as if but into out up down
 does do did will would can could should may might must there their his her he she they we you
 i me my our your them him who which what when where how many much more less not no yes also
 just only very all any some such same other another let us we're it's that's there's here
-answer answers question questions option options choice choices correct""".split())
+answer answers question questions option options choice choices correct""".split()
+)
 
 
 def _content_words(text: str) -> list[str]:
@@ -87,8 +97,9 @@ class StepContext:
 
     def names_an_option(self, unit: str) -> bool:
         lowered = " ".join(unit.lower().split())
-        return any(re.search(rf"(?<!\w){re.escape(option)}(?!\w)", lowered)
-                   for option in self.option_texts)
+        return any(
+            re.search(rf"(?<!\w){re.escape(option)}(?!\w)", lowered) for option in self.option_texts
+        )
 
 
 def _longest_shared_run(text: str, query: str) -> int:
@@ -116,8 +127,11 @@ def _units(response: str) -> list[str]:
     """A response's lines; a long line or a one-line response is cut into its sentences."""
     units: list[str] = []
     for line in _lines(response):
-        units.extend(_SENTENCE_END.split(line) if len(line) > MAX_STEP_CHARS or "\n" not in
-                     response.strip() else [line])
+        units.extend(
+            _SENTENCE_END.split(line)
+            if len(line) > MAX_STEP_CHARS or "\n" not in response.strip()
+            else [line]
+        )
     return [u.strip() for u in units if u.strip()]
 
 
@@ -139,8 +153,14 @@ def _fit(step: str) -> str | None:
 def clean_step(unit: str, context: StepContext) -> str | None:
     """The abstracted step a response unit teaches, or None when it teaches no method."""
     unit = _tidy(context.strip_boilerplate(_CALCULATOR.sub("", unit)))
-    if (not unit or _STATES_ANSWER.search(unit) or _CODE_LINE.match(unit) or unit.endswith("?")
-            or context.names_an_option(unit) or context.restates_query(unit)):
+    if (
+        not unit
+        or _STATES_ANSWER.search(unit)
+        or _CODE_LINE.match(unit)
+        or unit.endswith("?")
+        or context.names_an_option(unit)
+        or context.restates_query(unit)
+    ):
         return None
     step = _fit(" ".join(context.abstraction.apply(unit).split()))
     if step is None or len(_content_words(step)) < MIN_CONTENT_WORDS:
@@ -163,8 +183,11 @@ def fuse_steps(per_response: Sequence[Sequence[str]], limit: int = MAX_STEPS) ->
 
     def support(response: int, step: int) -> int:
         mine = signatures[response][step]
-        return sum(any(_similar(mine, other) for other in theirs)
-                   for index, theirs in enumerate(signatures) if index != response)
+        return sum(
+            any(_similar(mine, other) for other in theirs)
+            for index, theirs in enumerate(signatures)
+            if index != response
+        )
 
     scored = [[support(r, s) for s in range(len(steps))] for r, steps in enumerate(per_response)]
     candidates = [r for r, steps in enumerate(per_response) if steps]
@@ -203,10 +226,16 @@ def code_steps(response: str) -> tuple[str, ...]:
     constructs = _constructs(tree, main.name)
     if constructs:
         steps.append(f"Build the result with {_join(constructs)}.")
-    imports = sorted({alias.name.split(".")[0] for node in ast.walk(tree)
-                      if isinstance(node, (ast.Import, ast.ImportFrom))
-                      for alias in (node.names if isinstance(node, ast.Import)
-                                    else [ast.alias(node.module or "")])})
+    imports = sorted(
+        {
+            alias.name.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for alias in (
+                node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")]
+            )
+        }
+    )
     if imports:
         steps.insert(1, f"Import the modules it needs: {', '.join(imports)}.")
     steps.append("Return the result and check it against the examples the task gives.")
@@ -216,19 +245,38 @@ def code_steps(response: str) -> tuple[str, ...]:
 def _constructs(tree: ast.AST, function: str) -> list[str]:
     """The control structures and built-in calls a solution uses, in a fixed order."""
     kinds: dict[type[ast.AST], str] = {
-        ast.For: "a loop", ast.While: "a while loop", ast.ListComp: "a list comprehension",
-        ast.GeneratorExp: "a generator expression", ast.DictComp: "a dict comprehension",
-        ast.SetComp: "a set comprehension", ast.Lambda: "a lambda", ast.If: "conditions",
+        ast.For: "a loop",
+        ast.While: "a while loop",
+        ast.ListComp: "a list comprehension",
+        ast.GeneratorExp: "a generator expression",
+        ast.DictComp: "a dict comprehension",
+        ast.SetComp: "a set comprehension",
+        ast.Lambda: "a lambda",
+        ast.If: "conditions",
         ast.Slice: "slicing",
     }
-    found = {label for node in ast.walk(tree) for kind, label in kinds.items()
-             if isinstance(node, kind)}
-    calls = sorted({node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call)
-                    and isinstance(node.func, ast.Name)} - {function})
-    methods = sorted({node.func.attr for node in ast.walk(tree) if isinstance(node, ast.Call)
-                      and isinstance(node.func, ast.Attribute)})
-    if any(isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-           and node.func.id == function for node in ast.walk(tree)):
+    found = {
+        label for node in ast.walk(tree) for kind, label in kinds.items() if isinstance(node, kind)
+    }
+    calls = sorted(
+        {
+            node.func.id
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+        }
+        - {function}
+    )
+    methods = sorted(
+        {
+            node.func.attr
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+        }
+    )
+    if any(
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == function
+        for node in ast.walk(tree)
+    ):
         found.add("recursion")
     parts = [label for label in kinds.values() if label in found]
     parts += ["recursion"] if "recursion" in found else []
@@ -238,4 +286,3 @@ def _constructs(tree: ast.AST, function: str) -> list[str]:
 
 def _join(parts: Sequence[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-

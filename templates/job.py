@@ -86,13 +86,17 @@ class MiningOptions:
         """Hash of everything that shapes the journaled templates; a journal only resumes its
         own job. (Merging runs after the journal, so its threshold may change on resume.)"""
         shaping = {k: v for k, v in asdict(self).items() if k not in _NOT_IN_FINGERPRINT}
-        payload = json.dumps([shaping, [str(p.resolve()) for p in paths], distiller.name,
-                              distiller.version], sort_keys=True, default=_canonical)
+        payload = json.dumps(
+            [shaping, [str(p.resolve()) for p in paths], distiller.name, distiller.version],
+            sort_keys=True,
+            default=_canonical,
+        )
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 _NOT_IN_FINGERPRINT = frozenset(
-    {"merge_threshold", "workers", "resume", "rejects_path", "spool_dir", "progress"})
+    {"merge_threshold", "workers", "resume", "rejects_path", "spool_dir", "progress"}
+)
 
 
 def _canonical(value: object) -> object:
@@ -138,8 +142,11 @@ def group_key(group: QueryGroup) -> str:
 
 
 def build_template(
-    group: QueryGroup, selected: list[LogRecord], distiller: Distiller,
-    distillation: Distillation, flags: tuple[str, ...] = (),
+    group: QueryGroup,
+    selected: list[LogRecord],
+    distiller: Distiller,
+    distillation: Distillation,
+    flags: tuple[str, ...] = (),
 ) -> ThoughtTemplate:
     """The template of ``distillation`` with the provenance of every response used."""
     text = distillation.fields.render()
@@ -170,8 +177,12 @@ def _ground_truth(group: QueryGroup) -> str:
 def _leaks(guard: LeakageGuard, group: QueryGroup, distillation: Distillation) -> tuple[Leak, ...]:
     """Leaks in what the distiller wrote (not the rendering: its step numbers are no answer)."""
     fields = distillation.fields
-    written = [fields.task_summary, *fields.reasoning_steps, fields.answer_format,
-               distillation.pitfalls]
+    written = [
+        fields.task_summary,
+        *fields.reasoning_steps,
+        fields.answer_format,
+        distillation.pitfalls,
+    ]
     return guard.find("\n".join(written), group.query, _ground_truth(group))
 
 
@@ -187,8 +198,12 @@ def _guarded_distillation(
     return distillation, tuple(leak.describe() for leak in leaks)
 
 
-def mine_group(group: QueryGroup, distiller: Distiller, options: MiningOptions,
-               profile: TaskProfile | None = None) -> JournalEntry:
+def mine_group(
+    group: QueryGroup,
+    distiller: Distiller,
+    options: MiningOptions,
+    profile: TaskProfile | None = None,
+) -> JournalEntry:
     """Select, distil and guard one group; the journal entry that records the outcome.
 
     ``profile`` is what was learnt about the group's whole task (answer format, boilerplate)."""
@@ -197,8 +212,9 @@ def mine_group(group: QueryGroup, distiller: Distiller, options: MiningOptions,
     if not selected:
         return JournalEntry(key, "skipped", reason="no eligible response")
     failed = failed_responses(group, options.rules, PITFALL_EXAMPLES) if options.pitfalls else []
-    request = DistillRequest(group.task, group.query, tuple(selected), tuple(failed),
-                             profile=profile)
+    request = DistillRequest(
+        group.task, group.query, tuple(selected), tuple(failed), profile=profile
+    )
     distillation, leaks = _guarded_distillation(group, request, distiller, options.guard)
     if leaks and options.leakage is LeakagePolicy.DROP:
         return JournalEntry(key, "dropped", reason="; ".join(leaks))
@@ -206,8 +222,12 @@ def mine_group(group: QueryGroup, distiller: Distiller, options: MiningOptions,
     return JournalEntry(key, "ok", template=template.to_dict())
 
 
-def _mine_or_fail(group: QueryGroup, distiller: Distiller, options: MiningOptions,
-                  profiles: dict[str, TaskProfile]) -> JournalEntry:
+def _mine_or_fail(
+    group: QueryGroup,
+    distiller: Distiller,
+    options: MiningOptions,
+    profiles: dict[str, TaskProfile],
+) -> JournalEntry:
     """A failed group is journaled as failed (and retried by the next run), never raised."""
     try:
         return mine_group(group, distiller, options, profiles.get(group.task))
@@ -216,14 +236,27 @@ def _mine_or_fail(group: QueryGroup, distiller: Distiller, options: MiningOption
         return JournalEntry(group_key(group), "failed", f"{where}: {type(exc).__name__}: {exc}")
 
 
-def _spool_logs(paths: list[Path], spool: GroupSpool, options: MiningOptions,
-                out_path: Path, summary: MiningSummary) -> None:
+def _spool_logs(
+    paths: list[Path],
+    spool: GroupSpool,
+    options: MiningOptions,
+    out_path: Path,
+    summary: MiningSummary,
+) -> None:
     rejects = RejectSink(options.rejects_path or out_path.with_name(out_path.name + ".rejects"))
     try:
-        records = iter_log_records(paths, rejects, options.column_map, options.performance_scale,
-                                   options.max_field_bytes)
-        spool.add_all(tqdm(records, desc="reading rows", unit=" rows", file=sys.stderr,
-                           disable=not options.progress))
+        records = iter_log_records(
+            paths, rejects, options.column_map, options.performance_scale, options.max_field_bytes
+        )
+        spool.add_all(
+            tqdm(
+                records,
+                desc="reading rows",
+                unit=" rows",
+                file=sys.stderr,
+                disable=not options.progress,
+            )
+        )
     finally:
         rejects.close()
     summary.rows_read = spool.rows + rejects.count
@@ -231,9 +264,14 @@ def _spool_logs(paths: list[Path], spool: GroupSpool, options: MiningOptions,
     summary.files_damaged = rejects.damaged_files
 
 
-def _distil_groups(groups: Iterator[QueryGroup], journal: Journal, distiller: Distiller,
-                   options: MiningOptions, profiles: dict[str, TaskProfile],
-                   progress: tqdm[Any]) -> None:
+def _distil_groups(
+    groups: Iterator[QueryGroup],
+    journal: Journal,
+    distiller: Distiller,
+    options: MiningOptions,
+    profiles: dict[str, TaskProfile],
+    progress: tqdm[Any],
+) -> None:
     """Run groups through the worker pool, journaling each batch of finished ones at once."""
     limit = max(1, options.workers) * IN_FLIGHT_PER_WORKER
     in_flight: set[Future[JournalEntry]] = set()
@@ -248,8 +286,14 @@ def _distil_groups(groups: Iterator[QueryGroup], journal: Journal, distiller: Di
             progress.update(len(done))
 
 
-def _finish(journal: Journal, embed: EmbedFunction | None, options: MiningOptions,
-            distiller: Distiller, out_path: Path, summary: MiningSummary) -> None:
+def _finish(
+    journal: Journal,
+    embed: EmbedFunction | None,
+    options: MiningOptions,
+    distiller: Distiller,
+    out_path: Path,
+    summary: MiningSummary,
+) -> None:
     """Write the output from the journal and fill in the counts that come from it."""
     templates = journal.templates()
     summary.leakage_flagged = sum(1 for t in templates if t.flags)
@@ -283,8 +327,7 @@ def mine_templates(
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     summary = MiningSummary()
-    journal = Journal(journal_path(out_path), options.fingerprint(paths, distiller),
-                      options.resume)
+    journal = Journal(journal_path(out_path), options.fingerprint(paths, distiller), options.resume)
     try:
         with GroupSpool(options.spool_dir or out_path.parent) as spool:
             _spool_logs(paths, spool, options, out_path, summary)
@@ -293,8 +336,14 @@ def mine_templates(
             profiles = learn_task_profiles(spool.groups(), options.rules)
             pending = (g for g in spool.groups() if not journal.is_finished(group_key(g)))
             summary.groups_resumed = journal.finished_count()
-            with tqdm(total=summary.groups, initial=summary.groups_resumed, desc="groups",
-                      unit=" groups", file=sys.stderr, disable=not options.progress) as progress:
+            with tqdm(
+                total=summary.groups,
+                initial=summary.groups_resumed,
+                desc="groups",
+                unit=" groups",
+                file=sys.stderr,
+                disable=not options.progress,
+            ) as progress:
                 _distil_groups(pending, journal, distiller, options, profiles, progress)
     finally:
         journal.close()

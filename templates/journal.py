@@ -85,8 +85,9 @@ class Journal:
 
     def _write(self, lines: list[dict[str, Any]]) -> None:
         """One write of whole lines, flushed: safe from a process kill once this returns."""
-        text = "".join(json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n"
-                       for line in lines)
+        text = "".join(
+            json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n" for line in lines
+        )
         self._handle.write(text)
         self._handle.flush()
         if time.monotonic() - self._synced_at >= FSYNC_INTERVAL_S:
@@ -97,10 +98,12 @@ class Journal:
         self._synced_at = time.monotonic()
 
     def append(self, entries: list[JournalEntry]) -> None:
-        self._write([
-            {"group": e.group, "status": e.status, "reason": e.reason, "template": e.template}
-            for e in entries
-        ])
+        self._write(
+            [
+                {"group": e.group, "status": e.status, "reason": e.reason, "template": e.template}
+                for e in entries
+            ]
+        )
         for entry in entries:
             self._record(entry.group, entry.status, entry.reason)
 
@@ -115,8 +118,11 @@ class Journal:
 
     def failures(self) -> list[str]:
         """``group: reason`` of each group whose latest outcome is a failure."""
-        return [f"{group}: {self._reasons[group]}"
-                for group, status in self._status.items() if status == "failed"]
+        return [
+            f"{group}: {self._reasons[group]}"
+            for group, status in self._status.items()
+            if status == "failed"
+        ]
 
     def templates(self) -> list[ThoughtTemplate]:
         """The template of every group whose latest outcome is ``ok``, sorted by (task, id)."""
@@ -126,8 +132,11 @@ class Journal:
         for entry in entries:
             if entry["status"] == "ok":
                 latest[entry["group"]] = entry["template"]
-        found = (ThoughtTemplate.from_dict(t) for group, t in latest.items()
-                 if self._status[group] == "ok")
+        found = (
+            ThoughtTemplate.from_dict(t)
+            for group, t in latest.items()
+            if self._status[group] == "ok"
+        )
         return sorted(found, key=lambda t: (t.task, t.id))
 
     def close(self) -> None:

@@ -30,13 +30,15 @@ DEFAULT_MAX_QUERY_SPAN_WORDS = 12
 MAX_ANSWER_CHARS = 100
 #: Words that cannot single out an answer: an option made of them only ("None of the above",
 #: "Both") is a leak only where it is stated as the answer.
-STOP_WORDS = frozenset("""
+STOP_WORDS = frozenset(
+    """
 a an the and or but nor of in on at to for from by with without as is are was were be been
 being it its this that these those there here which who whom what when where why how all any
 both each either neither none no not only than then too very can will just also other others
 above below same such some more most less least few many much own so if else do does did has
 have had true false yes
-""".split())
+""".split()
+)
 
 
 def content_words(text: str) -> list[str]:
@@ -67,22 +69,24 @@ def gold_answer(ground_truth: str) -> str:
         return hashed.group(1)
     boxed = _BOXED.findall(text)
     if boxed:
-        return boxed[-1].strip()
+        return str(boxed[-1]).strip()
     return text if len(text) <= MAX_ANSWER_CHARS else ""
 
 
 def _letter_pattern(letter: str) -> str:
     exact = rf"(?-i:{letter})"
-    return "|".join((
-        rf"\\boxed\{{\s*\(?\s*{exact}\s*\)?\s*\}}",
-        rf"\banswer\s*(?:is\b)?\s*[:=-]?\s*\(?{exact}\)?(?![\w'])",
-        rf"\b(?:option|choice)\s*\(?{exact}\)?(?![\w'])",
-        rf"\(\s*{exact}\s*\)",
-    ))
+    return "|".join(
+        (
+            rf"\\boxed\{{\s*\(?\s*{exact}\s*\)?\s*\}}",
+            rf"\banswer\s*(?:is\b)?\s*[:=-]?\s*\(?{exact}\)?(?![\w'])",
+            rf"\b(?:option|choice)\s*\(?{exact}\)?(?![\w'])",
+            rf"\(\s*{exact}\s*\)",
+        )
+    )
 
 
 def _digits_with_optional_commas(digits: str) -> str:
-    groups = []
+    groups: list[str] = []
     while len(digits) > 3:
         digits, tail = digits[:-3], digits[-3:]
         groups.insert(0, tail)
@@ -203,8 +207,9 @@ class LeakageGuard:
             for block in matcher.get_matching_blocks():
                 if block.size > self.max_query_span_words:
                     words = line_words[block.a : block.a + block.size]
-                    spans.setdefault(" ".join(words), Leak("query span", " ".join(words),
-                                                           _span_pattern(words)))
+                    spans.setdefault(
+                        " ".join(words), Leak("query span", " ".join(words), _span_pattern(words))
+                    )
         return list(spans.values())
 
 

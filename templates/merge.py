@@ -56,10 +56,12 @@ def merge_templates(members: Sequence[ThoughtTemplate]) -> ThoughtTemplate:
         source_models=models,
         source_query_ids=tuple(sorted({i for t in members for i in t.source_query_ids})),
         sources=tuple(chain.from_iterable(t.sources for t in members)),
-        merged_queries=tuple(chain.from_iterable(
-            (*t.merged_queries, t.source_query) if t is not head else t.merged_queries
-            for t in members
-        )),
+        merged_queries=tuple(
+            chain.from_iterable(
+                (*t.merged_queries, t.source_query) if t is not head else t.merged_queries
+                for t in members
+            )
+        ),
         flags=tuple(dict.fromkeys(chain.from_iterable(t.flags for t in members))),
         pitfalls=next((t.pitfalls for t in members if t.pitfalls), ""),
     )

@@ -18,19 +18,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from thoughtbank.normalize import normalize_query
 from thoughtbank.templates.answer_format import classify_answer_format
 from thoughtbank.templates.leakage import LeakageGuard, content_words, option_pattern
 from thoughtbank.templates.query_parts import split_query
 from thoughtbank.templates.readers import RejectSink, check_log_paths, iter_log_records
 from thoughtbank.templates.schema import ThoughtTemplate
-from thoughtbank.templates.selection import normalize_query
 from thoughtbank.templates.spool import GroupSpool
 from thoughtbank.templates.store import read_templates
 from thoughtbank.templates.task_profile import TaskProfile, learn_task_profiles
 
 SAMPLES_PER_TASK = 3
-RATES = ("leak_rate", "boilerplate_rate", "option_in_summary_rate", "degenerate_step_rate",
-         "wrong_answer_format_rate", "copied_query_span_rate")
+RATES = (
+    "leak_rate",
+    "boilerplate_rate",
+    "option_in_summary_rate",
+    "degenerate_step_rate",
+    "wrong_answer_format_rate",
+    "copied_query_span_rate",
+)
 _LATEX_COMMAND = re.compile(r"\\[A-Za-z]+")
 
 
@@ -55,8 +61,11 @@ class LogTruth:
         found = [self.by_id[i] for i in template.source_query_ids if i in self.by_id]
         if not found:
             texts = (template.source_query, *template.merged_queries)
-            found = [q for text in texts
-                     if (q := self.by_text.get((template.task, normalize_query(text))))]
+            found = [
+                q
+                for text in texts
+                if (q := self.by_text.get((template.task, normalize_query(text))))
+            ]
         return list({(q.task, q.query): q for q in found}.values())
 
 
@@ -106,12 +115,22 @@ def _option_in_summary(summary: str, query: str) -> bool:
     return any(p is not None and re.search(p, summary, re.IGNORECASE) for p in patterns)
 
 
-def check_template(template: ThoughtTemplate, queries: Sequence[LoggedQuery],
-                   profile: TaskProfile, guard: LeakageGuard) -> TemplateChecks:
+def check_template(
+    template: ThoughtTemplate,
+    queries: Sequence[LoggedQuery],
+    profile: TaskProfile,
+    guard: LeakageGuard,
+) -> TemplateChecks:
     """Every check of the battery on ``template``, whose queries are ``queries``."""
     summary, steps, answer_format = (
-        (template.fields.task_summary, template.fields.reasoning_steps,
-         template.fields.answer_format) if template.fields else (template.text, (), ""))
+        (
+            template.fields.task_summary,
+            template.fields.reasoning_steps,
+            template.fields.answer_format,
+        )
+        if template.fields
+        else (template.text, (), "")
+    )
     written = "\n".join([summary, *steps, answer_format, template.pitfalls])
     leaks = [leak for q in queries for leak in guard.find(written, q.query, q.ground_truth)]
     return TemplateChecks(
@@ -166,8 +185,9 @@ class QualityReport:
         }
 
 
-def evaluate_templates(templates: Iterable[ThoughtTemplate], truth: LogTruth,
-                       guard: LeakageGuard = LeakageGuard()) -> QualityReport:
+def evaluate_templates(
+    templates: Iterable[ThoughtTemplate], truth: LogTruth, guard: LeakageGuard = LeakageGuard()
+) -> QualityReport:
     """Run the battery over ``templates``; those whose queries the logs lack are only counted."""
     report = QualityReport()
     by_task: dict[str, QualityFigures] = defaultdict(QualityFigures)
@@ -187,18 +207,23 @@ def evaluate_templates(templates: Iterable[ThoughtTemplate], truth: LogTruth,
     return report
 
 
-def evaluate_template_file(templates_path: Path, log_paths: Sequence[Path],
-                           guard: LeakageGuard = LeakageGuard()) -> QualityReport:
+def evaluate_template_file(
+    templates_path: Path, log_paths: Sequence[Path], guard: LeakageGuard = LeakageGuard()
+) -> QualityReport:
     return evaluate_templates(read_templates(templates_path), read_log_truth(log_paths), guard)
 
 
-_COLUMNS = (("templates", "n", "{:>6}"), ("leak_rate", "leak", "{:>6.1%}"),
-            ("boilerplate_rate", "boiler", "{:>6.1%}"),
-            ("option_in_summary_rate", "opt-sum", "{:>7.1%}"),
-            ("degenerate_step_rate", "degen", "{:>6.1%}"),
-            ("wrong_answer_format_rate", "format", "{:>6.1%}"),
-            ("copied_query_span_rate", "copy", "{:>6.1%}"),
-            ("mean_steps", "steps", "{:>5.1f}"), ("mean_chars", "chars", "{:>6.0f}"))
+_COLUMNS = (
+    ("templates", "n", "{:>6}"),
+    ("leak_rate", "leak", "{:>6.1%}"),
+    ("boilerplate_rate", "boiler", "{:>6.1%}"),
+    ("option_in_summary_rate", "opt-sum", "{:>7.1%}"),
+    ("degenerate_step_rate", "degen", "{:>6.1%}"),
+    ("wrong_answer_format_rate", "format", "{:>6.1%}"),
+    ("copied_query_span_rate", "copy", "{:>6.1%}"),
+    ("mean_steps", "steps", "{:>5.1f}"),
+    ("mean_chars", "chars", "{:>6.0f}"),
+)
 
 
 def format_quality_table(report: QualityReport, samples: bool = True) -> str:
@@ -206,16 +231,19 @@ def format_quality_table(report: QualityReport, samples: bool = True) -> str:
     width = max([len("overall"), *map(len, report.per_task)])
     header = f"{'task':<{width}} " + " ".join(
         f"{label:>{len(fmt.format(0 if key == 'templates' else 0.0))}}"
-        for key, label, fmt in _COLUMNS)
+        for key, label, fmt in _COLUMNS
+    )
     rows = [header]
     named = [*sorted(report.per_task.items()), ("overall", report.overall)]
     for name, figures in named:
         values = figures.to_dict()
-        rows.append(f"{name:<{width}} " + " ".join(fmt.format(values[key])
-                                                   for key, _, fmt in _COLUMNS))
+        rows.append(
+            f"{name:<{width}} " + " ".join(fmt.format(values[key]) for key, _, fmt in _COLUMNS)
+        )
     if report.unmatched_templates:
-        rows.append(f"({report.unmatched_templates} templates whose queries the logs lack "
-                    "were skipped)")
+        rows.append(
+            f"({report.unmatched_templates} templates whose queries the logs lack were skipped)"
+        )
     if samples:
         for task, texts in sorted(report.samples.items()):
             rows.append(f"\n== samples of {task}")

@@ -82,7 +82,8 @@ def _line_options(query: str) -> QueryParts | None:
     """The last run of one-option-per-line options in ``query``, or None."""
     lines = query.split("\n")
     blocks = [
-        _read_block(lines, index) for index, line in enumerate(lines)
+        _read_block(lines, index)
+        for index, line in enumerate(lines)
         if (match := _LINE_OPTION.match(line)) and _letter(match) == "A"
     ]
     blocks = [block for block in blocks if len(block.options) >= MIN_OPTIONS]
@@ -95,10 +96,8 @@ def _line_options(query: str) -> QueryParts | None:
         before = before[: header.start()].rstrip()
     after = "\n".join(lines[block.end :]).strip()
     stem = f"{before}\n\n{after}" if after and before else before or after
-    options = {letter: " ".join(" ".join(parts).split()) for letter, parts in
-               block.options.items()}
+    options = {letter: " ".join(" ".join(parts).split()) for letter, parts in block.options.items()}
     return QueryParts(stem.strip(), options)
-
 
 
 def _consecutive_run(markers: list[re.Match[str]]) -> list[re.Match[str]]:
@@ -120,14 +119,21 @@ def _inline_options_in_line(line: str) -> tuple[int, dict[str, str]] | None:
     """(where the options start, options) of one line holding all its options, or None."""
     header = _HEADER.search(line)
     region_start = header.end() if header else 0
-    run = max((_consecutive_run(list(pattern.finditer(line, region_start)))
-               for pattern in (_INLINE_PAREN, _INLINE_BARE)), key=len)
+    run = max(
+        (
+            _consecutive_run(list(pattern.finditer(line, region_start)))
+            for pattern in (_INLINE_PAREN, _INLINE_BARE)
+        ),
+        key=len,
+    )
     needed = MIN_OPTIONS if header else MIN_INLINE_OPTIONS_WITHOUT_HEADER
     if len(run) < needed:
         return None
     ends = [marker.start() for marker in run[1:]] + [len(line)]
-    options = {marker.group(1): line[marker.end() : end].strip().rstrip(",;").strip()
-               for marker, end in zip(run, ends, strict=True)}
+    options = {
+        marker.group(1): line[marker.end() : end].strip().rstrip(",;").strip()
+        for marker, end in zip(run, ends, strict=True)
+    }
     if not all(options.values()):
         return None
     return (header.start() if header else run[0].start()), options

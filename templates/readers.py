@@ -73,8 +73,9 @@ class RejectSink:
         if self._handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = self.path.open("w", encoding="utf-8")
-        self._handle.write(json.dumps({"file": reject.file, "line": reject.line,
-                                       "reason": reject.reason}) + "\n")
+        self._handle.write(
+            json.dumps({"file": reject.file, "line": reject.line, "reason": reject.reason}) + "\n"
+        )
         self._handle.flush()
 
     def close(self) -> None:
@@ -218,8 +219,9 @@ def _decoded_lines(handle: IO[bytes], bad_lines: dict[int, str]) -> Iterator[str
             yield raw.decode("utf-8", "surrogateescape")
 
 
-def _csv_row_or_error(row: dict[str, Any], bad_lines: dict[int, str], first: int,
-                      last: int) -> dict[str, Any] | RowError:
+def _csv_row_or_error(
+    row: dict[str, Any], bad_lines: dict[int, str], first: int, last: int
+) -> dict[str, Any] | RowError:
     """The row, or the reason it is rejected: bad bytes on one of its lines, or extra fields."""
     reasons = [bad_lines.pop(n) for n in range(first, last + 1) if n in bad_lines]
     if reasons:

@@ -50,9 +50,7 @@ def _judge(record: LogRecord) -> float:
     return -math.inf if record.llm_judge is None else record.llm_judge
 
 
-def _weighted_ranking(
-    records: Sequence[LogRecord], alpha: float, beta: float
-) -> list[LogRecord]:
+def _weighted_ranking(records: Sequence[LogRecord], alpha: float, beta: float) -> list[LogRecord]:
     costs = [r.cost for r in records if r.cost is not None]
     low, high = (min(costs), max(costs)) if costs else (0.0, 0.0)
     span = high - low
@@ -62,8 +60,9 @@ def _weighted_ranking(
             return 1.0
         return (record.cost - low) / span if span > 0 else 0.0
 
-    return sorted(records, key=lambda r: (-(alpha * r.performance - beta * normalized_cost(r)),
-                                          _cost(r)))
+    return sorted(
+        records, key=lambda r: (-(alpha * r.performance - beta * normalized_cost(r)), _cost(r))
+    )
 
 
 def rank_responses(records: Sequence[LogRecord], strategy: Strategy) -> list[LogRecord]:

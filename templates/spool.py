@@ -43,21 +43,26 @@ class GroupSpool:
         while batch := list(islice(iterator, INSERT_BATCH_ROWS)):
             self._db.executemany(
                 "INSERT INTO rows (task, query, query_id, record) VALUES (?, ?, ?, ?)",
-                [(r.task_name, normalize_query(r.query), r.query_id, r.to_json())
-                 for r in batch],
+                [(r.task_name, normalize_query(r.query), r.query_id, r.to_json()) for r in batch],
             )
             self.rows += len(batch)
         self._db.execute("CREATE INDEX IF NOT EXISTS by_group ON rows (task, query, seq)")
         self._db.commit()
 
     def group_count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM (SELECT DISTINCT task, query FROM rows)"
-                                    ).fetchone()[0])
+        return int(
+            self._db.execute(
+                "SELECT COUNT(*) FROM (SELECT DISTINCT task, query FROM rows)"
+            ).fetchone()[0]
+        )
 
     def query_id_count(self) -> int:
         """Distinct query ids: more than groups where a log repeats a query under two ids."""
-        return int(self._db.execute("SELECT COUNT(DISTINCT query_id) FROM rows WHERE query_id != ''"
-                                    ).fetchone()[0])
+        return int(
+            self._db.execute(
+                "SELECT COUNT(DISTINCT query_id) FROM rows WHERE query_id != ''"
+            ).fetchone()[0]
+        )
 
     def groups(self) -> Iterator[QueryGroup]:
         """Each (task, normalized query) with its rows in input order; groups in key order."""
@@ -74,7 +79,9 @@ class GroupSpool:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.close()

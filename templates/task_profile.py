@@ -79,7 +79,8 @@ def learn_task_profiles(
         elif key > heap[0][:2]:
             heapq.heapreplace(heap, (*key, _sample_of(group, rules)))
     return {
-        task: _profile(task, [sample for *_, sample in sorted(heap, key=lambda e: e[:2],
-                                                              reverse=True)])
+        task: _profile(
+            task, [sample for *_, sample in sorted(heap, key=lambda e: e[:2], reverse=True)]
+        )
         for task, heap in sorted(heaps.items())
     }

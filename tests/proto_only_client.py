@@ -19,11 +19,14 @@ stub = pb2_grpc.ThoughtTemplateServiceStub(channel)
 out = {}
 request = pb2.RetrieveRequest(query="How many pens does Ana have left?", k=2)
 reply = stub.Retrieve(request, timeout=30)
-out["retrieve"] = [{"id": h.template.id, "task": h.template.task, "score": h.score}
-                   for h in reply.hits]
+out["retrieve"] = [
+    {"id": h.template.id, "task": h.template.task, "score": h.score} for h in reply.hits
+]
 out["index_version"] = reply.index_version
-for name, request in (("empty_query", pb2.RetrieveRequest(query="", k=3)),
-                      ("k_zero", pb2.RetrieveRequest(query="hello", k=0))):
+for name, request in (
+    ("empty_query", pb2.RetrieveRequest(query="", k=3)),
+    ("k_zero", pb2.RetrieveRequest(query="hello", k=0)),
+):
     try:
         stub.Retrieve(request, timeout=30)
         out[name] = "OK"

@@ -16,7 +16,11 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "THOUGHTBANK_CACHE": str(tmp_path / "cache")}
     run = subprocess.run(
         [sys.executable, "-m", "thoughtbank.cli", "demo", "--workdir", str(tmp_path / "work")],
-        capture_output=True, text=True, timeout=300, env=env, check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=True,
     )
     out = run.stdout
     assert re.search(r"== mined \d+ templates from 96 log rows \(32 queries\)", out)

@@ -19,7 +19,9 @@ def test_generated_code_is_not_stale(tmp_path: Path) -> None:
     generated = _load_generator().generate(tmp_path)
     committed_dir = REPO_ROOT / "protos" / "thoughtbank" / "v1"
     assert {p.name for p in generated} == {
-        "thought_templates_pb2.py", "thought_templates_pb2.pyi", "thought_templates_pb2_grpc.py"
+        "thought_templates_pb2.py",
+        "thought_templates_pb2.pyi",
+        "thought_templates_pb2_grpc.py",
     }
     for path in generated:
         assert path.read_text() == (committed_dir / path.name).read_text(), (

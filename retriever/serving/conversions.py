@@ -27,8 +27,13 @@ def template_to_pb(template: ThoughtTemplate) -> pb2.ThoughtTemplate:
         source_models=list(template.source_models),
         source_query_ids=list(template.source_query_ids),
         sources=[
-            pb2.SourceResponse(llm=s.llm, performance=s.performance, cost=s.cost,
-                               llm_judge=s.llm_judge, query_id=s.query_id)
+            pb2.SourceResponse(
+                llm=s.llm,
+                performance=s.performance,
+                cost=s.cost,
+                llm_judge=s.llm_judge,
+                query_id=s.query_id,
+            )
             for s in template.sources
         ],
         pitfalls=template.pitfalls,
@@ -39,11 +44,13 @@ def template_to_pb(template: ThoughtTemplate) -> pb2.ThoughtTemplate:
         flags=list(template.flags),
     )
     if template.fields is not None:
-        message.fields.CopyFrom(pb2.TemplateFields(
-            task_summary=template.fields.task_summary,
-            reasoning_steps=list(template.fields.reasoning_steps),
-            answer_format=template.fields.answer_format,
-        ))
+        message.fields.CopyFrom(
+            pb2.TemplateFields(
+                task_summary=template.fields.task_summary,
+                reasoning_steps=list(template.fields.reasoning_steps),
+                answer_format=template.fields.answer_format,
+            )
+        )
     return message
 
 
@@ -80,7 +87,8 @@ def result_to_pb(result: RetrievalResult) -> pb2.RetrieveResponse:
 
 def augmented_to_pb(prompt: AugmentedPrompt) -> pb2.AugmentPromptResponse:
     return pb2.AugmentPromptResponse(
-        prompt=prompt.prompt, hits=[hit_to_pb(h) for h in prompt.hits],
+        prompt=prompt.prompt,
+        hits=[hit_to_pb(h) for h in prompt.hits],
         index_version=prompt.index_version,
     )
 

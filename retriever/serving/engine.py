@@ -134,7 +134,10 @@ class RetrievalEngine:
 
     @classmethod
     def open(
-        cls, index_dir: Path, embedder: Embedder | None = None, version: str | None = None,
+        cls,
+        index_dir: Path,
+        embedder: Embedder | None = None,
+        version: str | None = None,
         **settings: Any,
     ) -> RetrievalEngine:
         """Load ``version`` (default: the live one) with its own embedder unless one is given.
@@ -246,8 +249,10 @@ class RetrievalEngine:
         scopes = [self._scope(r, g) for r, g in zip(requests, guesses, strict=True)]
         candidates = self._batched_search(requests, vectors, scopes, pools)
         fallback = [
-            i for i, r in enumerate(requests)
-            if scopes[i] and not r.task_strict
+            i
+            for i, r in enumerate(requests)
+            if scopes[i]
+            and not r.task_strict
             and len(self._filter(r, candidates[i], excluded[i])) < r.k
         ]
         if fallback:
@@ -266,15 +271,17 @@ class RetrievalEngine:
         if classifier is None or not unnamed:
             return guesses
         prediction = classifier.predict([requests[i].query for i in unnamed], vectors[unnamed])
-        for i, task, confidence in zip(unnamed, prediction.tasks, prediction.confidences,
-                                       strict=True):
+        for i, task, confidence in zip(
+            unnamed, prediction.tasks, prediction.confidences, strict=True
+        ):
             guesses[i] = TaskGuess(task, float(confidence))
         return guesses
 
     def _scope(self, request: RetrievalQuery, guess: TaskGuess) -> str:
         """The task searched first: the named one, else a confident guess, else all tasks."""
-        task = request.task or route_task(guess.task, guess.confidence, self.routing,
-                                          self.index.manifest.unrouted_tasks)
+        task = request.task or route_task(
+            guess.task, guess.confidence, self.routing, self.index.manifest.unrouted_tasks
+        )
         return task if task in self._task_filters else ""
 
     def _pool_size(self, request: RetrievalQuery, excluded: set[int]) -> int:
@@ -284,13 +291,19 @@ class RetrievalEngine:
         return wanted + len(excluded)
 
     def _fill_from_all_tasks(
-        self, requests: Sequence[RetrievalQuery], vectors: np.ndarray, pools: list[int],
-        candidates: list[list[Candidate]], positions: list[int],
+        self,
+        requests: Sequence[RetrievalQuery],
+        vectors: np.ndarray,
+        pools: list[int],
+        candidates: list[list[Candidate]],
+        positions: list[int],
     ) -> None:
         """Append other tasks' candidates after the preferred task's for ``positions``."""
         subset = [requests[i] for i in positions]
         extra = self._search(
-            subset, vectors[positions], [""] * len(positions),
+            subset,
+            vectors[positions],
+            [""] * len(positions),
             [pools[i] + len(candidates[i]) for i in positions],
         )
         for i, more in zip(positions, extra, strict=True):
@@ -298,7 +311,10 @@ class RetrievalEngine:
             candidates[i].extend(c for c in more if c.int_id not in seen)
 
     def _batched_search(
-        self, requests: Sequence[RetrievalQuery], vectors: np.ndarray, scopes: list[str],
+        self,
+        requests: Sequence[RetrievalQuery],
+        vectors: np.ndarray,
+        scopes: list[str],
         pools: list[int],
     ) -> list[list[Candidate]]:
         """Up to ``pools[i]`` nearest templates of request i's scope (any task when unscoped).
@@ -308,8 +324,10 @@ class RetrievalEngine:
         or the index size, not on k). Only when that share is short does it search again with
         the task's ID filter, which on HNSW costs twice an unfiltered search.
         """
-        fetch = [max(pool, SCOPED_FETCH) if scope else pool
-                 for scope, pool in zip(scopes, pools, strict=True)]
+        fetch = [
+            max(pool, SCOPED_FETCH) if scope else pool
+            for scope, pool in zip(scopes, pools, strict=True)
+        ]
         nearest = self._search(requests, vectors, [""] * len(requests), fetch)
         found: list[list[Candidate]] = []
         for scope, pool, candidates in zip(scopes, pools, nearest, strict=True):
@@ -318,14 +336,21 @@ class RetrievalEngine:
             found.append(candidates[:pool])
         short = [i for i, scope in enumerate(scopes) if scope and len(found[i]) < pools[i]]
         if short:
-            filtered = self._search([requests[i] for i in short], vectors[short],
-                                    [scopes[i] for i in short], [pools[i] for i in short])
+            filtered = self._search(
+                [requests[i] for i in short],
+                vectors[short],
+                [scopes[i] for i in short],
+                [pools[i] for i in short],
+            )
             for i, candidates in zip(short, filtered, strict=True):
                 found[i] = candidates
         return found
 
     def _search(
-        self, requests: Sequence[RetrievalQuery], vectors: np.ndarray, scopes: list[str],
+        self,
+        requests: Sequence[RetrievalQuery],
+        vectors: np.ndarray,
+        scopes: list[str],
         pools: list[int],
     ) -> list[list[Candidate]]:
         """Candidates per request, searching each group of compatible requests in one call."""
@@ -335,14 +360,17 @@ class RetrievalEngine:
         found: list[list[Candidate]] = [[] for _ in requests]
         for key, members in groups.items():
             scores, ids = self.index.search(
-                vectors[members], max(pools[i] for i in members),
+                vectors[members],
+                max(pools[i] for i in members),
                 allowed_ids=self._task_filters[key.task] if key.task else None,
-                ef_search=key.ef_search, nprobe=key.nprobe,
+                ef_search=key.ef_search,
+                nprobe=key.nprobe,
             )
             for row, i in enumerate(members):
                 found[i] = [
                     Candidate(int(int_id), float(score))
-                    for score, int_id in zip(scores[row], ids[row], strict=True) if int_id >= 0
+                    for score, int_id in zip(scores[row], ids[row], strict=True)
+                    if int_id >= 0
                 ][: pools[i]]
         return found
 
@@ -357,7 +385,8 @@ class RetrievalEngine:
         self, request: RetrievalQuery, candidates: list[Candidate], excluded: set[int]
     ) -> list[Candidate]:
         return [
-            c for c in candidates
+            c
+            for c in candidates
             if c.int_id not in excluded and c.score >= self._min_score(request, c)
         ]
 
@@ -369,7 +398,10 @@ class RetrievalEngine:
         return self.index.manifest.min_scores.get(task, -math.inf)
 
     def _rank(
-        self, request: RetrievalQuery, candidates: list[Candidate], excluded: set[int],
+        self,
+        request: RetrievalQuery,
+        candidates: list[Candidate],
+        excluded: set[int],
         guess: TaskGuess,
     ) -> RetrievalResult:
         """Filter candidates, then pick k of them: in order, or by MMR when diversity is set."""
@@ -378,10 +410,15 @@ class RetrievalEngine:
             chosen = self._mmr(usable, request.k, request.diversity)
         else:
             chosen = usable[: request.k]
-        hits = tuple(ScoredTemplate(self._templates[c.int_id], c.score, self.version)
-                     for c in chosen)
-        return RetrievalResult(hits=hits, index_version=self.version, predicted_task=guess.task,
-                               predicted_task_confidence=guess.confidence)
+        hits = tuple(
+            ScoredTemplate(self._templates[c.int_id], c.score, self.version) for c in chosen
+        )
+        return RetrievalResult(
+            hits=hits,
+            index_version=self.version,
+            predicted_task=guess.task,
+            predicted_task_confidence=guess.confidence,
+        )
 
     def _mmr(self, candidates: list[Candidate], k: int, diversity: float) -> list[Candidate]:
         """Maximal marginal relevance: trade similarity to the query for novelty.
@@ -412,7 +449,9 @@ class RetrievalEngine:
         return self.augment_result(request, self.retrieve(request), max_template_tokens)
 
     def augment_result(
-        self, request: RetrievalQuery, result: RetrievalResult,
+        self,
+        request: RetrievalQuery,
+        result: RetrievalResult,
         max_template_tokens: int | None = None,
     ) -> AugmentedPrompt:
         """The prompt for an already retrieved ``result`` (the server retrieves in batches)."""

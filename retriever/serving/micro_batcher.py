@@ -62,8 +62,10 @@ class MicroBatcher(Generic[Item, Outcome]):
         self._on_batch = on_batch
         self._cores = max(1, cores)
         self._queue: asyncio.Queue[_Pending[Item, Outcome]] = asyncio.Queue()
-        self._threads = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{i}")
-                         for i in range(workers)]
+        self._threads = [
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{i}")
+            for i in range(workers)
+        ]
         self._idle = set(range(workers))  # positions in self._threads; 0 may use every core
         self._thread_freed: asyncio.Event | None = None
         self._collector: asyncio.Task[None] | None = None
@@ -72,9 +74,7 @@ class MicroBatcher(Generic[Item, Outcome]):
 
     def start(self) -> None:
         self._thread_freed = asyncio.Event()
-        self._collector = asyncio.get_running_loop().create_task(
-            self._run(), name="micro-batcher"
-        )
+        self._collector = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
 
     async def close(self) -> None:
         """Stop taking batches, let running ones complete, and release the threads."""
@@ -108,9 +108,7 @@ class MicroBatcher(Generic[Item, Outcome]):
                 continue
             position = min(self._idle)  # the first thread whenever it is idle
             self._idle.remove(position)
-            computing = loop.create_task(
-                self._compute(position, self._cores_for(position), batch)
-            )
+            computing = loop.create_task(self._compute(position, self._cores_for(position), batch))
             self._computing.add(computing)
             computing.add_done_callback(self._computing.discard)
 

@@ -19,30 +19,41 @@ class ServerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "thoughtbank_requests", "RPCs handled, by method and status code",
-            ["rpc", "code"], registry=self.registry,
+            "thoughtbank_requests",
+            "RPCs handled, by method and status code",
+            ["rpc", "code"],
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "thoughtbank_request_latency_seconds", "RPC latency, by method and status code",
-            ["rpc", "code"], buckets=LATENCY_BUCKETS, registry=self.registry,
+            "thoughtbank_request_latency_seconds",
+            "RPC latency, by method and status code",
+            ["rpc", "code"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.in_flight = Gauge(
             "thoughtbank_requests_in_flight", "RPCs being handled now", registry=self.registry
         )
         self.batch_size = Histogram(
-            "thoughtbank_batch_size", "queries embedded and searched together",
-            buckets=BATCH_BUCKETS, registry=self.registry,
+            "thoughtbank_batch_size",
+            "queries embedded and searched together",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
         )
         self.index_version = Gauge(
-            "thoughtbank_index_version_info", "the live index version (value 1)",
-            ["version"], registry=self.registry,
+            "thoughtbank_index_version_info",
+            "the live index version (value 1)",
+            ["version"],
+            registry=self.registry,
         )
         self.index_size = Gauge(
             "thoughtbank_index_templates", "templates in the live index", registry=self.registry
         )
         self.reloads = Counter(
-            "thoughtbank_index_reloads", "index version loads, by outcome (ok or failed)",
-            ["outcome"], registry=self.registry,
+            "thoughtbank_index_reloads",
+            "index version loads, by outcome (ok or failed)",
+            ["outcome"],
+            registry=self.registry,
         )
 
     def observe_request(self, rpc: str, code: str, seconds: float) -> None:
@@ -65,7 +76,8 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, and any ``extra=`` fields."""
 
     _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
-        "message", "asctime",
+        "message",
+        "asctime",
     }
 
     def format(self, record: logging.LogRecord) -> str:

@@ -24,18 +24,39 @@ class ServerProcess:
     set when ``extra_args`` ask for ``--metrics-port``.
     """
 
-    def __init__(self, index_dir: Path, host: str = "127.0.0.1", extra_args: Sequence[str] = (),
-                 startup_timeout: float = 120.0, env: dict[str, str] | None = None,
-                 wait_for_index: bool = True) -> None:
+    def __init__(
+        self,
+        index_dir: Path,
+        host: str = "127.0.0.1",
+        extra_args: Sequence[str] = (),
+        startup_timeout: float = 120.0,
+        env: dict[str, str] | None = None,
+        wait_for_index: bool = True,
+    ) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "thoughtbank.cli", "serve", "--index", str(index_dir),
-             "--host", host, "--port", "0", *extra_args],
-            stdout=subprocess.PIPE, stderr=None, text=True, env=env,
+            [
+                sys.executable,
+                "-m",
+                "thoughtbank.cli",
+                "serve",
+                "--index",
+                str(index_dir),
+                "--host",
+                host,
+                "--port",
+                "0",
+                *extra_args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=None,
+            text=True,
+            env=env,
         )
         self.host = host
         self.metrics_port: int | None = None
-        self.port = self._wait_for(READY_PREFIX if wait_for_index else LISTENING_PREFIX,
-                                   startup_timeout)
+        self.port = self._wait_for(
+            READY_PREFIX if wait_for_index else LISTENING_PREFIX, startup_timeout
+        )
 
     def _wait_for(self, prefix: str, timeout: float) -> int:
         found: list[int] = []
@@ -46,7 +67,7 @@ class ServerProcess:
                 if line.startswith(LISTENING_PREFIX) and METRICS_MARK in line:
                     self.metrics_port = int(line.rsplit(METRICS_MARK, 1)[1])
                 if line.startswith(prefix):
-                    found.append(int(line[len(prefix):].split()[0].rsplit(":", 1)[1]))
+                    found.append(int(line[len(prefix) :].split()[0].rsplit(":", 1)[1]))
                     return
 
         reader = threading.Thread(target=read, daemon=True)
@@ -54,8 +75,9 @@ class ServerProcess:
         reader.join(timeout)
         if not found:
             self.stop()
-            raise RuntimeError(f"server did not start within {timeout:.0f}s "
-                               f"(exit code {self._process.poll()})")
+            raise RuntimeError(
+                f"server did not start within {timeout:.0f}s (exit code {self._process.poll()})"
+            )
         return found[0]
 
     @property

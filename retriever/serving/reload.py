@@ -79,14 +79,18 @@ class LiveEngine:
                 engine = await self._load_in_own_thread(version)
             except LOAD_ERRORS as exc:
                 self._failed_version = version
-                log.error("index version refused; the previous one keeps serving",
-                          extra={"version": version, "previous": live, "reason": str(exc)})
+                log.error(
+                    "index version refused; the previous one keeps serving",
+                    extra={"version": version, "previous": live, "reason": str(exc)},
+                )
                 self._on_failure(version, exc)
                 return False
             self.engine = engine
             self._failed_version = None
-            log.info("index version live",
-                     extra={"version": version, "previous": live, "templates": engine.size})
+            log.info(
+                "index version live",
+                extra={"version": version, "previous": live, "templates": engine.size},
+            )
             await self._on_swap(engine)
             return True
 

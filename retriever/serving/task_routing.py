@@ -22,7 +22,9 @@ class TaskRouting:
 
 
 def route_task(
-    predicted_task: str, confidence: float, routing: TaskRouting,
+    predicted_task: str,
+    confidence: float,
+    routing: TaskRouting,
     unrouted: AbstractSet[str] = frozenset(),
 ) -> str:
     """The task to retrieve within: the prediction when confident and not one of the index's

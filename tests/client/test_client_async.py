@@ -34,8 +34,13 @@ async def every_method(client: AsyncThoughtbankClient) -> dict[str, object]:
             client.index_info(),
         )
         template = await client.get_template(retrieved.hits[0].template.id)
-    return {"retrieve": retrieved, "batch": batch, "augment": augmented, "info": info,
-            "template": template}
+    return {
+        "retrieve": retrieved,
+        "batch": batch,
+        "augment": augmented,
+        "info": info,
+        "template": template,
+    }
 
 
 def test_every_method_matches_the_sync_client(demo_server) -> None:
@@ -43,7 +48,8 @@ def test_every_method_matches_the_sync_client(demo_server) -> None:
     with ThoughtbankClient(demo_server.address) as sync:
         assert ranking(got["retrieve"]) == ranking(sync.retrieve(QUERY, k=2))
         assert [ranking(r) for r in got["batch"]] == [
-            ranking(r) for r in sync.retrieve_batch([QUERY, "What is 9 times 6?"], k=1)]
+            ranking(r) for r in sync.retrieve_batch([QUERY, "What is 9 times 6?"], k=1)
+        ]
         assert ranking(got["augment"]) == ranking(sync.augment(QUERY, k=2))
         assert got["info"] == sync.index_info()
     assert got["template"] == got["retrieve"].hits[0].template
@@ -55,7 +61,9 @@ def test_local_async_client_answers_like_the_server(demo_server, demo_index: Pat
     remote = asyncio.run(every_method(AsyncThoughtbankClient(demo_server.address)))
     assert ranking(local["augment"]) == ranking(remote["augment"])
     assert (local["template"].id, local["template"].text) == (
-        remote["template"].id, remote["template"].text)
+        remote["template"].id,
+        remote["template"].text,
+    )
 
 
 async def failures(address: str) -> list[tuple[type[Exception], grpc.StatusCode]]:

@@ -54,7 +54,8 @@ def test_in_process_index_gives_the_same_answer(
     remote = run_json(capsys, "query", QUESTION, "--server", demo_server.address, "--json")
     local = run_json(capsys, "query", QUESTION, "--index", str(demo_index), "--json")
     assert [h["template"]["id"] for h in local["hits"]] == [
-        h["template"]["id"] for h in remote["hits"]]
+        h["template"]["id"] for h in remote["hits"]
+    ]
 
 
 def test_missing_server_says_how_to_start_one(capsys: pytest.CaptureFixture[str]) -> None:
@@ -73,25 +74,55 @@ def test_augment_file_keeps_order_and_skips_bad_lines(
     demo_server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     questions = [f"How many apples are left if I eat {n} of 20?" for n in range(1, 8)]
-    lines = [json.dumps({"id": n, "prompt": q, "kind": "gsm8k"}).encode()
-             for n, q in enumerate(questions)]
+    lines = [
+        json.dumps({"id": n, "prompt": q, "kind": "gsm8k"}).encode()
+        for n, q in enumerate(questions)
+    ]
     too_long = json.dumps({"id": "y", "prompt": "x" * 40_000}).encode()
-    lines[2:2] = [b"{not json", json.dumps({"id": "x", "prompt": ""}).encode(),
-                  json.dumps(["a"]).encode(), too_long, b'{"id": "z", "prompt": "caf\xe9"}']
+    lines[2:2] = [
+        b"{not json",
+        json.dumps({"id": "x", "prompt": ""}).encode(),
+        json.dumps(["a"]).encode(),
+        too_long,
+        b'{"id": "z", "prompt": "caf\xe9"}',
+    ]
     source = tmp_path / "queries.jsonl"
     source.write_bytes(b"\n".join(lines) + b"\n\n")
     out = tmp_path / "out.jsonl"
-    assert main(["augment-file", str(source), "--out", str(out), "--server", demo_server.address,
-                 "--query-column", "prompt", "--task-column", "kind", "--k", "2",
-                 "--concurrency", "3"]) == 0
+    assert (
+        main(
+            [
+                "augment-file",
+                str(source),
+                "--out",
+                str(out),
+                "--server",
+                demo_server.address,
+                "--query-column",
+                "prompt",
+                "--task-column",
+                "kind",
+                "--k",
+                "2",
+                "--concurrency",
+                "3",
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [row["id"] for row in rows] == list(range(7))
-    assert all(row["prompt"] in row["augmented_prompt"] and len(row["template_ids"]) == 2
-               for row in rows)
+    assert all(
+        row["prompt"] in row["augmented_prompt"] and len(row["template_ids"]) == 2 for row in rows
+    )
     err = capsys.readouterr().err
-    for line, reason in ((3, "not JSON"), (4, "no text in column 'prompt'"),
-                         (5, "not a JSON object"), (6, "rejected by the server"),
-                         (7, "not UTF-8 text")):
+    for line, reason in (
+        (3, "not JSON"),
+        (4, "no text in column 'prompt'"),
+        (5, "not a JSON object"),
+        (6, "rejected by the server"),
+        (7, "not UTF-8 text"),
+    ):
         assert f"queries.jsonl:{line}: skipped: {reason}" in err
     assert "7 augmented rows written" in err and "5 of 12 skipped" in err
 
@@ -110,13 +141,28 @@ def test_augment_file_on_fusionbench_queries(
 ) -> None:
     source = shared_data / "fusionbench_14_task_queries.jsonl.gz"
     out = tmp_path / "augmented.jsonl"
-    assert main(["augment-file", str(source), "--out", str(out), "--limit", "200",
-                 "--server", demo_server.address]) == 0
+    assert (
+        main(
+            [
+                "augment-file",
+                str(source),
+                "--out",
+                str(out),
+                "--limit",
+                "200",
+                "--server",
+                demo_server.address,
+            ]
+        )
+        == 0
+    )
     with gzip.open(source, "rt") as queries:
         expected = [json.loads(line) for line in islice(queries, 200)]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["query_id"], r["task_name"]) for r in rows] == [
-        (e["query_id"], e["task_name"]) for e in expected]
-    assert all(row["query"] in row["augmented_prompt"] and len(row["template_ids"]) == 3
-               for row in rows)
+        (e["query_id"], e["task_name"]) for e in expected
+    ]
+    assert all(
+        row["query"] in row["augmented_prompt"] and len(row["template_ids"]) == 3 for row in rows
+    )
     assert "200 augmented rows written" in capsys.readouterr().err

@@ -139,10 +139,27 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        check=True, capture_output=True, timeout=60,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     return cert, key
 
@@ -164,8 +181,13 @@ def secured_server(demo_index: Path, tls_files, tmp_path_factory) -> Iterator[La
     answers: list[RetrievalResult | BaseException] = []
 
     def ask() -> None:
-        with ThoughtbankClient(f"127.0.0.1:{port}", wait_for_ready=True, timeout=300,
-                               token=TOKEN, root_certificates=cert) as client:
+        with ThoughtbankClient(
+            f"127.0.0.1:{port}",
+            wait_for_ready=True,
+            timeout=300,
+            token=TOKEN,
+            root_certificates=cert,
+        ) as client:
             try:
                 answers.append(client.retrieve("How many pens are left?", k=1))
             except BaseException as exc:
@@ -173,10 +195,19 @@ def secured_server(demo_index: Path, tls_files, tmp_path_factory) -> Iterator[La
 
     caller = threading.Thread(target=ask)
     caller.start()
-    with ServerProcess(demo_index, extra_args=(
-        "--port", str(port), "--auth-token-file", str(token_file),
-        "--tls-cert", str(cert), "--tls-key", str(key),
-    )) as server:
+    with ServerProcess(
+        demo_index,
+        extra_args=(
+            "--port",
+            str(port),
+            "--auth-token-file",
+            str(token_file),
+            "--tls-cert",
+            str(cert),
+            "--tls-key",
+            str(key),
+        ),
+    ) as server:
         caller.join(300)
         yield LateServer(server, answers[0] if answers else TimeoutError("no answer"))
 
@@ -189,32 +220,37 @@ def test_waiting_client_gets_its_answer_from_a_server_started_later(secured_serv
 
 def test_token_and_tls_reach_a_secured_server(secured_server, tls_files) -> None:
     cert, _ = tls_files
-    with ThoughtbankClient(secured_server.server.address, token=TOKEN,
-                           root_certificates=cert) as client:
+    with ThoughtbankClient(
+        secured_server.server.address, token=TOKEN, root_certificates=cert
+    ) as client:
         assert client.index_info().count > 0
 
     async def call() -> int:
-        async with AsyncThoughtbankClient(secured_server.server.address, token=TOKEN,
-                                          root_certificates=cert.read_bytes()) as client:
+        async with AsyncThoughtbankClient(
+            secured_server.server.address, token=TOKEN, root_certificates=cert.read_bytes()
+        ) as client:
             return (await client.index_info()).count
 
     assert asyncio.run(call()) > 0
 
 
-@pytest.mark.parametrize(("token", "message"), [(None, "missing credentials"),
-                                                ("wrong", "invalid bearer token")])
+@pytest.mark.parametrize(
+    ("token", "message"), [(None, "missing credentials"), ("wrong", "invalid bearer token")]
+)
 def test_bad_credentials_are_unauthenticated(
     secured_server, tls_files, token: str | None, message: str
 ) -> None:
-    with ThoughtbankClient(secured_server.server.address, token=token,
-                           root_certificates=tls_files[0]) as client:
+    with ThoughtbankClient(
+        secured_server.server.address, token=token, root_certificates=tls_files[0]
+    ) as client:
         with pytest.raises(AuthenticationError, match=message) as refused:
             client.index_info()
     assert refused.value.code == grpc.StatusCode.UNAUTHENTICATED
 
 
 def test_plaintext_client_cannot_talk_to_a_tls_server(secured_server) -> None:
-    with ThoughtbankClient(secured_server.server.address, token=TOKEN, retry=None,
-                           timeout=10) as client:
+    with ThoughtbankClient(
+        secured_server.server.address, token=TOKEN, retry=None, timeout=10
+    ) as client:
         with pytest.raises(IndexUnavailableError):
             client.index_info()

@@ -23,11 +23,15 @@ QUESTIONS = {
     "commonsense_qa": "Where would you keep fresh fish cold before cooking it?",
     "mbpp": "Write a Python function that returns the largest number in a list.",
 }
-PROMPT = ChatPromptTemplate.from_messages([(
-    "human",
-    "Solved questions like this one, with how they were solved:\n{thought_templates}\n\n"
-    "Question: {question}",
-)])
+PROMPT = ChatPromptTemplate.from_messages(
+    [
+        (
+            "human",
+            "Solved questions like this one, with how they were solved:\n{thought_templates}\n\n"
+            "Question: {question}",
+        )
+    ]
+)
 METADATA_KEYS = {"id", "task", "score", "source_query", "source_models", "index_version"}
 
 
@@ -89,8 +93,7 @@ def test_chain_batch_and_ainvoke_fill_each_input(retriever) -> None:
 def test_local_client_serves_the_async_path_in_a_thread(demo_index: Path) -> None:
     with ThoughtbankClient.local(demo_index) as client:
         retriever = ThoughtTemplateRetriever(client=client, k=1, min_score=0.99)
-        chain = augment_with_templates(PROMPT | ParrotFakeChatModel(), retriever,
-                                       query_key="q")
+        chain = augment_with_templates(PROMPT | ParrotFakeChatModel(), retriever, query_key="q")
         reply = asyncio.run(chain.ainvoke({"q": QUESTIONS["mbpp"], "question": "shown"}))
     assert NO_TEMPLATES in reply.content
 

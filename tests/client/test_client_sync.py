@@ -50,8 +50,12 @@ def test_retrieve_options_reach_the_server(remote: ThoughtbankClient) -> None:
 
 def test_retrieve_batch_keeps_request_order(remote: ThoughtbankClient) -> None:
     results = remote.retrieve_batch(
-        ["Where would you keep milk cold?", ARITHMETIC,
-         RetrievalQuery("Write a Python function to sort a list.", k=1)], k=2,
+        [
+            "Where would you keep milk cold?",
+            ARITHMETIC,
+            RetrievalQuery("Write a Python function to sort a list.", k=1),
+        ],
+        k=2,
     )
     assert [len(r.hits) for r in results] == [2, 2, 1]
     assert [r.hits[0].template.task for r in results] == ["commonsense_qa", "gsm8k", "mbpp"]

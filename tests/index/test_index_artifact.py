@@ -78,8 +78,12 @@ def test_load_verifies_and_searches_the_live_version(index_dir: Path, templates)
     assert loaded.version == current_version(index_dir) == list_versions(index_dir)[-1]
     manifest = loaded.manifest
     assert manifest.count == len(templates) == len(loaded.templates)
-    assert manifest.task_counts == {"commonsense_qa": 8, "gsm8k": 8, "mbpp": 8,
-                                    "mmlu_pro/physics": 8}
+    assert manifest.task_counts == {
+        "commonsense_qa": 8,
+        "gsm8k": 8,
+        "mbpp": 8,
+        "mmlu_pro/physics": 8,
+    }
     assert manifest.index_type == "flat" and manifest.parent == list_versions(index_dir)[0]
     assert {"index.faiss", "templates.jsonl", "embeddings.npy"} <= set(manifest.files)
     assert len(manifest.embedder_probes) == 3 and len(manifest.embedder_probes[0]) == 384
@@ -170,16 +174,20 @@ def test_ids_are_stable_across_add_and_remove(index_dir: Path, templates, embedd
     after_add = load_index(index_dir)
     kept = set(before.templates) - {template_int_id(templates[0].id)}
     assert kept < set(after_add.templates)
-    assert set(after_add.templates) - kept == {template_int_id("revised-0"),
-                                              template_int_id("new-1")}
+    assert set(after_add.templates) - kept == {
+        template_int_id("revised-0"),
+        template_int_id("new-1"),
+    }
     for int_id in kept:  # stored embeddings reused, not recomputed
-        np.testing.assert_array_equal(after_add.embeddings_of([int_id]),
-                                      before.embeddings_of([int_id]))
+        np.testing.assert_array_equal(
+            after_add.embeddings_of([int_id]), before.embeddings_of([int_id])
+        )
     removed = remove_templates(index_dir, [templates[3].id, "new-1"])
     after_remove = load_index(index_dir)
     assert removed.removed == 2 and after_remove.manifest.count == 31
     assert set(after_remove.templates) == kept - {template_int_id(templates[3].id)} | {
-        template_int_id("revised-0")}
+        template_int_id("revised-0")
+    }
     assert after_remove.manifest.parent == after_add.version
 
 

@@ -21,13 +21,27 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 
 
 def test_index_lifecycle_through_every_command(
-    demo_templates: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    demo_templates: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     index = tmp_path / "index"
     caplog.set_level(logging.INFO, logger="thoughtbank.index")
-    code, out, _ = _run(capsys, "index", "build", str(demo_templates), "--out", str(index),
-                        "--type", "ivf", "--nprobe", "2", "--embed", "query+template")
+    code, out, _ = _run(
+        capsys,
+        "index",
+        "build",
+        str(demo_templates),
+        "--out",
+        str(index),
+        "--type",
+        "ivf",
+        "--nprobe",
+        "2",
+        "--embed",
+        "query+template",
+    )
     built = json.loads(out)
     assert code == 0 and built["count"] == 32 and built["index_type"] == "ivf"
     assert "embedding 32 templates (query+template)" in caplog.text  # progress is shown
@@ -37,14 +51,16 @@ def test_index_lifecycle_through_every_command(
 
     template = next(iter(read_templates(demo_templates)))
     extra = tmp_path / "extra.jsonl"
-    write_templates(extra, [dataclasses.replace(template, id="cli-new",
-                                                source_query="What is 2 + 2?")])
+    write_templates(
+        extra, [dataclasses.replace(template, id="cli-new", source_query="What is 2 + 2?")]
+    )
     code, out, _ = _run(capsys, "index", "add", str(extra), "--index", str(index))
     assert code == 0 and json.loads(out)["added"] == 1 and json.loads(out)["count"] == 33
     assert load_index(index).manifest.embed_field == "query+template"  # kept from the parent
 
-    code, out, _ = _run(capsys, "index", "remove", "--ids", "cli-new", template.id,
-                        "--index", str(index))
+    code, out, _ = _run(
+        capsys, "index", "remove", "--ids", "cli-new", template.id, "--index", str(index)
+    )
     assert code == 0 and json.loads(out)["count"] == 31
 
     first, second, third = list_versions(index)
@@ -72,23 +88,33 @@ def test_index_lifecycle_through_every_command(
 
 
 def test_cuda_falls_back_to_cpu_with_a_message(
-    demo_templates: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    demo_templates: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     from thoughtbank.index.faiss_backend import gpu_available
 
     if gpu_available():
         pytest.skip("a GPU is visible: benchmarks/gpu_check.py covers this machine")
-    code, out, _ = _run(capsys, "index", "build", str(demo_templates), "--out",
-                        str(tmp_path / "index"), "--type", "flat", "--device", "cuda")
+    code, out, _ = _run(
+        capsys,
+        "index",
+        "build",
+        str(demo_templates),
+        "--out",
+        str(tmp_path / "index"),
+        "--type",
+        "flat",
+        "--device",
+        "cuda",
+    )
     assert code == 0 and json.loads(out)["count"] == 32
     assert "building the index on the CPU" in caplog.text
     assert "embedding on the CPU" in caplog.text
 
 
-def test_bad_input_gets_a_clear_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_bad_input_gets_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(capsys, "index", "list", "--index", str(tmp_path))
     assert code == 2 and "not a thoughtbank index" in err
     bad = tmp_path / "bad.jsonl"

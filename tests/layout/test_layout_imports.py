@@ -78,8 +78,9 @@ def module_imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
 
 def stage_of(module: str) -> int | None:
     """Position of ``module``'s stage (the longest matching prefix); None for shared modules."""
-    matches = [i for i, stage in enumerate(STAGES)
-               if module == stage or module.startswith(stage + ".")]
+    matches = [
+        i for i, stage in enumerate(STAGES) if module == stage or module.startswith(stage + ".")
+    ]
     return max(matches, key=lambda i: len(STAGES[i])) if matches else None
 
 
@@ -109,7 +110,7 @@ def test_no_import_cycles() -> None:
         state[module] = 1
         for target in sorted(graph[module]):
             if state.get(target) == 1:
-                cycles.append([*path[path.index(target):], target])
+                cycles.append([*path[path.index(target) :], target])
             elif target not in state:
                 visit(target, [*path, target])
         state[module] = 2
@@ -139,8 +140,10 @@ def test_evaluation_reaches_the_index_through_its_public_names() -> None:
 
 @pytest.mark.parametrize("module", ["thoughtbank.retriever", "thoughtbank.retriever.langchain"])
 def test_client_sdk_loads_no_engine(module: str) -> None:
-    code = (f"import sys, {module}\n"
-            f"print(','.join(m for m in {ENGINE_MODULES!r} if m in sys.modules))")
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True).stdout.strip()
+    code = (
+        f"import sys, {module}\nprint(','.join(m for m in {ENGINE_MODULES!r} if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert loaded == "", f"import {module} loaded {loaded}"

@@ -30,34 +30,52 @@ print(json.dumps({
 
 
 def run(*command: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(c) for c in command], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [str(c) for c in command], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.mark.slow
 def test_client_without_extras_against_a_server(tmp_path: Path, demo_server) -> None:
     wheel_dir = tmp_path / "wheel"
-    built = run(sys.executable, "-m", "pip", "wheel", "--no-deps",
-                "-q", "-w", wheel_dir, PACKAGE_ROOT, cwd=tmp_path)
+    built = run(
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "-q",
+        "-w",
+        wheel_dir,
+        PACKAGE_ROOT,
+        cwd=tmp_path,
+    )
     assert built.returncode == 0, built.stderr
     (wheel,) = wheel_dir.glob("thoughtbank-*.whl")
     created = run(sys.executable, "-m", "venv", tmp_path / "venv", cwd=tmp_path)
     assert created.returncode == 0, created.stderr
     python = tmp_path / "venv" / "bin" / "python"
-    installed = run(python, "-m", "pip", "install", "-q", "--disable-pip-version-check", wheel,
-                    cwd=tmp_path)
+    installed = run(
+        python, "-m", "pip", "install", "-q", "--disable-pip-version-check", wheel, cwd=tmp_path
+    )
     assert installed.returncode == 0, installed.stderr
 
-    called = run(python, "-c", CLIENT_CALL, demo_server.address, *ENGINE_MODULES,
-                 cwd=tmp_path)
+    called = run(python, "-c", CLIENT_CALL, demo_server.address, *ENGINE_MODULES, cwd=tmp_path)
     assert called.returncode == 0, called.stderr
     answer = json.loads(called.stdout)
     assert answer["hits"] == 2 and answer["version"] and answer["documents"] == 1
     assert answer["engine"] == []
 
     thoughtbank = tmp_path / "venv" / "bin" / "thoughtbank"
-    query = run(thoughtbank, "query", "What is 12 * 7?", "--server", demo_server.address,
-                "--json", cwd=tmp_path)
+    query = run(
+        thoughtbank,
+        "query",
+        "What is 12 * 7?",
+        "--server",
+        demo_server.address,
+        "--json",
+        cwd=tmp_path,
+    )
     assert query.returncode == 0, query.stderr
     assert json.loads(query.stdout)["hits"]
 

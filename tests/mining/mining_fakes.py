@@ -18,12 +18,14 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-TEMPLATE_REPLY = json.dumps({
-    "task_summary": "Solve a word problem about quantities.",
-    "reasoning_steps": ["List the given quantities.", "Combine them with the right operation."],
-    "answer_format": "End with '#### <number>'.",
-    "pitfalls": "Do not forget a quantity.",
-})
+TEMPLATE_REPLY = json.dumps(
+    {
+        "task_summary": "Solve a word problem about quantities.",
+        "reasoning_steps": ["List the given quantities.", "Combine them with the right operation."],
+        "answer_format": "End with '#### <number>'.",
+        "pitfalls": "Do not forget a quantity.",
+    }
+)
 
 
 def fake_model(*replies: str) -> GenericFakeChatModel:
@@ -36,9 +38,13 @@ class SleepingChatModel(GenericFakeChatModel):
 
     delay_s: float = 0.2
 
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: CallbackManagerForLLMRun | None = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         time.sleep(self.delay_s)
         return super()._generate(messages, stop, run_manager, **kwargs)
 
@@ -50,9 +56,13 @@ class FlakyChatModel(GenericFakeChatModel):
     error: type[Exception] = ConnectionError
     calls: int = 0
 
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: CallbackManagerForLLMRun | None = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         self.calls += 1
         if self.calls <= self.failures:
             raise self.error(f"transient failure {self.calls}")
@@ -70,22 +80,31 @@ class PromptHashChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "prompt-hash-fake"
 
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: CallbackManagerForLLMRun | None = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         time.sleep(self.delay_s)
         prompt = "\n".join(str(m.content) for m in messages)
         digest = hashlib.sha256(prompt.encode()).hexdigest()[:8]
-        reply = json.dumps({
-            "task_summary": f"Solve problem kind {digest}.",
-            "reasoning_steps": [f"Step one for {digest}.", "Check the result."],
-            "answer_format": "State the answer on the last line.",
-        })
-        usage = {"input_tokens": len(prompt.split()), "output_tokens": len(reply.split()),
-                 "total_tokens": len(prompt.split()) + len(reply.split())}
-        return ChatResult(generations=[
-            ChatGeneration(message=AIMessage(reply, usage_metadata=usage))
-        ])
+        reply = json.dumps(
+            {
+                "task_summary": f"Solve problem kind {digest}.",
+                "reasoning_steps": [f"Step one for {digest}.", "Check the result."],
+                "answer_format": "State the answer on the last line.",
+            }
+        )
+        usage = {
+            "input_tokens": len(prompt.split()),
+            "output_tokens": len(reply.split()),
+            "total_tokens": len(prompt.split()) + len(reply.split()),
+        }
+        return ChatResult(
+            generations=[ChatGeneration(message=AIMessage(reply, usage_metadata=usage))]
+        )
 
 
 def slow_prompt_hash_model() -> PromptHashChatModel:

@@ -8,27 +8,45 @@ from pathlib import Path
 from typing import Any
 
 
-def row(query: str = "Tom has 3 apples and buys 4 more. How many apples does Tom have?",
-        llm: str = "model-a", performance: Any = 1.0, **extra: Any) -> dict[str, Any]:
+def row(
+    query: str = "Tom has 3 apples and buys 4 more. How many apples does Tom have?",
+    llm: str = "model-a",
+    performance: Any = 1.0,
+    **extra: Any,
+) -> dict[str, Any]:
     """One valid log row; keyword arguments override or add columns."""
     return {
-        "task_name": "gsm8k", "query_id": "q1", "query": query, "llm": llm,
+        "task_name": "gsm8k",
+        "query_id": "q1",
+        "query": query,
+        "llm": llm,
         "response": "Tom starts with 3 apples.\nHe buys 4 more, so 3 + 4 = 7.\n#### 7",
-        "performance": performance, "cost": 0.001, "llm_judge": None, "ground_truth": "7",
+        "performance": performance,
+        "cost": 0.001,
+        "llm_judge": None,
+        "ground_truth": "7",
         **extra,
     }
 
 
-def query_rows(index: int, models: tuple[str, ...] = ("model-a", "model-b", "model-c"),
-               task: str = "gsm8k") -> list[dict[str, Any]]:
+def query_rows(
+    index: int, models: tuple[str, ...] = ("model-a", "model-b", "model-c"), task: str = "gsm8k"
+) -> list[dict[str, Any]]:
     """Rows of every model for query ``index``; the last model fails."""
     query = f"Sam packs {index} boxes with {index + 2} pens each. How many pens are packed?"
     answer = str(index * (index + 2))
     return [
-        row(query, llm, 0.0 if i == len(models) - 1 else 1.0, task_name=task,
-            query_id=f"q{index}", ground_truth=answer, cost=0.001 * (i + 1),
+        row(
+            query,
+            llm,
+            0.0 if i == len(models) - 1 else 1.0,
+            task_name=task,
+            query_id=f"q{index}",
+            ground_truth=answer,
+            cost=0.001 * (i + 1),
             response=f"Each box holds {index + 2} pens.\nThere are {index} boxes.\n"
-                     f"So {index} * {index + 2} pens are packed.\n#### {answer}")
+            f"So {index} * {index + 2} pens are packed.\n#### {answer}",
+        )
         for i, llm in enumerate(models)
     ]
 

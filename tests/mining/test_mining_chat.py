@@ -32,9 +32,11 @@ FAST = CallPolicy(timeout_s=5, retries=3, backoff_s=0.001, max_backoff_s=0.01)
 GOOD = LogRecord("gsm8k", "Tom has 3 apples and buys 4. How many?", "big", "3 + 4 = 7\n#### 7", 1.0)
 BAD = LogRecord("gsm8k", GOOD.query, "small", "3 * 4 = 12\n#### 12", 0.0)
 REQUEST = DistillRequest("gsm8k", GOOD.query, (GOOD,))
-EXPECTED = TemplateFields("Solve a word problem about quantities.",
-                          ("List the given quantities.", "Combine them with the right operation."),
-                          "End with '#### <number>'.")
+EXPECTED = TemplateFields(
+    "Solve a word problem about quantities.",
+    ("List the given quantities.", "Combine them with the right operation."),
+    "End with '#### <number>'.",
+)
 
 
 def test_parses_json_in_prose_and_code_fence() -> None:
@@ -45,11 +47,14 @@ def test_parses_json_in_prose_and_code_fence() -> None:
 
 
 def test_parses_loose_json_steps_as_numbered_text_and_caps_them() -> None:
-    reply = ('{"Summary": "Count things.", "steps": "1. Read.\\n2) Add.\\n- Check.\\n4. More.",'
-             ' "Answer Format": "A number."}')
+    reply = (
+        '{"Summary": "Count things.", "steps": "1. Read.\\n2) Add.\\n- Check.\\n4. More.",'
+        ' "Answer Format": "A number."}'
+    )
     parsed = parse_template_reply(reply)
-    assert parsed.fields == TemplateFields("Count things.", ("Read.", "Add.", "Check."),
-                                           "A number.")
+    assert parsed.fields == TemplateFields(
+        "Count things.", ("Read.", "Add.", "Check."), "A number."
+    )
     assert parsed.pitfalls == ""
 
 
@@ -60,11 +65,14 @@ def test_parses_the_rendered_layout() -> None:
     assert parsed.pitfalls == "Watch units."
 
 
-@pytest.mark.parametrize("reply", [
-    "I cannot help with that.",
-    '{"task_summary": "x", "reasoning_steps": [], "answer_format": "y"}',
-    '{"task_summary": "x", "reasoning_steps": ["a"]}',
-])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "I cannot help with that.",
+        '{"task_summary": "x", "reasoning_steps": [], "answer_format": "y"}',
+        '{"task_summary": "x", "reasoning_steps": ["a"]}',
+    ],
+)
 def test_unusable_replies_raise_parser_errors(reply: str) -> None:
     with pytest.raises(OutputParserException):
         parse_template_reply(reply)
@@ -104,8 +112,9 @@ def test_retries_transient_errors_with_backoff() -> None:
 
 
 def test_gives_up_after_the_retries() -> None:
-    model = FlakyChatModel(messages=cycle([AIMessage(TEMPLATE_REPLY)]), failures=10,
-                           error=TimeoutError)
+    model = FlakyChatModel(
+        messages=cycle([AIMessage(TEMPLATE_REPLY)]), failures=10, error=TimeoutError
+    )
     distiller = ChatDistiller(model, policy=CallPolicy(retries=2, backoff_s=0.001))
     with pytest.raises(TimeoutError, match="transient failure 3"):
         distiller.distill(REQUEST)
@@ -113,8 +122,9 @@ def test_gives_up_after_the_retries() -> None:
 
 
 def test_does_not_retry_other_errors() -> None:
-    model = FlakyChatModel(messages=cycle([AIMessage(TEMPLATE_REPLY)]), failures=1,
-                           error=PermissionError)
+    model = FlakyChatModel(
+        messages=cycle([AIMessage(TEMPLATE_REPLY)]), failures=1, error=PermissionError
+    )
     distiller = ChatDistiller(model, policy=FAST)
     with pytest.raises(PermissionError):
         distiller.distill(REQUEST)
@@ -138,10 +148,14 @@ def test_a_call_over_the_timeout_fails_and_is_retried() -> None:
 
 def test_rate_limit_gates_every_call(monkeypatch: pytest.MonkeyPatch) -> None:
     acquired = []
-    monkeypatch.setattr(InMemoryRateLimiter, "acquire",
-                        lambda self, blocking=True: acquired.append(blocking) or True)
-    distiller = ChatDistiller(fake_model("bad", TEMPLATE_REPLY),
-                              policy=CallPolicy(backoff_s=0.001, requests_per_second=5))
+    monkeypatch.setattr(
+        InMemoryRateLimiter,
+        "acquire",
+        lambda self, blocking=True: acquired.append(blocking) or True,
+    )
+    distiller = ChatDistiller(
+        fake_model("bad", TEMPLATE_REPLY), policy=CallPolicy(backoff_s=0.001, requests_per_second=5)
+    )
     distiller.distill(REQUEST)
     assert len(acquired) == 2
 
@@ -151,13 +165,16 @@ def test_load_python_entry_point() -> None:
     assert isinstance(model, PromptHashChatModel)
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ("python:mining_fakes:not_a_model", "returned str, not a BaseChatModel"),
-    ("python:mining_fakes:absent", "mining_fakes has no callable absent"),
-    ("python:mining_fakes", "expected python:package.module:factory"),
-    ("anthropic:claude", "--llm must be openai:MODEL or python:package.module:factory"),
-    ("openai:", "--llm must be openai:MODEL"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("python:mining_fakes:not_a_model", "returned str, not a BaseChatModel"),
+        ("python:mining_fakes:absent", "mining_fakes has no callable absent"),
+        ("python:mining_fakes", "expected python:package.module:factory"),
+        ("anthropic:claude", "--llm must be openai:MODEL or python:package.module:factory"),
+        ("openai:", "--llm must be openai:MODEL"),
+    ],
+)
 def test_bad_llm_specs(spec: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         load_chat_model(spec)

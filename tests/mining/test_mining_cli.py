@@ -22,9 +22,18 @@ HERE = Path(__file__).resolve().parent
 THOUGHTBANK = Path(sys.executable).with_name("thoughtbank")
 # 60 groups at 50 ms a call on 2 workers: about 1.5 s of distilling, time enough to kill it.
 # The allow list (a set) checks that the journal fingerprint does not vary between processes.
-SLOW_CHAT = ["--distiller", "chat", "--llm", "python:mining_fakes:slow_prompt_hash_model",
-             "--allow-models", "model-a,model-b,model-c,model-d",
-             "--workers", "2", "--no-merge", "--no-progress"]
+SLOW_CHAT = [
+    "--distiller",
+    "chat",
+    "--llm",
+    "python:mining_fakes:slow_prompt_hash_model",
+    "--allow-models",
+    "model-a,model-b,model-c,model-d",
+    "--workers",
+    "2",
+    "--no-merge",
+    "--no-progress",
+]
 
 
 def mine_command(log: Path, out: Path, *extra: str) -> list[str]:
@@ -32,8 +41,11 @@ def mine_command(log: Path, out: Path, *extra: str) -> list[str]:
 
 
 def environment() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get(
-        "PYTHONPATH", "")]), "HF_HUB_OFFLINE": "1"}
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+        "HF_HUB_OFFLINE": "1",
+    }
 
 
 def journaled_groups(out: Path) -> int:
@@ -42,8 +54,13 @@ def journaled_groups(out: Path) -> int:
 
 
 def kill_after_some_groups(command: list[str], out: Path, groups: int) -> None:
-    process = subprocess.Popen(command, env=environment(), cwd=REPO_ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command,
+        env=environment(),
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while journaled_groups(out) < groups and process.poll() is None:
@@ -63,35 +80,43 @@ def test_kill_9_then_resume_gives_the_uninterrupted_template_set(tmp_path: Path)
     assert 10 <= finished_before < 60
     assert not killed.exists()
 
-    resumed = subprocess.run(mine_command(log, killed, "--resume"), env=environment(),
-                             capture_output=True, text=True, check=True)
+    resumed = subprocess.run(
+        mine_command(log, killed, "--resume"),
+        env=environment(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     summary = json.loads(resumed.stdout)
     assert summary["groups_resumed"] >= finished_before
     assert summary["llm_calls"] == 60 - summary["groups_resumed"]
     assert summary["input_tokens"] > 0
 
     whole = tmp_path / "whole" / "templates.jsonl"
-    subprocess.run(mine_command(log, whole), env=environment(), check=True,
-                   capture_output=True)
+    subprocess.run(mine_command(log, whole), env=environment(), check=True, capture_output=True)
     assert len(template_set(whole)) == 60
     assert template_set(killed) == template_set(whole)
 
 
-@pytest.mark.parametrize(("arguments", "message"), [
-    (["--llm", "openai:gpt-4o-mini"], "--llm needs --distiller chat"),
-    (["--distiller", "chat"], "--distiller chat needs --llm"),
-    (["--distiller", "chat", "--llm", "local:x"], "--llm must be openai:MODEL or python:"),
-])
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--llm", "openai:gpt-4o-mini"], "--llm needs --distiller chat"),
+        (["--distiller", "chat"], "--distiller chat needs --llm"),
+        (["--distiller", "chat", "--llm", "local:x"], "--llm must be openai:MODEL or python:"),
+    ],
+)
 def test_bad_arguments_are_one_line_errors(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], arguments: list[str],
-        message: str) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], arguments: list[str], message: str
+) -> None:
     log = write_jsonl(tmp_path / "log.jsonl", many_queries(1))
     assert main(["mine", str(log), "--out", str(tmp_path / "t.jsonl"), *arguments]) == 2
     assert capsys.readouterr().err.startswith(f"thoughtbank: error: {message}")
 
 
 def test_missing_log_file_is_an_error_before_any_output(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "t.jsonl"
     assert main(["mine", str(tmp_path / "absent.jsonl"), "--out", str(out)]) == 2
     assert "absent.jsonl: no such log file" in capsys.readouterr().err

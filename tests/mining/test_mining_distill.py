@@ -8,10 +8,14 @@ from thoughtbank.templates.distill import DistillRequest, ExtractiveDistiller
 from thoughtbank.templates.leakage import LeakageGuard, ground_truth_pattern, mask_leaks
 from thoughtbank.templates.schema import LogRecord
 
-QUERY = ("Janet has 16 eggs. She eats 3 for breakfast and bakes muffins with 4 every day. "
-         "How much in dollars does Janet make every day at the farmers' market?")
-RESPONSE = ("Janet has 16 eggs.\nShe uses 3 + 4 = 7 of them.\nShe sells 16 - 7 = 9 eggs.\n"
-            "At $2 each she makes 9 * 2 = 18 dollars.\n#### 18")
+QUERY = (
+    "Janet has 16 eggs. She eats 3 for breakfast and bakes muffins with 4 every day. "
+    "How much in dollars does Janet make every day at the farmers' market?"
+)
+RESPONSE = (
+    "Janet has 16 eggs.\nShe uses 3 + 4 = 7 of them.\nShe sells 16 - 7 = 9 eggs.\n"
+    "At $2 each she makes 9 * 2 = 18 dollars.\n#### 18"
+)
 
 
 def response(text: str = RESPONSE, llm: str = "m", performance: float = 1.0) -> LogRecord:
@@ -22,8 +26,9 @@ def test_extractive_template_is_abstract_and_deterministic() -> None:
     request = DistillRequest("gsm8k", QUERY, (response(),))
     first = ExtractiveDistiller().distill(request)
     assert first == ExtractiveDistiller().distill(request)
-    assert first.fields.task_summary == ("Solve a gsm8k problem: How much in dollars does X make "
-                                         "every day at the ...")
+    assert first.fields.task_summary == (
+        "Solve a gsm8k problem: How much in dollars does X make every day at the ..."
+    )
     assert first.fields.reasoning_steps == (
         "Name the quantities the question gives: [eggs], [breakfast and bakes], [day].",
         "She uses [breakfast and bakes] + [day] = [result] of them.",
@@ -36,8 +41,11 @@ def test_extractive_template_is_abstract_and_deterministic() -> None:
 
 
 def test_steps_come_from_every_selected_response() -> None:
-    other = response("She uses 3+4=<<3+4=7>>7 eggs a day.\nShe has 16-7=<<16-7=9>>9 eggs left.\n"
-                     "She makes 9*2=<<9*2=18>>18 dollars.\nA: 18", llm="m2")
+    other = response(
+        "She uses 3+4=<<3+4=7>>7 eggs a day.\nShe has 16-7=<<16-7=9>>9 eggs left.\n"
+        "She makes 9*2=<<9*2=18>>18 dollars.\nA: 18",
+        llm="m2",
+    )
     request = DistillRequest("gsm8k", QUERY, (other, response()))
     fields = ExtractiveDistiller().distill(request).fields
     assert fields.reasoning_steps[1:] == (
@@ -50,26 +58,34 @@ def test_steps_come_from_every_selected_response() -> None:
 
 def test_pitfalls_note_from_failed_responses() -> None:
     failed = response("She has 16 eggs and sells all of them.\n#### 32", "weak", 0.0)
-    note = ExtractiveDistiller().distill(
-        DistillRequest("gsm8k", QUERY, (response(),), failed=(failed,))).pitfalls
-    assert note.startswith("1 logged response(s) to this query failed; one reasoned "
-                           "'She has [eggs] and sells all of them.'")
+    note = (
+        ExtractiveDistiller()
+        .distill(DistillRequest("gsm8k", QUERY, (response(),), failed=(failed,)))
+        .pitfalls
+    )
+    assert note.startswith(
+        "1 logged response(s) to this query failed; one reasoned "
+        "'She has [eggs] and sells all of them.'"
+    )
     assert "32" not in note
 
 
-@pytest.mark.parametrize(("ground_truth", "text", "leaked"), [
-    ("B", "Pick the option. The answer is (B).", "answer is (B)"),
-    ("B", "Option (B) fits.", "Option (B)"),
-    ("B", "The answer is B because", "answer is B"),
-    ("B", "Bears and Bees: compare both options.", None),
-    ("18", "So she makes 18 dollars.", "18"),
-    ("18", "She makes 180 dollars or 1.18 or 18.5.", None),
-    ("8", "Solve a gsm8k problem.", None),
-    ("1,200", "The total is 1200.", "1200"),
-    ("Paris", "The capital is paris.", "paris"),
-    ("Paris", "Parisian food is good.", None),
-    ("", "anything", None),
-])
+@pytest.mark.parametrize(
+    ("ground_truth", "text", "leaked"),
+    [
+        ("B", "Pick the option. The answer is (B).", "answer is (B)"),
+        ("B", "Option (B) fits.", "Option (B)"),
+        ("B", "The answer is B because", "answer is B"),
+        ("B", "Bears and Bees: compare both options.", None),
+        ("18", "So she makes 18 dollars.", "18"),
+        ("18", "She makes 180 dollars or 1.18 or 18.5.", None),
+        ("8", "Solve a gsm8k problem.", None),
+        ("1,200", "The total is 1200.", "1200"),
+        ("Paris", "The capital is paris.", "paris"),
+        ("Paris", "Parisian food is good.", None),
+        ("", "anything", None),
+    ],
+)
 def test_ground_truth_leaks(ground_truth: str, text: str, leaked: str | None) -> None:
     leaks = LeakageGuard().find(text, "unrelated query words", ground_truth)
     assert [leak.text for leak in leaks] == ([leaked] if leaked else [])
@@ -80,8 +96,10 @@ def test_long_query_spans_leak_and_short_ones_do_not() -> None:
     guard = LeakageGuard(max_query_span_words=5)
     copied = "Reason: how much in dollars does Janet make every day, then answer."
     leaks = guard.find(copied + "\nAgain: how much in dollars does Janet make", QUERY, "")
-    assert [leak.text for leak in leaks] == ["how much in dollars does janet make every day",
-                                             "how much in dollars does janet make"]
+    assert [leak.text for leak in leaks] == [
+        "how much in dollars does janet make every day",
+        "how much in dollars does janet make",
+    ]
     assert guard.find("how much in dollars does", QUERY, "") == ()
     assert mask_leaks(copied, leaks[:1]) == "Reason: ..., then answer."
 

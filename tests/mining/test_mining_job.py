@@ -56,10 +56,21 @@ def test_summary_and_output(log: Path, tmp_path: Path) -> None:
     out = tmp_path / "out" / "templates.jsonl"
     summary = mine_templates([log], out, ExtractiveDistiller())
     assert summary.as_dict() == {
-        "rows_read": 20, "rows_rejected": 1, "files_damaged": 0, "query_ids": 7, "groups": 7,
-        "groups_resumed": 0, "groups_without_eligible_response": 1, "templates": 6,
-        "merged": 0, "failed": 0, "leakage_flagged": 0, "leakage_dropped": 0, "llm_calls": 0,
-        "input_tokens": None, "output_tokens": None,
+        "rows_read": 20,
+        "rows_rejected": 1,
+        "files_damaged": 0,
+        "query_ids": 7,
+        "groups": 7,
+        "groups_resumed": 0,
+        "groups_without_eligible_response": 1,
+        "templates": 6,
+        "merged": 0,
+        "failed": 0,
+        "leakage_flagged": 0,
+        "leakage_dropped": 0,
+        "llm_calls": 0,
+        "input_tokens": None,
+        "output_tokens": None,
     }
     templates = list(read_templates(out))
     assert sorted(t.source_query_ids for t in templates) == [(f"q{i}",) for i in range(1, 7)]
@@ -69,7 +80,10 @@ def test_summary_and_output(log: Path, tmp_path: Path) -> None:
     assert [(s.llm, s.performance) for s in first.sources] == [("model-a", 1.0), ("model-b", 1.0)]
     assert json.loads((out.parent / "templates.jsonl.rejects").read_text())["line"] == 20
     assert sorted(p.name for p in out.parent.iterdir()) == [
-        "templates.jsonl", "templates.jsonl.journal", "templates.jsonl.rejects"]
+        "templates.jsonl",
+        "templates.jsonl.journal",
+        "templates.jsonl.rejects",
+    ]
 
 
 def test_output_is_deterministic_whatever_the_worker_count(log: Path, tmp_path: Path) -> None:
@@ -120,13 +134,19 @@ def test_pitfalls_from_failed_responses(tmp_path: Path) -> None:
     mine_templates([log], out, ExtractiveDistiller(), MiningOptions(pitfalls=True))
     pitfalls = [t.pitfalls for t in read_templates(out)]
     assert len(pitfalls) == 3
-    assert all(p.startswith("1 logged response(s) to this query failed; one reasoned 'Add the "
-                            "boxes to the pens per box instead.'") for p in pitfalls)
+    assert all(
+        p.startswith(
+            "1 logged response(s) to this query failed; one reasoned 'Add the "
+            "boxes to the pens per box instead.'"
+        )
+        for p in pitfalls
+    )
 
 
 @pytest.mark.parametrize("policy", list(LeakagePolicy))
 def test_leaking_template_is_asked_again_then_flagged_or_dropped(
-        tmp_path: Path, policy: LeakagePolicy) -> None:
+    tmp_path: Path, policy: LeakagePolicy
+) -> None:
     log = write_jsonl(tmp_path / "log.jsonl", query_rows(1) + query_rows(2))
     leaky = TEMPLATE_REPLY.replace("End with '#### <number>'.", "The answer is 3.")
     distiller = ChatDistiller(fake_model(leaky), "leaky", FAST)
@@ -162,17 +182,21 @@ def test_near_duplicates_merge_per_task_keeping_provenance(tmp_path: Path) -> No
     assert len(gsm8k.merged_queries) == 3 and gsm8k.source_query not in gsm8k.merged_queries
     assert len(gsm8k.sources) == 8
     again = tmp_path / "again.jsonl"
-    mine_templates([log], again, ExtractiveDistiller(), MiningOptions(workers=3),
-                   embed=hashed_embed)
+    mine_templates(
+        [log], again, ExtractiveDistiller(), MiningOptions(workers=3), embed=hashed_embed
+    )
     assert template_set(out) == template_set(again)
 
 
-def test_merging_with_the_real_embedder_keeps_distinct_templates(
-        tmp_path: Path, embedder) -> None:
-    code = row(query="Write a function that reverses a string.", query_id="code",
-               response="def rev(s):\n    return s[::-1]")
+def test_merging_with_the_real_embedder_keeps_distinct_templates(tmp_path: Path, embedder) -> None:
+    code = row(
+        query="Write a function that reverses a string.",
+        query_id="code",
+        response="def rev(s):\n    return s[::-1]",
+    )
     rows = [*many_queries(3), code]
     log = write_jsonl(tmp_path / "log.jsonl", rows)
-    summary = mine_templates([log], tmp_path / "t.jsonl", ExtractiveDistiller(),
-                             embed=embedder.encode)
+    summary = mine_templates(
+        [log], tmp_path / "t.jsonl", ExtractiveDistiller(), embed=embedder.encode
+    )
     assert (summary.templates, summary.merged) == (2, 2)

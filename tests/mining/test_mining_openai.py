@@ -29,18 +29,29 @@ class FakeOpenAI(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).requests.append({"path": self.path, "body": body,
-                                    "auth": self.headers.get("Authorization")})
+        type(self).requests.append(
+            {"path": self.path, "body": body, "auth": self.headers.get("Authorization")}
+        )
         if len(type(self).requests) <= type(self).rate_limited:
             self._reply(429, {"error": {"message": "slow down", "type": "rate_limit"}})
             return
-        self._reply(200, {
-            "id": "chatcmpl-1", "object": "chat.completion", "created": 0,
-            "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": TEMPLATE_REPLY}}],
-            "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
-        })
+        self._reply(
+            200,
+            {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": TEMPLATE_REPLY},
+                    }
+                ],
+                "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
+            },
+        )
 
     def _reply(self, status: int, payload: dict) -> None:
         data = json.dumps(payload).encode()
@@ -72,10 +83,14 @@ def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeOpenAI]]:
 
 
 def test_mines_through_an_openai_compatible_endpoint(
-        endpoint: type[FakeOpenAI], tmp_path: Path) -> None:
+    endpoint: type[FakeOpenAI], tmp_path: Path
+) -> None:
     log = write_jsonl(tmp_path / "log.jsonl", many_queries(3))
-    distiller = ChatDistiller(load_chat_model("openai:served-model", 10), "openai:served-model",
-                              CallPolicy(timeout_s=10, backoff_s=0.01))
+    distiller = ChatDistiller(
+        load_chat_model("openai:served-model", 10),
+        "openai:served-model",
+        CallPolicy(timeout_s=10, backoff_s=0.01),
+    )
     out = tmp_path / "templates.jsonl"
     summary = mine_templates([log], out, distiller, MiningOptions(workers=2))
     assert (summary.templates, summary.llm_calls) == (3, 3)
@@ -91,8 +106,10 @@ def test_mines_through_an_openai_compatible_endpoint(
 def test_rate_limit_responses_are_retried(endpoint: type[FakeOpenAI], tmp_path: Path) -> None:
     endpoint.rate_limited = 2
     log = write_jsonl(tmp_path / "log.jsonl", many_queries(1))
-    distiller = ChatDistiller(load_chat_model("openai:served-model", 10),
-                              policy=CallPolicy(timeout_s=10, retries=3, backoff_s=0.01))
+    distiller = ChatDistiller(
+        load_chat_model("openai:served-model", 10),
+        policy=CallPolicy(timeout_s=10, retries=3, backoff_s=0.01),
+    )
     summary = mine_templates([log], tmp_path / "t.jsonl", distiller)
     assert (summary.templates, summary.llm_calls, summary.failed) == (1, 3, 0)
     assert len(endpoint.requests) == 3

@@ -27,35 +27,48 @@ def test_mmlu_pro_lines() -> None:
 
 
 def test_commonsense_qa_parenthesized_lines() -> None:
-    query = ("Where do apples form on an apple tree?\n(A) south africa\n(B) sunshine\n"
-             "(C) new york\n(D) bloom\n(E) palm")
+    query = (
+        "Where do apples form on an apple tree?\n(A) south africa\n(B) sunshine\n"
+        "(C) new york\n(D) bloom\n(E) palm"
+    )
     assert split_query(query) == QueryParts(
         "Where do apples form on an apple tree?",
-        {"A": "south africa", "B": "sunshine", "C": "new york", "D": "bloom", "E": "palm"})
+        {"A": "south africa", "B": "sunshine", "C": "new york", "D": "bloom", "E": "palm"},
+    )
 
 
 def test_aqua_letter_paren_without_space() -> None:
-    query = ("Three birds are flying at a fast rate of 900 kilometers per hour. What is their "
-             "speed in miles per minute? [1km = 0.6 miles]\nA)32400\nB)6000\nC)600\nD)60000\nE)10")
+    query = (
+        "Three birds are flying at a fast rate of 900 kilometers per hour. What is their "
+        "speed in miles per minute? [1km = 0.6 miles]\nA)32400\nB)6000\nC)600\nD)60000\nE)10"
+    )
     parts = split_query(query)
     assert parts.stem.endswith("[1km = 0.6 miles]")
     assert parts.options == {"A": "32400", "B": "6000", "C": "600", "D": "60000", "E": "10"}
 
 
 def test_text_after_the_options_stays_in_the_stem() -> None:
-    query = ("All the plotted points lie on what kind of curve?\n\n(A) Line\n(B) Circle\n"
-             "(C) Parabola\n(D) Ellipse\n(E) Hyperbola\n\nEnter the letter of the correct option.")
+    query = (
+        "All the plotted points lie on what kind of curve?\n\n(A) Line\n(B) Circle\n"
+        "(C) Parabola\n(D) Ellipse\n(E) Hyperbola\n\nEnter the letter of the correct option."
+    )
     parts = split_query(query)
-    assert parts.stem == ("All the plotted points lie on what kind of curve?\n\n"
-                          "Enter the letter of the correct option.")
+    assert parts.stem == (
+        "All the plotted points lie on what kind of curve?\n\n"
+        "Enter the letter of the correct option."
+    )
     assert parts.options["E"] == "Hyperbola"
 
 
 def test_an_option_spanning_lines_is_one_option() -> None:
-    query = ("Which sequence removes duplicates?\nA. list1 ← Sort (list1)\n list2 ← Sort (list2)\n"
-             "B. newList ← Combine (list1, list2)")
+    query = (
+        "Which sequence removes duplicates?\nA. list1 ← Sort (list1)\n list2 ← Sort (list2)\n"
+        "B. newList ← Combine (list1, list2)"
+    )
     assert split_query(query).options == {
-        "A": "list1 ← Sort (list1) list2 ← Sort (list2)", "B": "newList ← Combine (list1, list2)"}
+        "A": "list1 ← Sort (list1) list2 ← Sort (list2)",
+        "B": "newList ← Combine (list1, list2)",
+    }
 
 
 def test_options_header_block_and_inline() -> None:
@@ -75,36 +88,47 @@ def test_inline_parenthesized_options() -> None:
 
 
 def test_real_options_win_over_lettered_statements_in_the_stem() -> None:
-    query = ("Which is the only valid conclusion? (A) The selling price should be $160 per widget. "
-             "(B) labor rates are excessive (C) output is labor intensive\n"
-             "A. (C) output is labor intensive\nB. Each widget requires $50 of labor")
+    query = (
+        "Which is the only valid conclusion? (A) The selling price should be $160 per widget. "
+        "(B) labor rates are excessive (C) output is labor intensive\n"
+        "A. (C) output is labor intensive\nB. Each widget requires $50 of labor"
+    )
     parts = split_query(query)
-    assert parts.options == {"A": "(C) output is labor intensive",
-                             "B": "Each widget requires $50 of labor"}
+    assert parts.options == {
+        "A": "(C) output is labor intensive",
+        "B": "Each widget requires $50 of labor",
+    }
     assert "(B) labor rates are excessive" in parts.stem
 
 
-@pytest.mark.parametrize("query", [
-    "Let A and B be independent events with P (A) = 0.2 and P(B) = 0.8. Find P(A/B)?",
-    "Compare (A) and (B).",
-    "x = A.shape\ny = B.shape",
-    "Which of the following must be true?\nI. the degree sum is even.\nII. |E| >= |V| - 1",
-    "A. Smith wrote the report.\nHow many pages did it have?",
-    "Which compounds are present from the following options: 1,2,4,5-tetramethylbenzene.",
-    "Write a function to find the minimum cost path to reach (m, n) from (0, 0).",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "Let A and B be independent events with P (A) = 0.2 and P(B) = 0.8. Find P(A/B)?",
+        "Compare (A) and (B).",
+        "x = A.shape\ny = B.shape",
+        "Which of the following must be true?\nI. the degree sum is even.\nII. |E| >= |V| - 1",
+        "A. Smith wrote the report.\nHow many pages did it have?",
+        "Which compounds are present from the following options: 1,2,4,5-tetramethylbenzene.",
+        "Write a function to find the minimum cost path to reach (m, n) from (0, 0).",
+    ],
+)
 def test_prose_formulas_and_code_have_no_options(query: str) -> None:
     assert split_query(query) == QueryParts(query.strip(), {})
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("log", "tasks"), [
-    ("mmlu_pro_29_models.jsonl.gz", {"mmlu_pro"}),
-    ("reread_3_models_gsm8k_csqa_svamp.jsonl.gz", {"commonsenseqa"}),
-    ("reference_solutions_math_aqua_mbpp_humaneval.jsonl.gz", {"aqua_rat"}),
-])
+@pytest.mark.parametrize(
+    ("log", "tasks"),
+    [
+        ("mmlu_pro_29_models.jsonl.gz", {"mmlu_pro"}),
+        ("reread_3_models_gsm8k_csqa_svamp.jsonl.gz", {"commonsenseqa"}),
+        ("reference_solutions_math_aqua_mbpp_humaneval.jsonl.gz", {"aqua_rat"}),
+    ],
+)
 def test_every_real_multiple_choice_query_has_its_gold_option(
-        shared_data: Path, log: str, tasks: set[str]) -> None:
+    shared_data: Path, log: str, tasks: set[str]
+) -> None:
     queries: dict[str, str] = {}
     with gzip.open(shared_data / log, "rt") as handle:
         for line in handle:
@@ -116,8 +140,9 @@ def test_every_real_multiple_choice_query_has_its_gold_option(
         parts = split_query(query)
         assert gold in parts.options, query
         assert len(parts.options) >= 3 and parts.stem, query
-        assert not any(parts.options[letter] in parts.stem.split("\n")
-                       for letter in parts.options), query
+        assert not any(
+            parts.options[letter] in parts.stem.split("\n") for letter in parts.options
+        ), query
 
 
 def test_folded_queries_keep_their_options() -> None:

@@ -16,9 +16,23 @@ from thoughtbank.templates.readers import RejectSink, check_log_paths, iter_log_
 from thoughtbank.templates.spool import GroupSpool
 
 FUSIONBENCH_COLUMNS = [
-    "task_name", "task_id", "task_description", "task_description_embedding", "query",
-    "query_embedding", "ground_truth", "metric", "llm", "input_price", "output_price",
-    "input_tokens_num", "output_tokens_num", "performance", "cost", "response", "llm_description",
+    "task_name",
+    "task_id",
+    "task_description",
+    "task_description_embedding",
+    "query",
+    "query_embedding",
+    "ground_truth",
+    "metric",
+    "llm",
+    "input_price",
+    "output_price",
+    "input_tokens_num",
+    "output_tokens_num",
+    "performance",
+    "cost",
+    "response",
+    "llm_description",
 ]
 
 
@@ -44,11 +58,16 @@ def fusionbench_csv(path: Path, rows: list[dict], tail: str = "") -> Path:
 
 @pytest.mark.parametrize("compress", [False, True])
 def test_jsonl_plain_and_gzip(tmp_path: Path, compress: bool) -> None:
-    path = write_jsonl(tmp_path / ("log.jsonl.gz" if compress else "log.jsonl"),
-                       [row(), row(llm="model-b", performance=0.0)], compress)
+    path = write_jsonl(
+        tmp_path / ("log.jsonl.gz" if compress else "log.jsonl"),
+        [row(), row(llm="model-b", performance=0.0)],
+        compress,
+    )
     records, rejects = read([path], tmp_path)
     assert [(r.llm, r.performance, r.query_id, r.ground_truth) for r in records] == [
-        ("model-a", 1.0, "q1", "7"), ("model-b", 0.0, "q1", "7")]
+        ("model-a", 1.0, "q1", "7"),
+        ("model-b", 0.0, "q1", "7"),
+    ]
     assert rejects == []
 
 
@@ -68,18 +87,25 @@ def test_parquet_in_batches(tmp_path: Path) -> None:
     pyarrow.parquet.write_table(pyarrow.Table.from_pylist(rows), path, row_group_size=7)
     records, rejects = read([path], tmp_path)
     assert [r.query_id for r in records] == [f"q{i}" for i in range(20)]
-    assert [(r["line"], r["reason"]) for r in rejects] == [
-        (21, "missing column(s): performance")]
+    assert [(r["line"], r["reason"]) for r in rejects] == [(21, "missing column(s): performance")]
 
 
 def test_column_map_and_performance_scale(tmp_path: Path) -> None:
-    renamed = {"task_name": "gsm8k", "prompt": "What is 2 + 2?", "model": "m",
-               "response": "4", "performance": 100, "query_id": 5}
+    renamed = {
+        "task_name": "gsm8k",
+        "prompt": "What is 2 + 2?",
+        "model": "m",
+        "response": "4",
+        "performance": 100,
+        "query_id": 5,
+    }
     path = write_jsonl(tmp_path / "log.jsonl", [renamed, {**renamed, "performance": 101}])
-    records, rejects = read([path], tmp_path, column_map={"query": "prompt", "llm": "model"},
-                            performance_scale=100)
+    records, rejects = read(
+        [path], tmp_path, column_map={"query": "prompt", "llm": "model"}, performance_scale=100
+    )
     assert [(r.query, r.llm, r.performance, r.query_id) for r in records] == [
-        ("What is 2 + 2?", "m", 1.0, "5")]
+        ("What is 2 + 2?", "m", 1.0, "5")
+    ]
     assert rejects[0]["reason"] == "performance must be a number in [0, 100], got 101"
 
 
@@ -87,8 +113,10 @@ REJECTED_ROWS = [
     ("{not json", "not valid JSON: Expecting property name enclosed in double quotes"),
     ("[1, 2]", "row is not an object but list"),
     (row(query=None), "missing column(s): query"),
-    ({k: v for k, v in row().items() if k not in ("llm", "response")},
-     "missing column(s): llm, response"),
+    (
+        {k: v for k, v in row().items() if k not in ("llm", "response")},
+        "missing column(s): llm, response",
+    ),
     (row(llm=7), "llm is not a string but int"),
     (row(response="  "), "response is empty"),
     (row(performance="high"), "performance is not a number: 'high'"),
@@ -124,8 +152,9 @@ def test_csv_row_with_more_fields_than_header(tmp_path: Path) -> None:
 
 
 def test_truncated_gzip_keeps_rows_before_and_reads_next_file(tmp_path: Path) -> None:
-    full = write_jsonl(tmp_path / "full.jsonl.gz", [row(query_id=f"q{i}") for i in range(3000)],
-                       compress=True)
+    full = write_jsonl(
+        tmp_path / "full.jsonl.gz", [row(query_id=f"q{i}") for i in range(3000)], compress=True
+    )
     damaged = tmp_path / "damaged.jsonl.gz"
     damaged.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     other = write_jsonl(tmp_path / "other.jsonl", [row(llm="other")])
@@ -152,8 +181,11 @@ def test_corrupt_gzip_data_is_reported_and_the_next_file_read(tmp_path: Path) ->
 
 
 def test_csv_quote_left_open_reports_where_damage_starts(tmp_path: Path) -> None:
-    path = fusionbench_csv(tmp_path / "log.csv", [row(), row(llm="model-b")],
-                           tail='gsm8k,q9,,,"an unclosed quote\nspanning,lines\n')
+    path = fusionbench_csv(
+        tmp_path / "log.csv",
+        [row(), row(llm="model-b")],
+        tail='gsm8k,q9,,,"an unclosed quote\nspanning,lines\n',
+    )
     sink = RejectSink()
     records = list(iter_log_records([path], sink))
     assert [r.llm for r in records] == ["model-a", "model-b"]
@@ -187,8 +219,9 @@ def test_field_over_a_custom_size_limit_is_rejected(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "log.jsonl", [row(response="x" * 200), row(llm="model-b")])
     records, rejects = read([path], tmp_path, max_field_bytes=100)
     assert [r.llm for r in records] == ["model-b"]
-    assert rejects == [{"file": str(path), "line": 1,
-                        "reason": "response is 200 bytes, over the 100-byte limit"}]
+    assert rejects == [
+        {"file": str(path), "line": 1, "reason": "response is 200 bytes, over the 100-byte limit"}
+    ]
 
 
 def test_duplicate_row_in_a_second_file_is_rejected(tmp_path: Path) -> None:
@@ -205,8 +238,10 @@ def test_bad_utf8_inside_a_multiline_csv_record_costs_only_that_record(tmp_path:
     bad_record_line = path.read_bytes().count(b"\n") + 1
     good_after = row(llm="model-c")
     with path.open("ab") as handle:
-        handle.write(b'gsm8k,q1,,,"Tom has 3 apples.",,7,em,model-b,,,,,1.0,,'
-                     b'"line one\nline \xff two\n#### 7",\n')
+        handle.write(
+            b'gsm8k,q1,,,"Tom has 3 apples.",,7,em,model-b,,,,,1.0,,'
+            b'"line one\nline \xff two\n#### 7",\n'
+        )
     fusionbench_csv(tmp_path / "tail.csv", [good_after])
     with path.open("ab") as handle:
         handle.write((tmp_path / "tail.csv").read_bytes().split(b"\n", 1)[1])
@@ -220,8 +255,9 @@ def test_metric_column_in_every_format_and_through_the_spool(tmp_path: Path) -> 
     jsonl = write_jsonl(tmp_path / "log.jsonl", rows)
     csv_log = fusionbench_csv(tmp_path / "log.csv", rows)
     parquet = tmp_path / "log.parquet"
-    pyarrow.parquet.write_table(pyarrow.Table.from_pylist(
-        [rows[0], {**rows[1], "metric": None}]), parquet)
+    pyarrow.parquet.write_table(
+        pyarrow.Table.from_pylist([rows[0], {**rows[1], "metric": None}]), parquet
+    )
     for path in (jsonl, csv_log, parquet):
         records, rejects = read([path], tmp_path)
         assert [r.metric for r in records] == ["numeric_em", ""], path

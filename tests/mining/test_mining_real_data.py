@@ -14,15 +14,18 @@ from thoughtbank.templates.readers import RejectSink, iter_log_records
 
 def _comparable(path: Path) -> list[tuple]:
     sink = RejectSink()
-    rows = sorted((r.task_name, r.query_id, r.query, r.llm, r.response, r.performance)
-                  for r in iter_log_records([path], sink))
+    rows = sorted(
+        (r.task_name, r.query_id, r.query, r.llm, r.response, r.performance)
+        for r in iter_log_records([path], sink)
+    )
     assert (sink.count, sink.damaged_files) == (0, 0)
     return rows
 
 
 @pytest.mark.slow
 def test_mmlu_pro_summary_matches_the_data(
-        shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "templates.jsonl"
     log = shared_data / "mmlu_pro_29_models.jsonl.gz"
     assert main(["mine", str(log), "--out", str(out), "--no-merge", "--no-progress"]) == 0
@@ -30,10 +33,21 @@ def test_mmlu_pro_summary_matches_the_data(
     # 1,400 questions x 29 models; two questions are repeated verbatim under a second id
     # (mmlu_pro-6119/6120 and 6240/6241), so they form 1,398 groups; 78 have no correct answer.
     assert summary == {
-        "rows_read": 40600, "rows_rejected": 0, "files_damaged": 0, "query_ids": 1400,
-        "groups": 1398, "groups_resumed": 0, "groups_without_eligible_response": 78,
-        "templates": 1320, "merged": 0, "failed": 0, "leakage_flagged": 0,
-        "leakage_dropped": 0, "llm_calls": 0, "input_tokens": None, "output_tokens": None,
+        "rows_read": 40600,
+        "rows_rejected": 0,
+        "files_damaged": 0,
+        "query_ids": 1400,
+        "groups": 1398,
+        "groups_resumed": 0,
+        "groups_without_eligible_response": 78,
+        "templates": 1320,
+        "merged": 0,
+        "failed": 0,
+        "leakage_flagged": 0,
+        "leakage_dropped": 0,
+        "llm_calls": 0,
+        "input_tokens": None,
+        "output_tokens": None,
     }
     templates = list(read_templates(out))
     assert len({t.id for t in templates}) == 1320

@@ -10,12 +10,19 @@ from thoughtbank.templates import SourceResponse, TemplateFields, ThoughtTemplat
 
 def _full_template() -> ThoughtTemplate:
     return ThoughtTemplate(
-        id="abc123", task="gsm8k", text="Task: add", source_query="What is 2 + 3?",
-        source_models=("m1", "m2"), source_query_ids=("q1",),
+        id="abc123",
+        task="gsm8k",
+        text="Task: add",
+        source_query="What is 2 + 3?",
+        source_models=("m1", "m2"),
+        source_query_ids=("q1",),
         sources=(SourceResponse("m1", 1.0, 0.002, 0.9, "q1"), SourceResponse("m2", 1.0)),
         fields=TemplateFields("add numbers", ("read", "add"), "#### <number>"),
-        pitfalls="do not subtract", distiller="extractive", distiller_version="2",
-        created_at="2026-11-28T00:00:00+00:00", merged_queries=("What is 3 + 2?",),
+        pitfalls="do not subtract",
+        distiller="extractive",
+        distiller_version="2",
+        created_at="2026-11-28T00:00:00+00:00",
+        merged_queries=("What is 3 + 2?",),
         flags=("leakage-suspected",),
     )
 

@@ -19,10 +19,17 @@ from thoughtbank.templates.selection import (
 from thoughtbank.templates.spool import GroupSpool
 
 
-def record(llm: str, performance: float, cost: float | None, judge: float | None,
-           query: str = "Q?", task: str = "t") -> LogRecord:
-    return LogRecord(task, query, llm, f"response of {llm}", performance, cost=cost,
-                     llm_judge=judge)
+def record(
+    llm: str,
+    performance: float,
+    cost: float | None,
+    judge: float | None,
+    query: str = "Q?",
+    task: str = "t",
+) -> LogRecord:
+    return LogRecord(
+        task, query, llm, f"response of {llm}", performance, cost=cost, llm_judge=judge
+    )
 
 
 RECORDS = (
@@ -55,8 +62,7 @@ EXPECTED_RANKINGS = {
 @pytest.mark.parametrize("strategy", list(Strategy))
 def test_ranking_matches_hand_computed_order(strategy: Strategy) -> None:
     eligible = [r for r in RECORDS if r.performance > 0]
-    assert "".join(r.llm for r in rank_responses(eligible, strategy)) == \
-        EXPECTED_RANKINGS[strategy]
+    assert "".join(r.llm for r in rank_responses(eligible, strategy)) == EXPECTED_RANKINGS[strategy]
 
 
 def test_fusion_keeps_top_n_of_its_second_stage() -> None:
@@ -67,8 +73,12 @@ def test_fusion_keeps_top_n_of_its_second_stage() -> None:
 def test_failed_responses_are_dropped_unless_a_threshold_is_given() -> None:
     assert "G" not in {r.llm for r in select_top_responses(GROUP, top_n=10)}
     strict = SelectionRules(min_performance=0.9)
-    assert [r.llm for r in select_top_responses(GROUP, Strategy.PERFORMANCE, 10, strict)] == \
-        ["B", "A", "E", "F"]
+    assert [r.llm for r in select_top_responses(GROUP, Strategy.PERFORMANCE, 10, strict)] == [
+        "B",
+        "A",
+        "E",
+        "F",
+    ]
     everything = SelectionRules(min_performance=0.0)
     assert len(select_top_responses(GROUP, top_n=10, rules=everything)) == 7
 
@@ -86,19 +96,21 @@ def test_failed_responses_feed_pitfalls() -> None:
     assert [r.llm for r in failed_responses(GROUP, rules, limit=2)] == ["G", "D"]
 
 
-@pytest.mark.parametrize(("query", "normalized"), [
-    ("What is 2+2?  Let's think step by step.", "What is 2+2?"),
-    ("What is 2+2?\nAnswer:", "What is 2+2?"),
-    ("What is 2+2? Let's solve this step by step. A:", "What is 2+2?"),
-    ("  What   is\n2+2? ", "What is 2+2?"),
-    ("What is the data: 4?", "What is the data: 4?"),
-])
+@pytest.mark.parametrize(
+    ("query", "normalized"),
+    [
+        ("What is 2+2?  Let's think step by step.", "What is 2+2?"),
+        ("What is 2+2?\nAnswer:", "What is 2+2?"),
+        ("What is 2+2? Let's solve this step by step. A:", "What is 2+2?"),
+        ("  What   is\n2+2? ", "What is 2+2?"),
+        ("What is the data: 4?", "What is the data: 4?"),
+    ],
+)
 def test_normalize_query(query: str, normalized: str) -> None:
     assert normalize_query(query) == normalized
 
 
-def test_spool_groups_by_task_and_normalized_query_keeping_think_variants(
-        tmp_path: Path) -> None:
+def test_spool_groups_by_task_and_normalized_query_keeping_think_variants(tmp_path: Path) -> None:
     records = [
         record("m", 1.0, None, None, query="Q2? Let's think step by step."),
         record("m", 1.0, None, None, query="Q1?"),
@@ -110,6 +122,9 @@ def test_spool_groups_by_task_and_normalized_query_keeping_think_variants(
         groups = list(spool.groups())
         assert spool.group_count() == 3
     assert [(g.task, g.query, [r.llm for r in g.records]) for g in groups] == [
-        ("other", "Q2?", ["m"]), ("t", "Q1?", ["m"]), ("t", "Q2?", ["m", "m_think"])]
+        ("other", "Q2?", ["m"]),
+        ("t", "Q1?", ["m"]),
+        ("t", "Q2?", ["m", "m_think"]),
+    ]
     assert groups[2].records[0] == records[0]
     assert list(tmp_path.iterdir()) == []

@@ -25,16 +25,30 @@ def node() -> str:
     if node is None or npm is None:
         pytest.skip("node and npm are needed for the Node.js client check (install Node.js >= 18)")
     if not (NODE_DIR / "node_modules" / "@grpc" / "grpc-js").is_dir():
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True,
-                       capture_output=True, timeout=600)
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"],
+            cwd=NODE_DIR,
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
     return node
 
 
 def test_node_client_retrieves_from_the_proto_alone(node: str, demo_server) -> None:
     run = subprocess.run(
-        [node, "retrieve.js", str(PROTO), demo_server.address,
-         "Lena has 30 stickers and gives 12 to her friend. How many stickers are left?", "2"],
-        cwd=NODE_DIR, capture_output=True, text=True, timeout=120,
+        [
+            node,
+            "retrieve.js",
+            str(PROTO),
+            demo_server.address,
+            "Lena has 30 stickers and gives 12 to her friend. How many stickers are left?",
+            "2",
+        ],
+        cwd=NODE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)

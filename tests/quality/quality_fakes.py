@@ -26,9 +26,13 @@ class TemplateSensitiveModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "template-sensitive-fake"
 
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: CallbackManagerForLLMRun | None = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         shown = "Thought template" in str(messages[-1].content)
         reply = self.with_templates if shown else self.without
         return ChatResult(generations=[ChatGeneration(message=AIMessage(reply))])

@@ -15,8 +15,9 @@ QUERIES = "fusionbench_14_task_queries.jsonl.gz"
 
 @pytest.fixture(scope="module")
 def sample_queries(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_sample(shared_data / QUERIES, tmp_path_factory.mktemp("q") / "q.jsonl",
-                        {"train": 16, "test": 4})
+    return write_sample(
+        shared_data / QUERIES, tmp_path_factory.mktemp("q") / "q.jsonl", {"train": 16, "test": 4}
+    )
 
 
 def _eval_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
@@ -27,8 +28,16 @@ def _eval_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
 def test_leave_one_out_with_baselines_and_report(
     sample_queries: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    result = _eval_json(capsys, "--queries", str(sample_queries), "--baselines", "--k", "1,3",
-                        "--report", str(tmp_path))
+    result = _eval_json(
+        capsys,
+        "--queries",
+        str(sample_queries),
+        "--baselines",
+        "--k",
+        "1,3",
+        "--report",
+        str(tmp_path),
+    )
     assert set(result["baselines"]) == {"random", "bm25", "dense", "dense+bm25", "dense+task"}
     assert len(result["per_task"]) == 14
     assert result["count"] == 14 * 20
@@ -45,8 +54,17 @@ def test_leave_one_out_with_baselines_and_report(
 def test_train_test_split_with_the_label_is_perfect(
     sample_queries: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    result = _eval_json(capsys, "--queries", str(sample_queries), "--train", "train",
-                        "--test", "test", "--task-label", "given")
+    result = _eval_json(
+        capsys,
+        "--queries",
+        str(sample_queries),
+        "--train",
+        "train",
+        "--test",
+        "test",
+        "--task-label",
+        "given",
+    )
     assert result["count"] == 14 * 4
     assert result["p_at_1"] == result["p_at_3"] == 1.0
     assert "task_inference" not in result

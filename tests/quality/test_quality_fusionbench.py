@@ -33,8 +33,9 @@ def test_fusionbench_mix_without_and_with_the_task_label(shared_data: Path, embe
     assert loo.overall.precision[3] >= 0.92 > DENSE_LOO_P_AT_3 + 0.2
     assert min(s.precision[3] for s in loo.per_task.values()) >= 0.77
 
-    split = evaluate_retrieval(corpus, queries, EvalSettings(
-        protocol=Protocol(leave_one_out=False), ks=(1, 3))).reports["thoughtbank"]
+    split = evaluate_retrieval(
+        corpus, queries, EvalSettings(protocol=Protocol(leave_one_out=False), ks=(1, 3))
+    ).reports["thoughtbank"]
     assert split.overall.precision[3] >= 0.89
     assert min(s.precision[3] for task, s in split.per_task.items() if task != "mmlu") >= 0.78
 

@@ -34,8 +34,10 @@ def test_report_per_task_and_empty_slots_count_as_misses() -> None:
 
 
 def _queries(count: int) -> list[LabeledQuery]:
-    return [LabeledQuery(task=f"t{i % 3}", query=f"q{i}", split="train" if i % 4 else "test")
-            for i in range(count)]
+    return [
+        LabeledQuery(task=f"t{i % 3}", query=f"q{i}", split="train" if i % 4 else "test")
+        for i in range(count)
+    ]
 
 
 def test_leave_one_out_folds_never_train_on_their_test_rows() -> None:

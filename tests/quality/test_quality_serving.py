@@ -20,8 +20,10 @@ from thoughtbank.retriever.serving.engine import RetrievalEngine
 from thoughtbank.retriever.types import RetrievalQuery
 from thoughtbank.templates import read_templates
 
-GSM8K_QUERY = ("Leo buys 5 crates of pears with 18 pears in each crate and gives away 7. "
-               "How many pears does Leo have left?")
+GSM8K_QUERY = (
+    "Leo buys 5 crates of pears with 18 pears in each crate and gives away 7. "
+    "How many pears does Leo have left?"
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +48,25 @@ def test_build_stores_a_checksummed_classifier_and_retrieval_predicts_the_task(
 
 
 def _queries_file(folder: Path) -> Path:
-    rows = [{"task_name": "gsm8k", "query": f"{GSM8K_QUERY} ({n})", "ground_truth": "#### 42",
-             "metric": "GSM8K", "split": "test"} for n in range(4)]
-    rows.append({"task_name": "mbpp", "query": "Write a function to add two numbers.",
-                 "ground_truth": "assert add(1, 2) == 3", "metric": "code_eval", "split": "test"})
+    rows = [
+        {
+            "task_name": "gsm8k",
+            "query": f"{GSM8K_QUERY} ({n})",
+            "ground_truth": "#### 42",
+            "metric": "GSM8K",
+            "split": "test",
+        }
+        for n in range(4)
+    ]
+    rows.append(
+        {
+            "task_name": "mbpp",
+            "query": "Write a function to add two numbers.",
+            "ground_truth": "assert add(1, 2) == 3",
+            "metric": "code_eval",
+            "split": "test",
+        }
+    )
     path = folder / "queries.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
@@ -72,11 +89,13 @@ def test_e2e_reports_the_change_and_calibration_declines_where_templates_hurt(
     assert gsm8k["change_low"] == gsm8k["change_high"] == 1.0
 
     results = tmp_path / "hurt.jsonl"
-    hurt = _run_json(capsys, *common, "--llm", "python:quality_fakes:hurt_model",
-                     "--out", str(results))
+    hurt = _run_json(
+        capsys, *common, "--llm", "python:quality_fakes:hurt_model", "--out", str(results)
+    )
     assert hurt["tasks"]["overall"]["change"] == -1.0
-    calibrated = _run_json(capsys, "eval", "calibrate", "--index", str(index_dir),
-                           "--e2e", str(results))
+    calibrated = _run_json(
+        capsys, "eval", "calibrate", "--index", str(index_dir), "--e2e", str(results)
+    )
     assert calibrated["min_scores"] == {"gsm8k": NEVER_SERVE}
     assert load_index(index_dir).manifest.min_scores == {"gsm8k": NEVER_SERVE}
 
@@ -84,8 +103,9 @@ def test_e2e_reports_the_change_and_calibration_declines_where_templates_hurt(
 def test_margin_calibration_needs_no_llm(
     index_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    calibrated = _run_json(capsys, "eval", "calibrate", "--index", str(index_dir),
-                           "--wrong-task-cost", "1000")
+    calibrated = _run_json(
+        capsys, "eval", "calibrate", "--index", str(index_dir), "--wrong-task-cost", "1000"
+    )
     manifest = load_index(index_dir).manifest
     assert manifest.min_scores == calibrated["min_scores"]
     assert all(0 < score <= NEVER_SERVE for score in manifest.min_scores.values())

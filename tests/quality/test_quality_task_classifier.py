@@ -27,8 +27,9 @@ QUERIES = "fusionbench_14_task_queries.jsonl.gz"
 
 @pytest.fixture(scope="module")
 def sample_split(shared_data: Path, embedder, tmp_path_factory: pytest.TempPathFactory):
-    path = write_sample(shared_data / QUERIES, tmp_path_factory.mktemp("q") / "q.jsonl",
-                        {"train": 20, "test": 6})
+    path = write_sample(
+        shared_data / QUERIES, tmp_path_factory.mktemp("q") / "q.jsonl", {"train": 20, "test": 6}
+    )
     queries = read_labeled_queries(path)
     vectors = embedder.encode([q.query for q in queries])
     train = [i for i, q in enumerate(queries) if q.split == "train"]
@@ -38,8 +39,9 @@ def sample_split(shared_data: Path, embedder, tmp_path_factory: pytest.TempPathF
 
 def test_predicts_held_out_tasks_and_survives_save_and_load(sample_split, tmp_path: Path) -> None:
     queries, vectors, train, test = sample_split
-    classifier = TaskClassifier.fit([queries[i].query for i in train], vectors[train],
-                                    [queries[i].task for i in train])
+    classifier = TaskClassifier.fit(
+        [queries[i].query for i in train], vectors[train], [queries[i].task for i in train]
+    )
     texts = [queries[i].query for i in test]
     prediction = classifier.predict(texts, vectors[test])
     accuracy = np.mean([t == queries[i].task for t, i in zip(prediction.tasks, test, strict=True)])
@@ -56,14 +58,28 @@ def test_predicts_held_out_tasks_and_survives_save_and_load(sample_split, tmp_pa
 def test_ngrams_hash_to_the_columns_of_scikit_learns_hashing_vectorizer(kind: str) -> None:
     """Classifiers stored before the per-query hashing keep their meaning: same columns, same
     counts as ``HashingVectorizer``, for scripts, emoji, LaTeX, code and the empty query."""
-    texts = ["What is 2 + 2?", "", "naïve café — 東京 😀", "$\\frac{1}{2} + x^2$",
-             "def f(x):\n    return x  # x x x", "A A a a a " * 20]
+    texts = [
+        "What is 2 + 2?",
+        "",
+        "naïve café — 東京 😀",
+        "$\\frac{1}{2} + x^2$",
+        "def f(x):\n    return x  # x x x",
+        "A A a a a " * 20,
+    ]
     config = FeatureConfig()
-    reference = HashingVectorizer(
-        analyzer=kind, ngram_range=getattr(config, f"{kind}_ngrams"),
-        n_features=1 << config.hash_bits, alternate_sign=False, norm=None,
-        lowercase=kind == "word", token_pattern=_WORD_PATTERN if kind == "word" else None,
-    ).transform([f"{_START}{t}{_END}" for t in texts]).tocsr()
+    reference = (
+        HashingVectorizer(
+            analyzer=kind,
+            ngram_range=getattr(config, f"{kind}_ngrams"),
+            n_features=1 << config.hash_bits,
+            alternate_sign=False,
+            norm=None,
+            lowercase=kind == "word",
+            token_pattern=_WORD_PATTERN if kind == "word" else None,
+        )
+        .transform([f"{_START}{t}{_END}" for t in texts])
+        .tocsr()
+    )
     reference.sort_indices()
     features = _feature_kinds(config)[kind]
     for row, text in enumerate(texts):

@@ -27,19 +27,36 @@ from thoughtbank.index.task_routing import (
 )
 from thoughtbank.retriever.serving.task_routing import TaskRouting, route_task
 
-WORDS = ("apples", "river", "def", "theorem", "verdict", "enzyme", "sonnet", "tariff", "orbit",
-         "ballot", "glacier", "sprint", "violin", "quartz", "harvest", "lantern")
+WORDS = (
+    "apples",
+    "river",
+    "def",
+    "theorem",
+    "verdict",
+    "enzyme",
+    "sonnet",
+    "tariff",
+    "orbit",
+    "ballot",
+    "glacier",
+    "sprint",
+    "violin",
+    "quartz",
+    "harvest",
+    "lantern",
+)
 
 
-def synthetic_queries(tasks: list[str], per_task: int, seed: int
-                      ) -> tuple[list[str], np.ndarray, list[str]]:
+def synthetic_queries(
+    tasks: list[str], per_task: int, seed: int
+) -> tuple[list[str], np.ndarray, list[str]]:
     """Queries whose words and embedding directions tell their task, with shared noise words."""
     rng = np.random.default_rng(seed)
     texts, labels = [], []
     vectors = np.zeros((len(tasks) * per_task, 32), dtype=np.float32)
     for t, task in enumerate(tasks):
         for n in range(per_task):
-            noise = " ".join(rng.choice(WORDS[len(tasks) % 8:], size=4))
+            noise = " ".join(rng.choice(WORDS[len(tasks) % 8 :], size=4))
             texts.append(f"{WORDS[t % len(WORDS)]} {t} {noise} #{n}")
             labels.append(task)
             row = len(labels) - 1
@@ -49,16 +66,21 @@ def synthetic_queries(tasks: list[str], per_task: int, seed: int
     return texts, vectors, labels
 
 
-task_names = st.lists(st.text(alphabet="abcdefghijklmnopqrstuvwxyz_/0123456789", min_size=1,
-                              max_size=12), min_size=2, max_size=12, unique=True)
+task_names = st.lists(
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz_/0123456789", min_size=1, max_size=12),
+    min_size=2,
+    max_size=12,
+    unique=True,
+)
 
 
 @settings(max_examples=15, deadline=None)
 @given(tasks=task_names, seed=st.integers(0, 2**16))
 @example(tasks=["commonsenseqa", "gsm8k"], seed=0)
 @example(tasks=["gsm8k", "commonsenseqa", "svamp"], seed=1)
-def test_every_task_of_any_number_is_predicted_for_its_own_queries(tasks: list[str],
-                                                                   seed: int) -> None:
+def test_every_task_of_any_number_is_predicted_for_its_own_queries(
+    tasks: list[str], seed: int
+) -> None:
     texts, vectors, labels = synthetic_queries(tasks, per_task=6, seed=seed)
     test_texts, test_vectors, test_labels = synthetic_queries(tasks, per_task=2, seed=seed + 1)
     classifier = TaskClassifier.fit(texts, vectors, labels)
@@ -133,8 +155,11 @@ def test_calibration_error_is_zero_when_confidence_matches_accuracy() -> None:
 
 
 def test_measured_routing_round_trips_through_the_manifest_dict() -> None:
-    held = HeldOutMargins(np.array([[2.0, -2.0], [1.0, -1.0], [0.5, 0.2]], np.float32),
-                          np.array(["a", "a", "b"], dtype=object), ("a", "b"))
+    held = HeldOutMargins(
+        np.array([[2.0, -2.0], [1.0, -1.0], [0.5, 0.2]], np.float32),
+        np.array(["a", "a", "b"], dtype=object),
+        ("a", "b"),
+    )
     quality = measure_routing(held, folds=3, min_recall=0.5, uncalibrated_scale=3.0)
     assert quality.recall == {"a": 1.0, "b": 0.0} and quality.unrouted == ("b",)
     from dataclasses import asdict
@@ -149,8 +174,10 @@ def test_format_1_classifiers_still_load_and_a_two_task_one_routes_both(tmp_path
     classifier.save(tmp_path)
     with np.load(tmp_path / CLASSIFIER_ARRAYS_FILE) as arrays:
         stored = dict(arrays)
-    np.savez_compressed(tmp_path / CLASSIFIER_ARRAYS_FILE, **{
-        **stored, "coef": stored["coef"][1:], "intercept": stored["intercept"][1:]})
+    np.savez_compressed(
+        tmp_path / CLASSIFIER_ARRAYS_FILE,
+        **{**stored, "coef": stored["coef"][1:], "intercept": stored["intercept"][1:]},
+    )
     meta = json.loads((tmp_path / CLASSIFIER_META_FILE).read_text())
     (tmp_path / CLASSIFIER_META_FILE).write_text(json.dumps({**meta, "format": 1}))
     loaded = TaskClassifier.load(tmp_path)

@@ -42,20 +42,27 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 def run_cli(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """``thoughtbank ARGS`` in a fresh interpreter, output captured, never raising on exit code."""
-    return subprocess.run([sys.executable, "-m", "thoughtbank.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "thoughtbank.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def health_status(address: str, service: str = "") -> int:
     """The health service's answer for ``service`` (the whole server by default)."""
     with grpc.insecure_channel(address) as channel:
         reply = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=service), timeout=10)
+            health_pb2.HealthCheckRequest(service=service), timeout=10
+        )
     return reply.status
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str,
-             interval: float = 0.05) -> None:
+def wait_for(
+    condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.05
+) -> None:
     """Poll ``condition`` until true; fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -66,8 +73,7 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str,
 
 def template_identity(templates: Iterable[ThoughtTemplate]) -> list[str]:
     """Templates as sorted canonical JSON without ``created_at`` (the one run-dependent field)."""
-    return sorted(json.dumps({**t.to_dict(), "created_at": ""}, sort_keys=True)
-                  for t in templates)
+    return sorted(json.dumps({**t.to_dict(), "created_at": ""}, sort_keys=True) for t in templates)
 
 
 def read_template_identity(path: Path) -> list[str]:

@@ -27,26 +27,33 @@ MIN_REQUESTS = 1_000
 ALLOWED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND}
 UINT32 = st.integers(0, 2**32 - 1)
 K = st.one_of(st.integers(1, 10), st.integers(0, 120), UINT32)
-ABSURD_FLOATS = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=32),
-                          st.sampled_from([math.nan, math.inf, -math.inf, -1.0, 1e30]))
+ABSURD_FLOATS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=32),
+    st.sampled_from([math.nan, math.inf, -math.inf, -1.0, 1e30]),
+)
 # Sensible values as often as absurd ones, so that the OK paths are fuzzed too.
 DIVERSITY = st.one_of(st.just(0.0), st.floats(0, 1), ABSURD_FLOATS)
 MIN_SCORE = st.one_of(st.none(), st.floats(-1, 1, width=32), ABSURD_FLOATS)
-TASKS = st.one_of(st.sampled_from(["", "gsm8k", "mbpp", "no-such-task", "GSM8K", "gsm8k "]),
-                  st.text(max_size=40))
+TASKS = st.one_of(
+    st.sampled_from(["", "gsm8k", "mbpp", "no-such-task", "GSM8K", "gsm8k "]), st.text(max_size=40)
+)
 SHORT_QUERIES = st.one_of(
     st.text(max_size=300),
     st.sampled_from(["What is 12 * 7?", "Where do fish live?", " ", "\x00", "🙂" * 50]),
 )
 #: Up to 300k characters (1.2 MB of UTF-8), well past the server's query limit but under gRPC's
 #: 4 MB message limit, whose RESOURCE_EXHAUSTED is the transport's answer, not the service's.
-HUGE_QUERIES = st.builds(lambda part, times: (part * times)[:300_000],
-                         st.text(min_size=1, max_size=8), st.integers(1_000, 150_000))
+HUGE_QUERIES = st.builds(
+    lambda part, times: (part * times)[:300_000],
+    st.text(min_size=1, max_size=8),
+    st.integers(1_000, 150_000),
+)
 QUERIES = st.one_of(SHORT_QUERIES, HUGE_QUERIES)
 
 
 def field_bytes(number: int, payload: bytes) -> bytes:
     """One length-delimited protobuf field (wire type 2), written by hand to carry any bytes."""
+
     def varint(value: int) -> bytes:
         out = bytearray()
         while True:
@@ -62,30 +69,59 @@ def retrieve_requests(
     queries: st.SearchStrategy[str] = QUERIES,
 ) -> st.SearchStrategy[pb2.RetrieveRequest]:
     return st.builds(
-        lambda query, k, task, strict, min_score, diversity, exclude, same, ef, nprobe:
-        pb2.RetrieveRequest(query=query, k=k, task=task, task_strict=strict, min_score=min_score,
-                            diversity=diversity, exclude_ids=exclude, exclude_same_query=same,
-                            ef_search=ef, nprobe=nprobe),
-        queries, K, TASKS, st.booleans(), MIN_SCORE, DIVERSITY,
-        st.lists(st.text(max_size=30), max_size=5), st.booleans(),
-        st.one_of(st.none(), UINT32), st.one_of(st.none(), UINT32),
+        lambda query, k, task, strict, min_score, diversity, exclude, same, ef, nprobe: (
+            pb2.RetrieveRequest(
+                query=query,
+                k=k,
+                task=task,
+                task_strict=strict,
+                min_score=min_score,
+                diversity=diversity,
+                exclude_ids=exclude,
+                exclude_same_query=same,
+                ef_search=ef,
+                nprobe=nprobe,
+            )
+        ),
+        queries,
+        K,
+        TASKS,
+        st.booleans(),
+        MIN_SCORE,
+        DIVERSITY,
+        st.lists(st.text(max_size=30), max_size=5),
+        st.booleans(),
+        st.one_of(st.none(), UINT32),
+        st.one_of(st.none(), UINT32),
     )
 
 
 def augment_requests() -> st.SearchStrategy[pb2.AugmentPromptRequest]:
     return st.builds(
-        lambda query, k, task, strict, diversity, budget:
-        pb2.AugmentPromptRequest(query=query, k=k, task=task, task_strict=strict,
-                                 diversity=diversity, max_template_tokens=budget),
-        QUERIES, K, TASKS, st.booleans(), DIVERSITY,
+        lambda query, k, task, strict, diversity, budget: pb2.AugmentPromptRequest(
+            query=query,
+            k=k,
+            task=task,
+            task_strict=strict,
+            diversity=diversity,
+            max_template_tokens=budget,
+        ),
+        QUERIES,
+        K,
+        TASKS,
+        st.booleans(),
+        DIVERSITY,
         st.one_of(st.none(), UINT32),
     )
 
 
 def invalid_utf8_strings() -> st.SearchStrategy[bytes]:
     """Byte strings that are not UTF-8, as a string field's payload."""
-    return st.binary(min_size=1, max_size=64).map(lambda b: b + b"\xff\xc3(").filter(
-        lambda b: not _is_utf8(b))
+    return (
+        st.binary(min_size=1, max_size=64)
+        .map(lambda b: b + b"\xff\xc3(")
+        .filter(lambda b: not _is_utf8(b))
+    )
 
 
 def _is_utf8(data: bytes) -> bool:
@@ -102,16 +138,23 @@ def wire_calls() -> st.SearchStrategy[tuple[str, bytes]]:
         retrieve_requests().map(lambda r: ("Retrieve", r.SerializeToString())),
         augment_requests().map(lambda r: ("AugmentPrompt", r.SerializeToString())),
         st.lists(retrieve_requests(SHORT_QUERIES), max_size=6).map(
-            lambda rs: ("RetrieveBatch",
-                        pb2.RetrieveBatchRequest(requests=rs).SerializeToString())),
+            lambda rs: ("RetrieveBatch", pb2.RetrieveBatchRequest(requests=rs).SerializeToString())
+        ),
         st.text(max_size=80).map(
-            lambda i: ("GetTemplate", pb2.GetTemplateRequest(id=i).SerializeToString())),
+            lambda i: ("GetTemplate", pb2.GetTemplateRequest(id=i).SerializeToString())
+        ),
     )
     raw = st.one_of(
-        st.tuples(st.sampled_from(["Retrieve", "AugmentPrompt", "GetTemplate"]),
-                  invalid_utf8_strings().map(lambda b: field_bytes(1, b))),
-        st.tuples(st.sampled_from(["Retrieve", "AugmentPrompt", "RetrieveBatch", "GetTemplate",
-                                   "GetIndexInfo"]), st.binary(max_size=256)),
+        st.tuples(
+            st.sampled_from(["Retrieve", "AugmentPrompt", "GetTemplate"]),
+            invalid_utf8_strings().map(lambda b: field_bytes(1, b)),
+        ),
+        st.tuples(
+            st.sampled_from(
+                ["Retrieve", "AugmentPrompt", "RetrieveBatch", "GetTemplate", "GetIndexInfo"]
+            ),
+            st.binary(max_size=256),
+        ),
     )
     return st.one_of(typed, typed, raw)
 
@@ -127,8 +170,13 @@ def test_fuzzed_requests_get_only_ok_invalid_argument_or_not_found(server: Serve
     unexpected: list[tuple[str, bytes, str, str]] = []
     with grpc.insecure_channel(server.address) as channel:
 
-        @settings(max_examples=MIN_REQUESTS + 100, deadline=None, derandomize=True,
-                  database=None, suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=MIN_REQUESTS + 100,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         @given(wire_calls())
         def send(call: tuple[str, bytes]) -> None:
             method, body = call

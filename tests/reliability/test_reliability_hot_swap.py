@@ -49,8 +49,9 @@ def corrupt_copy_of_live_version(index_dir: Path, name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def swap_setup(demo_index: Path, tmp_path_factory: pytest.TempPathFactory
-               ) -> Iterator[tuple[Path, ServerProcess]]:
+def swap_setup(
+    demo_index: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, ServerProcess]]:
     index_dir = tmp_path_factory.mktemp("hot-swap") / "index"
     shutil.copytree(demo_index, index_dir)
     with ServerProcess(index_dir) as server:
@@ -63,7 +64,9 @@ def served_version(address: str) -> str:
 
 
 def test_ten_hot_swaps_under_load_lose_no_request_and_a_corrupt_version_is_refused(
-    swap_setup: tuple[Path, ServerProcess], demo_templates: Path, embedder,
+    swap_setup: tuple[Path, ServerProcess],
+    demo_templates: Path,
+    embedder,
 ) -> None:
     index_dir, server = swap_setup
     templates = list(read_templates(demo_templates))
@@ -71,12 +74,16 @@ def test_ten_hot_swaps_under_load_lose_no_request_and_a_corrupt_version_is_refus
     try:
         versions = []
         for swap in range(SWAPS):
-            version = build_index(templates[: len(templates) - 1 - swap], index_dir,
-                                  embedder).version
+            version = build_index(
+                templates[: len(templates) - 1 - swap], index_dir, embedder
+            ).version
             if swap % 2:
                 server.send_signal(signal.SIGHUP)
-            wait_for(lambda v=version: v in load.report.first_seen, SWAP_TIMEOUT,
-                     f"clients to see version {version} (swap {swap + 1})")
+            wait_for(
+                lambda v=version: v in load.report.first_seen,
+                SWAP_TIMEOUT,
+                f"clients to see version {version} (swap {swap + 1})",
+            )
             versions.append(version)
 
         corrupt_copy_of_live_version(index_dir, "99991231T000000000000Z-corrupt")
@@ -86,8 +93,11 @@ def test_ten_hot_swaps_under_load_lose_no_request_and_a_corrupt_version_is_refus
         assert health_status(server.address) == SERVING
 
         recovery = build_index(templates, index_dir, embedder).version
-        wait_for(lambda: recovery in load.report.first_seen, SWAP_TIMEOUT,
-                 "the version after the corrupt one")
+        wait_for(
+            lambda: recovery in load.report.first_seen,
+            SWAP_TIMEOUT,
+            "the version after the corrupt one",
+        )
     finally:
         report = load.stop()
     assert report.failed == 0, f"failed requests by code: {dict(report.failures)}"

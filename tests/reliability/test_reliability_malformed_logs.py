@@ -52,10 +52,16 @@ class GoodRows:
     def __call__(self, **changes: Any) -> dict[str, Any]:
         self.count += 1
         n = self.count
-        row = {"task_name": "reliability", "query_id": f"q{n}",
-               "query": f"Fault-suite question {n}: what is {n} plus {n}?", "llm": "model-a",
-               "response": f"Add {n} and {n}. {n} + {n} = {2 * n}. The answer is {2 * n}.",
-               "performance": 1.0, "cost": 0.001, "llm_judge": 0.9}
+        row = {
+            "task_name": "reliability",
+            "query_id": f"q{n}",
+            "query": f"Fault-suite question {n}: what is {n} plus {n}?",
+            "llm": "model-a",
+            "response": f"Add {n} and {n}. {n} + {n} = {2 * n}. The answer is {2 * n}.",
+            "performance": 1.0,
+            "cost": 0.001,
+            "llm_judge": 0.9,
+        }
         row.update(changes)
         return {k: v for k, v in row.items() if v is not DROP}
 
@@ -73,8 +79,9 @@ def write_lines(path: Path, lines: list[bytes]) -> Path:
     return path
 
 
-def row_between_good_rows(name: str,
-                          bad: Callable[[GoodRows], bytes]) -> Callable[..., Expectation]:
+def row_between_good_rows(
+    name: str, bad: Callable[[GoodRows], bytes]
+) -> Callable[..., Expectation]:
     """A JSONL file: good row, the malformed line 2, good row."""
 
     def write(folder: Path, good: GoodRows) -> Expectation:
@@ -99,21 +106,28 @@ def raw(line: Line) -> Callable[[GoodRows], Line]:
 def duplicate_rows(folder: Path, good: GoodRows) -> Expectation:
     first, last = good(), good()
     lines = [jsonl_line(first), jsonl_line(first), jsonl_line(last)]
-    return Expectation(write_lines(folder / "duplicate_rows.jsonl", lines),
-                       (first["query"], last["query"]), (2,))
+    return Expectation(
+        write_lines(folder / "duplicate_rows.jsonl", lines), (first["query"], last["query"]), (2,)
+    )
 
 
 def invalid_utf8(folder: Path, good: GoodRows) -> Expectation:
     first, bad, last = good(), good(), good()
     bad_line = jsonl_line(bad).replace(b"Add", b"Add \xff\xfe\xc3(")
     lines = [jsonl_line(first), bad_line, jsonl_line(last)]
-    return Expectation(write_lines(folder / "invalid_utf8.jsonl", lines),
-                       (first["query"], last["query"]), (2,))
+    return Expectation(
+        write_lines(folder / "invalid_utf8.jsonl", lines), (first["query"], last["query"]), (2,)
+    )
 
 
-def csv_file(name: str, rows: list[str], good_queries: tuple[str, ...],
-             bad_lines: tuple[int, ...] | None, header: str = CSV_HEADER,
-             encoding: str = "utf-8") -> Callable[[Path], Expectation]:
+def csv_file(
+    name: str,
+    rows: list[str],
+    good_queries: tuple[str, ...],
+    bad_lines: tuple[int, ...] | None,
+    header: str = CSV_HEADER,
+    encoding: str = "utf-8",
+) -> Callable[[Path], Expectation]:
     def write(folder: Path) -> Expectation:
         path = folder / f"{name}.csv"
         path.write_bytes(("\n".join([header, *rows]) + "\n").encode(encoding))
@@ -127,17 +141,22 @@ def csv_row(row: dict[str, Any], header: str = CSV_HEADER) -> str:
     return ",".join(f'"{row.get(column, "")}"' for column in header.split(","))
 
 
-def csv_case(name: str, bad: Callable[[GoodRows], str], bad_last: bool = False,
-             encoding: str = "utf-8") -> Callable[..., Expectation]:
+def csv_case(
+    name: str, bad: Callable[[GoodRows], str], bad_last: bool = False, encoding: str = "utf-8"
+) -> Callable[..., Expectation]:
     """CSV with two good rows and one malformed record at line 3 (or last, at line 4)."""
 
     def write(folder: Path, good: GoodRows) -> Expectation:
         first, last = good(), good()
         bad_text = bad(good)
-        rows = ([csv_row(first), csv_row(last), bad_text] if bad_last
-                else [csv_row(first), bad_text, csv_row(last)])
-        return csv_file(name, rows, (first["query"], last["query"]), (4 if bad_last else 3,),
-                        encoding=encoding)(folder)
+        rows = (
+            [csv_row(first), csv_row(last), bad_text]
+            if bad_last
+            else [csv_row(first), bad_text, csv_row(last)]
+        )
+        return csv_file(
+            name, rows, (first["query"], last["query"]), (4 if bad_last else 3,), encoding=encoding
+        )(folder)
 
     return write
 
@@ -172,7 +191,8 @@ def random_bytes(path: Path) -> None:
 MALFORMED: dict[str, Callable[[Path, GoodRows], Expectation]] = {
     "invalid_json": row_between_good_rows("invalid_json", raw(b'{"task_name": "x", "query": ')),
     "trailing_garbage": row_between_good_rows(
-        "trailing_garbage", lambda good: jsonl_line(good()) + b" trailing words"),
+        "trailing_garbage", lambda good: jsonl_line(good()) + b" trailing words"
+    ),
     "json_array": row_between_good_rows("json_array", raw(b"[1, 2, 3]")),
     "json_null": row_between_good_rows("json_null", raw(b"null")),
     "json_string": row_between_good_rows("json_string", raw(b'"just a string"')),
@@ -180,8 +200,7 @@ MALFORMED: dict[str, Callable[[Path, GoodRows], Expectation]] = {
     "nul_bytes": row_between_good_rows("nul_bytes", raw(b"\x00\x00\x00\x00")),
     "missing_response": row_between_good_rows("missing_response", mutated(response=DROP)),
     "missing_query": row_between_good_rows("missing_query", mutated(query=DROP)),
-    "missing_performance": row_between_good_rows("missing_performance",
-                                                 mutated(performance=DROP)),
+    "missing_performance": row_between_good_rows("missing_performance", mutated(performance=DROP)),
     "query_not_string": row_between_good_rows("query_not_string", mutated(query=12345)),
     "task_is_list": row_between_good_rows("task_is_list", mutated(task_name=["a", "b"])),
     "llm_null": row_between_good_rows("llm_null", mutated(llm=None)),
@@ -189,29 +208,37 @@ MALFORMED: dict[str, Callable[[Path, GoodRows], Expectation]] = {
     "performance_list": row_between_good_rows("performance_list", mutated(performance=[1.0])),
     "performance_nan": row_between_good_rows("performance_nan", mutated(performance=math.nan)),
     "performance_inf": row_between_good_rows("performance_inf", mutated(performance=math.inf)),
-    "performance_above_one": row_between_good_rows("performance_above_one",
-                                                   mutated(performance=1.5)),
-    "performance_negative": row_between_good_rows("performance_negative",
-                                                  mutated(performance=-0.25)),
+    "performance_above_one": row_between_good_rows(
+        "performance_above_one", mutated(performance=1.5)
+    ),
+    "performance_negative": row_between_good_rows(
+        "performance_negative", mutated(performance=-0.25)
+    ),
     "judge_out_of_range": row_between_good_rows("judge_out_of_range", mutated(llm_judge=7)),
     "cost_negative": row_between_good_rows("cost_negative", mutated(cost=-1)),
     "cost_text": row_between_good_rows("cost_text", mutated(cost="cheap")),
     "empty_response": row_between_good_rows("empty_response", mutated(response="")),
     "whitespace_query": row_between_good_rows("whitespace_query", mutated(query=" \n\t ")),
     "empty_task": row_between_good_rows("empty_task", mutated(task_name="")),
-    "huge_field": row_between_good_rows("huge_field",
-                                        mutated(response="word " * (HUGE_FIELD_BYTES // 5))),
+    "huge_field": row_between_good_rows(
+        "huge_field", mutated(response="word " * (HUGE_FIELD_BYTES // 5))
+    ),
     "duplicate_rows": duplicate_rows,
     "csv_extra_fields": csv_case("csv_extra_fields", lambda good: csv_row(good()) + ',"x","y"'),
-    "csv_missing_fields": csv_case("csv_missing_fields",
-                                   lambda good: ",".join(csv_row(good()).split(",")[:4])),
-    "csv_performance_text": csv_case("csv_performance_text",
-                                     lambda good: csv_row(good(performance="n/a"))),
+    "csv_missing_fields": csv_case(
+        "csv_missing_fields", lambda good: ",".join(csv_row(good()).split(",")[:4])
+    ),
+    "csv_performance_text": csv_case(
+        "csv_performance_text", lambda good: csv_row(good(performance="n/a"))
+    ),
     "csv_broken_quoting": csv_case(
-        "csv_broken_quoting", raw('reliability,q0,"a quote never closed,model-a,text,1.0'),
-        bad_last=True),
-    "csv_latin1": csv_case("csv_latin1", lambda good: csv_row(good(response="café au lait")),
-                           encoding="latin-1"),
+        "csv_broken_quoting",
+        raw('reliability,q0,"a quote never closed,model-a,text,1.0'),
+        bad_last=True,
+    ),
+    "csv_latin1": csv_case(
+        "csv_latin1", lambda good: csv_row(good(response="café au lait")), encoding="latin-1"
+    ),
     "csv_missing_column": csv_without_performance,
     "empty_jsonl": file_level("empty.jsonl", lambda p: p.write_bytes(b"")),
     "empty_csv": file_level("empty.csv", lambda p: p.write_bytes(b"")),
@@ -253,8 +280,11 @@ class MiningRun:
 
 def good_file(folder: Path, good: GoodRows) -> Expectation:
     rows = [good(), good()]
-    return Expectation(write_lines(folder / "good.jsonl", [jsonl_line(r) for r in rows]),
-                       tuple(r["query"] for r in rows), ())
+    return Expectation(
+        write_lines(folder / "good.jsonl", [jsonl_line(r) for r in rows]),
+        tuple(r["query"] for r in rows),
+        (),
+    )
 
 
 def mine_kinds(folder: Path, kinds: Sequence[str], good: GoodRows) -> MiningRun:
@@ -265,10 +295,21 @@ def mine_kinds(folder: Path, kinds: Sequence[str], good: GoodRows) -> MiningRun:
     out, rejects = folder / "out" / "templates.jsonl", folder / "out" / "rejects.jsonl"
     # --no-merge: the good rows differ only in numbers, so their templates are near-duplicates
     # that merging would fold together; one template per good row keeps the count exact.
-    run = run_cli("mine", *(e.path for e in expectations.values()), "--out", out,
-                  "--rejects", rejects, "--workers", "2", "--no-merge")
+    run = run_cli(
+        "mine",
+        *(e.path for e in expectations.values()),
+        "--out",
+        out,
+        "--rejects",
+        rejects,
+        "--workers",
+        "2",
+        "--no-merge",
+    )
     return MiningRun(
-        expectations, run.returncode, run.stderr,
+        expectations,
+        run.returncode,
+        run.stderr,
         [json.loads(line) for line in rejects.read_text().splitlines()] if rejects.exists() else [],
         json.loads(run.stdout) if run.returncode == 0 else {},
         list(read_templates(out)) if out.exists() else [],
@@ -325,7 +366,8 @@ def test_a_path_that_is_no_log_file_is_reported_or_refused_clearly(runs, kind: s
     if run.returncode == 0:
         assert run.rejects_of(path) and all(r["reason"].strip() for r in run.rejects_of(path))
         assert set(run.expectations["good_file"].kept_queries) <= {
-            t.source_query for t in run.templates}
+            t.source_query for t in run.templates
+        }
     else:
         assert run.returncode == 2
         assert str(path) in run.stderr and "Traceback" not in run.stderr

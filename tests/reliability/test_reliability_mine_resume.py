@@ -49,14 +49,24 @@ def mine_until_killed(log: Path, out: Path, resume: bool, point: KillPoint) -> i
 
     A run that finishes before the kill point is a test error: the points must be inside the run.
     """
-    command = [sys.executable, "-m", "thoughtbank.cli", "mine", str(log), "--out", str(out),
-               *MINE_OPTIONS, *(["--resume"] if resume else [])]
+    command = [
+        sys.executable,
+        "-m",
+        "thoughtbank.cli",
+        "mine",
+        str(log),
+        "--out",
+        str(out),
+        *MINE_OPTIONS,
+        *(["--resume"] if resume else []),
+    ]
     started = time.monotonic()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def reached() -> bool:
         return process.poll() is not None or (
-            journal_lines(out) >= point.groups and time.monotonic() - started >= point.seconds)
+            journal_lines(out) >= point.groups and time.monotonic() - started >= point.seconds
+        )
 
     try:
         wait_for(reached, timeout=300, what=f"kill point {point}", interval=0.005)
@@ -78,8 +88,9 @@ def kill_points(groups: int) -> list[KillPoint]:
     return [KillPoint(0, rng.uniform(1.0, 2.0)), *(KillPoint(n) for n in spread)]
 
 
-def test_killed_and_resumed_mining_equals_an_uninterrupted_run(shared_data: Path,
-                                                                tmp_path: Path) -> None:
+def test_killed_and_resumed_mining_equals_an_uninterrupted_run(
+    shared_data: Path, tmp_path: Path
+) -> None:
     log = shared_data / LOG_FILE
     reference = tmp_path / "reference" / "templates.jsonl"
     run = run_cli("mine", log, "--out", reference, *MINE_OPTIONS)

@@ -36,7 +36,8 @@ class HealthWatch:
     def __init__(self, address: str) -> None:
         self._channel = grpc.insecure_channel(address)
         self._stream = health_pb2_grpc.HealthStub(self._channel).Watch(
-            health_pb2.HealthCheckRequest(service=""))
+            health_pb2.HealthCheckRequest(service="")
+        )
         self.statuses: list[int] = []
         self._thread = threading.Thread(target=self._collect, daemon=True)
         self._thread.start()
@@ -56,8 +57,10 @@ class HealthWatch:
 
 
 def slow_batch(address: str, offset: int) -> list[RetrievalResult]:
-    queries = [RetrievalQuery(f"How many apples are left after giving away {offset * 1000 + i}?",
-                              k=3) for i in range(QUERIES_PER_SLOW_CALL)]
+    queries = [
+        RetrievalQuery(f"How many apples are left after giving away {offset * 1000 + i}?", k=3)
+        for i in range(QUERIES_PER_SLOW_CALL)
+    ]
     with ThoughtbankClient(address, timeout=GRACE_SECONDS) as client:
         return client.retrieve_batch(queries)
 
@@ -68,10 +71,14 @@ def test_sigterm_under_load_drains_and_exits_zero(demo_index) -> None:
     load = ClosedLoopLoad(server.address, clients=CLIENTS).start()
     pool = ThreadPoolExecutor(SLOW_CALLS)
     try:
-        wait_for(lambda: SERVING in watch.statuses and load.snapshot()[0] > CLIENTS, 60,
-                 "health SERVING and load running")
+        wait_for(
+            lambda: SERVING in watch.statuses and load.snapshot()[0] > CLIENTS,
+            60,
+            "health SERVING and load running",
+        )
         slow: list[Future[list[RetrievalResult]]] = [
-            pool.submit(slow_batch, server.address, i) for i in range(SLOW_CALLS)]
+            pool.submit(slow_batch, server.address, i) for i in range(SLOW_CALLS)
+        ]
         time.sleep(0.5)
         assert not any(f.done() for f in slow), "the slow calls must be in flight at SIGTERM"
         server.send_signal(signal.SIGTERM)

@@ -24,8 +24,12 @@ SOAK_SECONDS = float(os.environ.get("THOUGHTBANK_SOAK_SECONDS", "120"))
 WARM_UP_SECONDS = min(30.0, SOAK_SECONDS / 4)
 SAMPLE_SECONDS = 2.0
 MAX_RSS_GROWTH = 0.05
-QUERIES = ("How many pears does Leo have left?", "Where do fish live?",
-           "Write a Python function to reverse a list.", "What force accelerates 2 kg at 3 m/s^2?")
+QUERIES = (
+    "How many pears does Leo have left?",
+    "Where do fish live?",
+    "Write a Python function to reverse a list.",
+    "What force accelerates 2 kg at 3 m/s^2?",
+)
 
 
 def mixed_request(client: ThoughtbankClient, n: int) -> Any:
@@ -69,4 +73,5 @@ def test_soak_has_no_errors_and_no_memory_growth(demo_index) -> None:
     assert report.ok > CLIENTS * 10
     assert growth < MAX_RSS_GROWTH, (
         f"RSS grew {growth:.1%} after warm-up ({samples[0] >> 20} -> {samples[-1] >> 20} MiB, "
-        f"peak {max(samples) >> 20} MiB)")
+        f"peak {max(samples) >> 20} MiB)"
+    )

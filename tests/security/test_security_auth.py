@@ -19,7 +19,8 @@ TOKEN = "s3cret-token-for-tests"
 CALLS = {
     "Retrieve": pb2.RetrieveRequest(query="Where do fish live?", k=1),
     "RetrieveBatch": pb2.RetrieveBatchRequest(
-        requests=[pb2.RetrieveRequest(query="What is 7 times 8?", k=1)]),
+        requests=[pb2.RetrieveRequest(query="What is 7 times 8?", k=1)]
+    ),
     "AugmentPrompt": pb2.AugmentPromptRequest(query="Where do fish live?", k=1),
     "GetTemplate": pb2.GetTemplateRequest(id="does-not-exist"),
     "GetIndexInfo": pb2.GetIndexInfoRequest(),
@@ -35,8 +36,9 @@ BAD_CREDENTIALS = {
 
 
 @pytest.fixture(scope="module")
-def auth_server(demo_index: Path, tmp_path_factory: pytest.TempPathFactory
-                ) -> Iterator[ServerProcess]:
+def auth_server(
+    demo_index: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
     token_file = tmp_path_factory.mktemp("auth") / "token"
     token_file.write_text(TOKEN + "\n")
     with ServerProcess(demo_index, extra_args=("--auth-token-file", str(token_file))) as server:
@@ -55,8 +57,9 @@ def call(address: str, method: str, metadata: tuple[tuple[str, str], ...]) -> gr
 
 @pytest.mark.parametrize("credentials", sorted(BAD_CREDENTIALS))
 @pytest.mark.parametrize("method", sorted(CALLS))
-def test_rpc_without_the_right_token_is_unauthenticated(auth_server, method: str,
-                                                        credentials: str) -> None:
+def test_rpc_without_the_right_token_is_unauthenticated(
+    auth_server, method: str, credentials: str
+) -> None:
     code = call(auth_server.address, method, BAD_CREDENTIALS[credentials])
     assert code == grpc.StatusCode.UNAUTHENTICATED
 

@@ -18,15 +18,24 @@ from conftest import REPO_ROOT
 
 SKIPPED_DIRS = {"tests", ".venv", "build", "dist", ".git", "__pycache__"}
 FORBIDDEN_CALLS = {"eval", "exec", "compile", "__import__"}
-FORBIDDEN_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "marshal", "shelve",
-                     "joblib"}
+FORBIDDEN_MODULES = {
+    "pickle",
+    "cPickle",
+    "_pickle",
+    "dill",
+    "cloudpickle",
+    "marshal",
+    "shelve",
+    "joblib",
+}
 FORBIDDEN_ATTRIBUTE_CALLS = {"read_pickle", "unsafe_load", "full_load"}
 
 
 def package_sources() -> list[Path]:
     """Every Python file that ships or runs as part of the project, tests excluded."""
-    return sorted(p for p in REPO_ROOT.rglob("*.py")
-                  if not SKIPPED_DIRS & set(p.relative_to(REPO_ROOT).parts))
+    return sorted(
+        p for p in REPO_ROOT.rglob("*.py") if not SKIPPED_DIRS & set(p.relative_to(REPO_ROOT).parts)
+    )
 
 
 def _keyword(call: ast.Call, name: str) -> ast.expr | None:
@@ -87,23 +96,42 @@ def problems_in(path: Path) -> list[str]:
 
 def test_the_scan_covers_every_stage() -> None:
     scanned = {str(p.relative_to(REPO_ROOT)) for p in package_sources()}
-    assert {"server.py", "cli.py", "templates/readers.py", "index/artifact.py",
-            "retriever/engine.py"} <= scanned
+    assert {
+        "server.py",
+        "cli.py",
+        "templates/readers.py",
+        "index/artifact.py",
+        "retriever/engine.py",
+    } <= scanned
 
 
-@pytest.mark.parametrize("snippet", [
-    "eval(text)", "exec(code)", "import pickle", "from pickle import loads as l",
-    "import numpy as np\nnp.load(path, allow_pickle=True)", "torch.load(path)",
-    "yaml.load(stream)", "pandas.read_pickle(path)",
-])
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        "eval(text)",
+        "exec(code)",
+        "import pickle",
+        "from pickle import loads as l",
+        "import numpy as np\nnp.load(path, allow_pickle=True)",
+        "torch.load(path)",
+        "yaml.load(stream)",
+        "pandas.read_pickle(path)",
+    ],
+)
 def test_the_scan_catches_each_forbidden_form(snippet: str) -> None:
     assert problems(ast.parse(snippet)), snippet
 
 
-@pytest.mark.parametrize("snippet", [
-    "re.compile(pattern)", "np.load(path, allow_pickle=False)",
-    "torch.load(path, weights_only=True)", "yaml.safe_load(stream)", "# eval(x) in a comment",
-])
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        "re.compile(pattern)",
+        "np.load(path, allow_pickle=False)",
+        "torch.load(path, weights_only=True)",
+        "yaml.safe_load(stream)",
+        "# eval(x) in a comment",
+    ],
+)
 def test_the_scan_allows_safe_forms(snippet: str) -> None:
     assert not problems(ast.parse(snippet)), snippet
 

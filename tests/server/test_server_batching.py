@@ -88,8 +88,9 @@ def test_workers_compute_batches_at_the_same_time() -> None:
         return list(items)
 
     async def scenario() -> list[int]:
-        batcher = MicroBatcher(meet_the_other_batch, max_batch_size=2, max_wait_s=0.0,
-                               on_batch=sizes.append, workers=2)
+        batcher = MicroBatcher(
+            meet_the_other_batch, max_batch_size=2, max_wait_s=0.0, on_batch=sizes.append, workers=2
+        )
         batcher.start()
         try:
             return await asyncio.gather(*(batcher.submit(i) for i in range(4)))
@@ -121,8 +122,9 @@ def test_only_the_first_thread_gets_several_cores_and_takes_every_lone_batch() -
             await batcher.submit("alone")
             long = asyncio.ensure_future(batcher.submit("long"))
             await asyncio.to_thread(first_started.wait, 5)
-            await asyncio.gather(batcher.submit("beside the long one"),
-                                 batcher.submit("also beside it"))
+            await asyncio.gather(
+                batcher.submit("beside the long one"), batcher.submit("also beside it")
+            )
             release_first.set()
             await long
             await batcher.submit("alone again")

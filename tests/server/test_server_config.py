@@ -42,8 +42,12 @@ def test_server_table_of_a_shared_toml_file_is_used(tmp_path: Path) -> None:
     [
         ((), {}, None, "no index directory"),
         (("--index", "i", "--tls-cert", "c"), {}, None, "--tls-cert and --tls-key go together"),
-        (("--index", "i"), {"THOUGHTBANK_PORT": "eighty"}, None,
-         "THOUGHTBANK_PORT: port must be of type int, got 'eighty'"),
+        (
+            ("--index", "i"),
+            {"THOUGHTBANK_PORT": "eighty"},
+            None,
+            "THOUGHTBANK_PORT: port must be of type int, got 'eighty'",
+        ),
         (("--index", "i"), {}, "prot = 1\n", "unknown option(s) prot"),
         (("--index", "i", "--max-batch-size", "0"), {}, None, "max_batch_size must be at least 1"),
         (("--index", "i", "--log-format", "xml"), {}, None, "log_format must be one of json"),
@@ -64,8 +68,12 @@ def test_concurrent_submissions_share_batches_and_keep_their_order() -> None:
     sizes: list[int] = []
 
     async def scenario() -> list[str]:
-        batcher = MicroBatcher(lambda items, cores: [i.upper() for i in items], max_batch_size=4,
-                               max_wait_s=0.01, on_batch=sizes.append)
+        batcher = MicroBatcher(
+            lambda items, cores: [i.upper() for i in items],
+            max_batch_size=4,
+            max_wait_s=0.01,
+            on_batch=sizes.append,
+        )
         batcher.start()
         try:
             return await asyncio.gather(*(batcher.submit(f"q{i}") for i in range(10)))
@@ -84,8 +92,9 @@ def test_a_failing_batch_fails_each_of_its_callers() -> None:
         batcher = MicroBatcher(explode)
         batcher.start()
         try:
-            return await asyncio.gather(*(batcher.submit(i) for i in range(3)),
-                                        return_exceptions=True)
+            return await asyncio.gather(
+                *(batcher.submit(i) for i in range(3)), return_exceptions=True
+            )
         finally:
             await batcher.close()
 

