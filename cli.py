@@ -24,7 +24,7 @@ ENGINE_COMMANDS = {
     "index": "thoughtbank.index.cli",
     "serve": "thoughtbank.server",
     "demo": "thoughtbank.demo.runner",
-    "eval": "thoughtbank.evaluation.cli",
+    "eval": "thoughtbank.retriever.evaluation.cli",
 }
 
 

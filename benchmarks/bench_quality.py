@@ -18,18 +18,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from thoughtbank.evaluation.dataset import (
+from thoughtbank.index import Embedder
+from thoughtbank.retriever.evaluation.dataset import (
     Protocol,
     read_labeled_queries,
     write_sample,
 )
-from thoughtbank.evaluation.retrieval import (
+from thoughtbank.retriever.evaluation.retrieval import (
     EvalSettings,
     RetrievalEvaluation,
     embed_corpus,
     evaluate_retrieval,
 )
-from thoughtbank.index import Embedder
 
 QUERIES = "fusionbench_14_task_queries.jsonl.gz"
 TASK_GOAL = 0.85

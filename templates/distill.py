@@ -40,6 +40,8 @@ MAX_QUESTION_WORDS = 11
 MIN_QUESTION_CONTENT_WORDS = 3
 #: Fewest query quantities, used by the steps, worth a step that names them.
 MIN_GIVENS = 2
+#: An option sentence this long is specific enough that a step repeating it gives the option away.
+MIN_OPTION_SENTENCE_WORDS = 4
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
 _GENERIC_ASK = re.compile(
     r"\b(?:which|what) of the following\b[^?]*\??|\b(?:best|most) "
@@ -248,6 +250,14 @@ class ExtractiveDistiller:
 
 
 def _option_texts(options: dict[str, str]) -> tuple[str, ...]:
-    """Option texts worth looking for in a step: a lone number or letter is found everywhere."""
-    texts = (" ".join(text.lower().split()) for text in options.values())
-    return tuple(t for t in texts if len(re.findall(r"[a-z]{3,}", t)) >= 1)
+    """Option texts worth looking for in a step: each option whole, and each sentence of a
+    longer one (a step may restate the gold option one sentence at a time); a lone number or
+    letter is found everywhere, so those are left out."""
+    texts = [" ".join(text.lower().split()) for text in options.values()]
+    sentences = [
+        s.strip(" .")
+        for t in texts
+        for s in re.split(r"(?<=[.;!?])\s+", t)
+        if s != t and len(re.findall(r"[a-z]{3,}", s)) >= MIN_OPTION_SENTENCE_WORDS
+    ]
+    return tuple(t for t in (*texts, *sentences) if re.search(r"[a-z]{3,}", t))

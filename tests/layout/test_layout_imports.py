@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import tomllib
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 SKIPPED_FOLDERS = {"tests", "benchmarks", "build", ".venv"}
@@ -20,7 +21,7 @@ STAGES = (
     "thoughtbank.protos",
     "thoughtbank.retriever",
     "thoughtbank.retriever.serving",
-    "thoughtbank.evaluation",
+    "thoughtbank.retriever.evaluation",
     "thoughtbank.server",
     "thoughtbank.demo",
     "thoughtbank.cli",
@@ -129,7 +130,7 @@ def test_the_check_sees_the_stages() -> None:
 
 def test_evaluation_reaches_the_index_through_its_public_names() -> None:
     private = []
-    for path in (PACKAGE_ROOT / "evaluation").glob("*.py"):
+    for path in (PACKAGE_ROOT / "retriever" / "evaluation").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
                 "thoughtbank.index."
@@ -147,3 +148,27 @@ def test_client_sdk_loads_no_engine(module: str) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert loaded == "", f"import {module} loaded {loaded}"
+
+
+def test_the_top_level_holds_only_the_fixed_folders() -> None:
+    folders = {
+        p.name
+        for p in PACKAGE_ROOT.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and p.name not in {"build", "dist"}
+    }
+    folders -= {p.name for p in PACKAGE_ROOT.glob("*.egg-info")}
+    assert folders <= {"templates", "retriever", "protos", "index", "tests", "benchmarks", "demo"}
+
+
+def test_every_package_folder_is_installed() -> None:
+    declared = set(
+        tomllib.loads((PACKAGE_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+            "packages"
+        ]
+    )
+    on_disk = {
+        ".".join(["thoughtbank", *init.parent.relative_to(PACKAGE_ROOT).parts])
+        for init in PACKAGE_ROOT.rglob("__init__.py")
+        if init.relative_to(PACKAGE_ROOT).parts[0] not in SKIPPED_FOLDERS
+    }
+    assert on_disk <= declared, f"missing from pyproject's packages: {sorted(on_disk - declared)}"

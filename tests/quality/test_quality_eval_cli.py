@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from thoughtbank.cli import main
-from thoughtbank.evaluation.dataset import write_sample
+from thoughtbank.retriever.evaluation.dataset import write_sample
 
 QUERIES = "fusionbench_14_task_queries.jsonl.gz"
 

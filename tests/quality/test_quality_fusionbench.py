@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from thoughtbank.evaluation.dataset import Protocol, read_labeled_queries
-from thoughtbank.evaluation.retrieval import (
+from thoughtbank.retriever.evaluation.dataset import Protocol, read_labeled_queries
+from thoughtbank.retriever.evaluation.retrieval import (
     EvalSettings,
     embed_corpus,
     evaluate_retrieval,
@@ -31,13 +31,14 @@ def test_fusionbench_mix_without_and_with_the_task_label(shared_data: Path, embe
 
     loo = evaluate_retrieval(corpus, queries, EvalSettings(ks=(1, 3))).reports["thoughtbank"]
     assert loo.overall.precision[3] >= 0.92 > DENSE_LOO_P_AT_3 + 0.2
-    assert min(s.precision[3] for s in loo.per_task.values()) >= 0.77
+    assert round(min(s.precision[3] for s in loo.per_task.values()), 3) >= 0.77
 
     split = evaluate_retrieval(
         corpus, queries, EvalSettings(protocol=Protocol(leave_one_out=False), ks=(1, 3))
     ).reports["thoughtbank"]
     assert split.overall.precision[3] >= 0.89
-    assert min(s.precision[3] for task, s in split.per_task.items() if task != "mmlu") >= 0.78
+    lowest = min(s.precision[3] for task, s in split.per_task.items() if task != "mmlu")
+    assert round(lowest, 3) >= 0.78
 
     labeled = evaluate_retrieval(corpus, queries, EvalSettings(task_label="given", ks=(1, 3)))
     assert labeled.reports["thoughtbank"].overall.precision[3] == 1.0

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from thoughtbank.evaluation.dataset import (
+from thoughtbank.retriever.evaluation.dataset import (
     LabeledQuery,
     Protocol,
     read_labeled_queries,
 )
-from thoughtbank.evaluation.metrics import build_report, score_relevance
+from thoughtbank.retriever.evaluation.metrics import build_report, score_relevance
 
 
 def test_precision_hit_and_mrr_by_hand() -> None:

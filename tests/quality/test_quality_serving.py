@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from thoughtbank.cli import main
-from thoughtbank.evaluation.calibrate import NEVER_SERVE
 from thoughtbank.index import build_index, load_index
 from thoughtbank.index.artifact import set_min_scores
 from thoughtbank.retriever import ThoughtbankClient
+from thoughtbank.retriever.evaluation.calibrate import NEVER_SERVE
 from thoughtbank.retriever.serving.engine import RetrievalEngine
 from thoughtbank.retriever.types import RetrievalQuery
 from thoughtbank.templates import read_templates

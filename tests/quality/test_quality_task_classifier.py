@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import HashingVectorizer
 
-from thoughtbank.evaluation.dataset import read_labeled_queries, write_sample
 from thoughtbank.index.task_classifier import (
     _END,
     _START,
@@ -20,6 +19,7 @@ from thoughtbank.index.task_classifier import (
     TaskClassifierError,
     _feature_kinds,
 )
+from thoughtbank.retriever.evaluation.dataset import read_labeled_queries, write_sample
 from thoughtbank.retriever.serving.task_routing import TaskRouting, route_task
 
 QUERIES = "fusionbench_14_task_queries.jsonl.gz"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from thoughtbank.evaluation.metrics import RetrievalReport
-from thoughtbank.evaluation.retrieval import RetrievalEvaluation
+from thoughtbank.retriever.evaluation.metrics import RetrievalReport
+from thoughtbank.retriever.evaluation.retrieval import RetrievalEvaluation
 
 CHART_FILE = "retrieval_p_at_k.png"
 JSON_FILE = "retrieval.json"

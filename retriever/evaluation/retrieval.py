@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from thoughtbank.evaluation.dataset import LabeledQuery, Protocol
-from thoughtbank.evaluation.lexical import HybridConfig
-from thoughtbank.evaluation.metrics import RetrievalReport, build_report
-from thoughtbank.evaluation.rankers import (
+from thoughtbank.index import Embedder, calibration_error
+from thoughtbank.retriever.evaluation.dataset import LabeledQuery, Protocol
+from thoughtbank.retriever.evaluation.lexical import HybridConfig
+from thoughtbank.retriever.evaluation.metrics import RetrievalReport, build_report
+from thoughtbank.retriever.evaluation.rankers import (
     MISSING,
     EvalCorpus,
     TaskRouting,
@@ -23,7 +24,6 @@ from thoughtbank.evaluation.rankers import (
     method_rankers,
     predict_routing,
 )
-from thoughtbank.index import Embedder, calibration_error
 
 TASK_LABEL_MODES = ("none", "given")
 

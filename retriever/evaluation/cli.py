@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from thoughtbank.cli_common import Commands, fraction, positive_int
-from thoughtbank.evaluation.lexical import HybridConfig
+from thoughtbank.retriever.evaluation.lexical import HybridConfig
 
 
 def k_list(text: str) -> tuple[int, ...]:
@@ -22,14 +22,14 @@ def k_list(text: str) -> tuple[int, ...]:
 
 
 def cmd_retrieval(args: argparse.Namespace) -> int:
-    from thoughtbank.evaluation.dataset import Protocol, read_labeled_queries
-    from thoughtbank.evaluation.report import format_table, write_report
-    from thoughtbank.evaluation.retrieval import (
+    from thoughtbank.index import Embedder
+    from thoughtbank.retriever.evaluation.dataset import Protocol, read_labeled_queries
+    from thoughtbank.retriever.evaluation.report import format_table, write_report
+    from thoughtbank.retriever.evaluation.retrieval import (
         EvalSettings,
         embed_corpus,
         evaluate_retrieval,
     )
-    from thoughtbank.index import Embedder
 
     queries = read_labeled_queries(args.queries, args.split_column)
     protocol = Protocol(
@@ -116,8 +116,8 @@ def _add_retrieval(commands: Commands) -> None:
 def cmd_e2e(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from thoughtbank.evaluation.dataset import read_labeled_queries
-    from thoughtbank.evaluation.e2e import answer_queries, task_effects, write_rows
+    from thoughtbank.retriever.evaluation.dataset import read_labeled_queries
+    from thoughtbank.retriever.evaluation.e2e import answer_queries, task_effects, write_rows
     from thoughtbank.retriever.serving.engine import RetrievalEngine
     from thoughtbank.templates.chat import load_chat_model
 
@@ -168,9 +168,9 @@ def _add_e2e(commands: Commands) -> None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from thoughtbank.evaluation import calibrate
-    from thoughtbank.evaluation.e2e import read_rows
     from thoughtbank.index import load_index, set_min_scores
+    from thoughtbank.retriever.evaluation import calibrate
+    from thoughtbank.retriever.evaluation.e2e import read_rows
 
     index = load_index(args.index)
     if args.e2e:

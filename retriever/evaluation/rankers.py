@@ -3,7 +3,7 @@
 Each method ranks corpus rows for the test queries of one ``Fold`` and returns a matrix of row
 numbers (-1 where fewer than ``depth`` rows exist). Dense search goes through FAISS and tasks are
 routed by the server's own ``route_task``, so the figures describe what is served; the lexical
-blend (``thoughtbank.evaluation.lexical``) is measured beside it.
+blend (``thoughtbank.retriever.evaluation.lexical``) is measured beside it.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from thoughtbank.evaluation.dataset import Fold
-from thoughtbank.evaluation.lexical import HybridConfig, LexicalScorer, hybrid_order
 from thoughtbank.index import import_faiss, train_task_router
+from thoughtbank.retriever.evaluation.dataset import Fold
+from thoughtbank.retriever.evaluation.lexical import HybridConfig, LexicalScorer, hybrid_order
 from thoughtbank.retriever.serving.task_routing import route_task
 
 MISSING = -1

@@ -17,8 +17,8 @@ import numpy as np
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
 
-from thoughtbank.evaluation.dataset import LabeledQuery
-from thoughtbank.evaluation.scoring import scorer_for
+from thoughtbank.retriever.evaluation.dataset import LabeledQuery
+from thoughtbank.retriever.evaluation.scoring import scorer_for
 from thoughtbank.retriever.prompt import build_augmented_prompt
 from thoughtbank.retriever.serving.engine import RetrievalEngine
 from thoughtbank.retriever.types import RetrievalQuery

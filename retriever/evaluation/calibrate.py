@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from thoughtbank.evaluation.e2e import AnsweredQuery
 from thoughtbank.index import LoadedIndex, template_int_id
+from thoughtbank.retriever.evaluation.e2e import AnsweredQuery
 
 #: Above any cosine similarity: a task with this minimum is never served.
 NEVER_SERVE = 1.001
