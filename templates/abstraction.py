@@ -94,6 +94,8 @@ january february march april may june july august september october november dec
 ms dr let suppose given find calculate determine compute what's it's""".split()
 )
 MIN_NAME_WORDS, MAX_NAME_WORDS = 2, 4
+#: Words that start a new clause: "$10 an hour but they raised" names "[price hour]".
+_NAME_BREAK = frozenset("but and or so then if when while which who that they he she it we".split())
 PERSON_PLACEHOLDERS = ("X", "Y", "Z", "W", "V")
 
 
@@ -115,7 +117,7 @@ def _following_name(text: str, end: int, limit: int) -> list[str]:
         words.pop(0)
     name: list[str] = []
     for word in words:
-        if sum(w not in _NAME_STOP for w in name) == limit:
+        if sum(w not in _NAME_STOP for w in name) == limit or word in _NAME_BREAK:
             break
         name.append(word)
     while name and name[-1] in _NAME_STOP:

@@ -219,7 +219,7 @@ class ExtractiveDistiller:
     """Deterministic, LLM-free distiller (the default). Asked again, it masks the leaks."""
 
     name = "extractive"
-    version = "3"
+    version = "4"
 
     def distill(self, request: DistillRequest) -> Distillation:
         if not request.responses:
@@ -231,13 +231,17 @@ class ExtractiveDistiller:
             abstraction=abstraction,
             query=request.query,
             option_texts=_option_texts(parts.options),
+            option_letters=frozenset(parts.options),
             strip_boilerplate=(request.profile.boilerplate.strip if request.profile else str.strip),
         )
         answer_format = _answer_format(request)
         steps = _steps(request, context, answer_format, abstraction)
         fields = TemplateFields(
             task_summary=_summary(
-                request.task, parts.stem, abstraction, answer_format is AnswerFormat.CODE_BLOCK
+                request.task,
+                context.strip_boilerplate(parts.stem),
+                abstraction,
+                answer_format is AnswerFormat.CODE_BLOCK,
             ),
             reasoning_steps=steps,
             answer_format=answer_format_instruction(answer_format),

@@ -38,9 +38,14 @@ _META = re.compile(
     r"start|analy[sz]e|approach|look|tackle)\b[^.:]*",
     re.IGNORECASE,
 )
+#: Step numbering, bullets and Roman-numeral statement markers ("II.", "iv)").
 _STEP_MARKER = re.compile(
-    r"^\s*(?:step\s*\d+\s*[:.)-]?|\(?\d{1,2}[.)](?!\d)|[-*•])\s*", re.IGNORECASE
+    r"^\s*(?:step\s*\d+\s*[:.)-]?|\(?\d{1,2}[.)](?!\d)|[-*•]"
+    r"|\(?(?:i{1,3}|iv|vi{0,3}|ix)[.)](?=\s))\s*",
+    re.IGNORECASE,
 )
+#: A unit that opens with an option's letter ("E. w < 3.2 - this is correct") weighs options.
+_OPTION_LEAD = re.compile(r"^\s*\(?([A-Z])(?:[.):]|\s*[-–]\s)(?=\s)")
 _DISPLAY_MATH = re.compile(r"\\\[|\\\]|\$\$|\\\(|\\\)")
 _CONNECTIVE = re.compile(
     r"^(?:so|thus|therefore|hence|then|now|next|finally|first(?:ly)?|"
@@ -90,12 +95,16 @@ class StepContext:
     abstraction: QueryAbstraction
     query: str
     option_texts: tuple[str, ...] = ()
+    option_letters: frozenset[str] = frozenset()
     strip_boilerplate: Callable[[str], str] = str.strip
 
     def restates_query(self, unit: str) -> bool:
         return _longest_shared_run(unit, self.query) > MAX_RESTATED_QUERY_WORDS
 
     def names_an_option(self, unit: str) -> bool:
+        lead = _OPTION_LEAD.match(unit)
+        if lead and lead.group(1) in self.option_letters:
+            return True
         lowered = " ".join(unit.lower().split())
         return any(
             re.search(rf"(?<!\w){re.escape(option)}(?!\w)", lowered) for option in self.option_texts
@@ -152,6 +161,8 @@ def _fit(step: str) -> str | None:
 
 def clean_step(unit: str, context: StepContext) -> str | None:
     """The abstracted step a response unit teaches, or None when it teaches no method."""
+    if context.names_an_option(unit):
+        return None
     unit = _tidy(context.strip_boilerplate(_CALCULATOR.sub("", unit)))
     if (
         not unit

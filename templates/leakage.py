@@ -20,6 +20,8 @@ from difflib import SequenceMatcher
 from thoughtbank.templates.query_parts import split_query
 
 _WORD = re.compile(r"\w+")
+#: A symbol the abstraction named ("[eggs per day]", "[value 2]"): its digits count nothing.
+_SYMBOL = re.compile(r"\[[A-Za-z][\w' -]+\]")
 _CHOICE_LETTER = re.compile(r"\(?([A-Z])\)?")
 _NUMBER = re.compile(r"[-+]?\$?\s?\d[\d,]*(?:\.\d+)?%?|[-+]?\$?\.\d+%?")
 _HASH_ANSWER = re.compile(r"####\s*(\S+)\s*$")
@@ -184,6 +186,7 @@ class LeakageGuard:
     @staticmethod
     def _answer_leaks(text: str, query: str, ground_truth: str) -> list[Leak]:
         leaks = []
+        text = without_symbols(text)
         for kind, pattern in answer_patterns(query, ground_truth):
             found = re.search(pattern, text, re.IGNORECASE)
             if found:
@@ -211,6 +214,11 @@ class LeakageGuard:
                         " ".join(words), Leak("query span", " ".join(words), _span_pattern(words))
                     )
         return list(spans.values())
+
+
+def without_symbols(text: str) -> str:
+    """``text`` with each named symbol blanked, so "[value 2]" never reads as the number 2."""
+    return _SYMBOL.sub("[]", text)
 
 
 def mask_leaks(text: str, leaks: tuple[Leak, ...]) -> str:

@@ -20,7 +20,12 @@ from typing import Any
 
 from thoughtbank.normalize import normalize_query
 from thoughtbank.templates.answer_format import classify_answer_format
-from thoughtbank.templates.leakage import LeakageGuard, content_words, option_pattern
+from thoughtbank.templates.leakage import (
+    LeakageGuard,
+    content_words,
+    option_pattern,
+    without_symbols,
+)
 from thoughtbank.templates.query_parts import split_query
 from thoughtbank.templates.readers import RejectSink, check_log_paths, iter_log_records
 from thoughtbank.templates.schema import ThoughtTemplate
@@ -112,6 +117,7 @@ def is_degenerate_step(step: str) -> bool:
 def _option_in_summary(summary: str, query: str) -> bool:
     parts = split_query(query)
     patterns = (option_pattern(text, parts.stem) for text in parts.options.values())
+    summary = without_symbols(summary)
     return any(p is not None and re.search(p, summary, re.IGNORECASE) for p in patterns)
 
 

@@ -134,7 +134,10 @@ def _inline_options_in_line(line: str) -> tuple[int, dict[str, str]] | None:
         marker.group(1): line[marker.end() : end].strip().rstrip(",;").strip()
         for marker, end in zip(run, ends, strict=True)
     }
-    if not all(options.values()):
+    # A log may cut its last option off ("... (D) because (E)"): the run ends before it.
+    while options and not options[run[len(options) - 1].group(1)]:
+        options.popitem()
+    if len(options) < needed or not all(options.values()):
         return None
     return (header.start() if header else run[0].start()), options
 

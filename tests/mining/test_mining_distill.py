@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from thoughtbank.templates.answer_format import AnswerFormat
+from thoughtbank.templates.boilerplate import Boilerplate
 from thoughtbank.templates.distill import DistillRequest, ExtractiveDistiller
 from thoughtbank.templates.leakage import LeakageGuard, ground_truth_pattern, mask_leaks
 from thoughtbank.templates.schema import LogRecord
+from thoughtbank.templates.task_profile import TaskProfile
 
 QUERY = (
     "Janet has 16 eggs. She eats 3 for breakfast and bakes muffins with 4 every day. "
@@ -30,8 +33,8 @@ def test_extractive_template_is_abstract_and_deterministic() -> None:
         "Solve a gsm8k problem: How much in dollars does X make every day at the ..."
     )
     assert first.fields.reasoning_steps == (
-        "Name the quantities the question gives: [eggs], [breakfast and bakes], [day].",
-        "She uses [breakfast and bakes] + [day] = [result] of them.",
+        "Name the quantities the question gives: [eggs], [breakfast], [day].",
+        "She uses [breakfast] + [day] = [result] of them.",
         "She sells [eggs] - [result] = [eggs 2].",
         "At $2 each she makes [eggs 2] * 2 = [dollars].",
     )
@@ -49,7 +52,7 @@ def test_steps_come_from_every_selected_response() -> None:
     request = DistillRequest("gsm8k", QUERY, (other, response()))
     fields = ExtractiveDistiller().distill(request).fields
     assert fields.reasoning_steps[1:] == (
-        "She uses [breakfast and bakes]+[day]=[eggs a day].",
+        "She uses [breakfast]+[day]=[eggs a day].",
         "She has [eggs]-[eggs a day]=[eggs 2] left.",
         "She makes [eggs 2]*2=[dollars].",
     )
@@ -129,3 +132,35 @@ def test_masking_removes_a_leak_nested_in_another() -> None:
     assert sorted(leak.kind for leak in leaks) == ["ground truth", "query span"]
     assert mask_leaks(text, leaks) == 'Option ..." fits.'
     assert guard.find(mask_leaks(text, leaks), query, "J") == ()
+
+
+HISTORY_QUERY = (
+    "This question refers to the following information. The Bandung Conference of 1955 "
+    "gathered leaders of new nations. Which aim of those leaders does the conference show?\n"
+    "A. Neutrality between the blocs. It was kept by the newly independent nations.\n"
+    "B. Trade alliances with the European powers\n"
+    "C. Military pacts with either bloc\n"
+    "D. Colonial rule over their neighbours"
+)
+HISTORY_RESPONSE = (
+    "II. The conference brought leaders of newly independent nations together.\n"
+    "C. Military pacts with either bloc is wrong since they wanted to stay out of conflicts.\n"
+    "Their speeches called for peace between the superpowers.\n"
+    "It was kept by the newly independent nations.\n"
+    "The answer is (A)."
+)
+
+
+def test_choice_steps_drop_weighed_options_and_the_gold_option_sentences() -> None:
+    profile = TaskProfile("mmlu_pro/history", "em_mc", AnswerFormat.CHOICE_LETTER, Boilerplate())
+    record = LogRecord("mmlu_pro/history", HISTORY_QUERY, "m", HISTORY_RESPONSE, 1.0, "A")
+    request = DistillRequest("mmlu_pro/history", HISTORY_QUERY, (record,), profile=profile)
+    fields = ExtractiveDistiller().distill(request).fields
+    assert fields.task_summary == (
+        "Solve a history problem: Which aim of those leaders does the conference show"
+    )
+    assert fields.reasoning_steps == (
+        "The conference brought leaders of newly independent nations together.",
+        "Their speeches called for peace between the superpowers.",
+        "Choose the option that matches this reasoning.",
+    )

@@ -76,7 +76,7 @@ def test_summary_and_output(log: Path, tmp_path: Path) -> None:
     assert sorted(t.source_query_ids for t in templates) == [(f"q{i}",) for i in range(1, 7)]
     assert [t.id for t in templates] == sorted(t.id for t in templates)
     first = templates[0]
-    assert first.distiller == "extractive" and first.distiller_version == "3"
+    assert first.distiller == "extractive" and first.distiller_version == "4"
     assert [(s.llm, s.performance) for s in first.sources] == [("model-a", 1.0), ("model-b", 1.0)]
     assert json.loads((out.parent / "templates.jsonl.rejects").read_text())["line"] == 20
     assert sorted(p.name for p in out.parent.iterdir()) == [

@@ -117,3 +117,10 @@ def test_gold_answer_of_worked_solutions() -> None:
     assert gold_answer("Coop: 14\nFree Range: 28(2)-4=52 chickens\n#### 52") == "52"
     assert gold_answer("so it is $\\boxed{\\frac{241}{220}}$.") == "\\frac{241}{220}"
     assert gold_answer("x" * 200) == ""
+
+
+def test_digits_of_a_named_symbol_are_no_number() -> None:
+    guard = LeakageGuard()
+    query = "Ann has 1 apple and buys 2 more. How many apples does she have?"
+    assert not guard.find("Add [apple] to [value 3].", query, "3")
+    assert guard.find("She has 3 apples.", query, "3")

@@ -154,3 +154,9 @@ def test_folded_queries_keep_their_options() -> None:
     assert csqa.options["C"] == "bloom"
     aqua = split_query("Speed in miles per minute? [1km = 0.6 miles] A)32400 B)6000 C)600")
     assert aqua.options == {"A": "32400", "B": "6000", "C": "600"}
+
+
+def test_a_cut_off_last_option_ends_the_run() -> None:
+    parts = split_query("It was just what? (A) case (B) reason (C) how (D) because (E)")
+    assert parts.stem == "It was just what?"
+    assert parts.options == {"A": "case", "B": "reason", "C": "how", "D": "because"}
