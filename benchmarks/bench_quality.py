@@ -1,6 +1,12 @@
-"""Retrieval quality benchmark on FusionBench's 14-task query mix (no LLM needed).
+"""Retrieval, routing and template quality on the shared data (no LLM needed).
 
     python -m benchmarks.bench_quality [--quick]
+
+Templates: every shared log mined with the default (extractive) distiller (``--no-merge``,
+which only shortens the run) and scored by the quality battery (``thoughtbank eval
+templates``): ``templates_<log>_<rate>`` per log. Routing: for every 2-task and 3-task index
+that the shared logs' task families make, each task's held-out routing recall as the index
+build measures it; ``routing_min_recall_<n>_tasks`` is the lowest over every index and task.
 
 Same-task precision@3 of thoughtbank's retrieval without a task label, leave-one-out and on
 the train/test split, each beside its peer (dense similarity alone, the FusionFactory-style
@@ -12,13 +18,19 @@ shared by every method. ``--quick`` uses 20 train and 5 test queries per task.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import itertools
 import json
 import os
 import tempfile
 import time
 from pathlib import Path
 
-from thoughtbank.index import Embedder
+import numpy as np
+
+from thoughtbank.cli import main as thoughtbank_main
+from thoughtbank.index import Embedder, train_task_router
 from thoughtbank.retriever.evaluation.dataset import (
     Protocol,
     read_labeled_queries,
@@ -30,10 +42,23 @@ from thoughtbank.retriever.evaluation.retrieval import (
     embed_corpus,
     evaluate_retrieval,
 )
+from thoughtbank.templates import RejectSink
+from thoughtbank.templates.quality import evaluate_template_file
+from thoughtbank.templates.readers import iter_log_records
 
 QUERIES = "fusionbench_14_task_queries.jsonl.gz"
 TASK_GOAL = 0.85
 OVERALL_GOAL = 0.95
+RATES = (
+    "leak_rate",
+    "boilerplate_rate",
+    "option_in_summary_rate",
+    "degenerate_step_rate",
+    "wrong_answer_format_rate",
+)
+#: Queries per task family in the routing indexes (a fixed, seeded sample).
+ROUTING_QUERIES = {True: 60, False: 300}
+ROUTING_GOAL = 0.95
 
 
 def _data_dir() -> Path:
@@ -64,6 +89,67 @@ def _figures(name: str, evaluation: RetrievalEvaluation) -> dict[str, float]:
     return figures
 
 
+def template_figures(data: Path, quick: bool) -> dict[str, float]:
+    """The battery's rates on each shared log, mined with the defaults."""
+    figures = {}
+    logs = sorted(data.glob("*_models.jsonl.gz")) if quick else sorted(_logs(data))
+    for log in logs[:1] if quick else logs:
+        name = log.name.split(".")[0]
+        with tempfile.TemporaryDirectory(prefix="bench-templates-") as tmp:
+            out = Path(tmp) / "templates.jsonl"
+            args = ["mine", str(log), "--out", str(out), "--no-merge", "--no-progress"]
+            with contextlib.redirect_stdout(io.StringIO()):  # the mining summary
+                mined = thoughtbank_main(args)
+            if mined != 0:
+                raise RuntimeError(f"mining {log} failed")
+            report = evaluate_template_file(out, [log]).to_dict()["overall"]
+        figures[f"templates_{name}_count"] = float(report["templates"])
+        figures |= {f"templates_{name}_{rate}": float(report[rate]) for rate in RATES}
+        worst = max(RATES, key=lambda rate: report[rate])
+        print(f"templates {name}: {report['templates']}, worst rate {worst} {report[worst]:.4f}")
+    return figures
+
+
+def _logs(data: Path) -> list[Path]:
+    return [
+        p for p in data.iterdir() if p.name.endswith((".jsonl.gz", ".csv")) and p.name != QUERIES
+    ]
+
+
+def _family_queries(data: Path, per_family: int) -> dict[str, list[str]]:
+    """A seeded sample of each task family's distinct queries ("mmlu_pro/law" is mmlu_pro)."""
+    families: dict[str, set[str]] = {}
+    for log in _logs(data):
+        for record in iter_log_records([log], RejectSink()):
+            families.setdefault(record.task_name.split("/")[0], set()).add(record.query)
+    rng = np.random.default_rng(0)
+    return {
+        family: [str(q) for q in rng.permutation(sorted(queries))[:per_family]]
+        for family, queries in sorted(families.items())
+    }
+
+
+def routing_figures(data: Path, embedder: Embedder, quick: bool) -> dict[str, float]:
+    """The lowest held-out routing recall over every 2- and 3-family index and its tasks."""
+    queries = _family_queries(data, ROUTING_QUERIES[quick])
+    embedded = {family: embedder.encode(texts) for family, texts in queries.items()}
+    figures = {}
+    for size in (2, 3):
+        lowest, where = 1.0, ""
+        for combo in itertools.combinations(sorted(queries), size):
+            texts = [q for family in combo for q in queries[family]]
+            tasks = [family for family in combo for _ in queries[family]]
+            embeddings = np.vstack([embedded[family] for family in combo])
+            _, quality = train_task_router(texts, embeddings, tasks)
+            task, recall = min(quality.recall.items(), key=lambda item: item[1])
+            if recall < lowest:
+                lowest, where = recall, f"{task} in {'+'.join(combo)}"
+        figures[f"routing_min_recall_{size}_tasks"] = lowest
+        figures[f"routing_min_recall_{size}_tasks_ratio_to_goal"] = lowest / ROUTING_GOAL
+        print(f"routing, {size}-task indexes: lowest held-out recall {lowest:.3f} ({where})")
+    return figures
+
+
 def run(quick: bool) -> dict[str, float]:
     source = _data_dir() / QUERIES
     if not source.exists():
@@ -77,14 +163,16 @@ def run(quick: bool) -> dict[str, float]:
         )
         queries = read_labeled_queries(path)
     started = time.perf_counter()
-    corpus = embed_corpus(queries, Embedder())
+    embedder = Embedder()
+    corpus = embed_corpus(queries, embedder)
     figures = {"embed_seconds": time.perf_counter() - started}
     for name, protocol in (("loo", Protocol()), ("split", Protocol(leave_one_out=False))):
         settings = EvalSettings(protocol=protocol, ks=(1, 3), baselines=True)
         started = time.perf_counter()
         figures |= _figures(name, evaluate_retrieval(corpus, queries, settings))
         figures[f"{name}_eval_seconds"] = time.perf_counter() - started
-    return figures
+    figures |= template_figures(_data_dir(), quick)
+    return figures | routing_figures(_data_dir(), embedder, quick)
 
 
 def main() -> None:
