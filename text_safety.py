@@ -38,21 +38,29 @@ _LINE_BREAKS = re.compile("\r\n|[\r\v\f\x1c-\x1e\x85\u2028\u2029]")
 # Letters that render as nothing (Hangul fillers, the combining grapheme joiner).
 _INVISIBLE_LETTERS = "\u034f\u115f\u1160\u3164\uffa0"
 # Planes that hold every control (Cc), format (Cf) and surrogate (Cs) character.
-_SCANNED_CODE_POINTS = itertools.chain(range(0x20000), range(0xE0000, 0xE1000))
+_SCANNED_RANGES = (range(0x20000), range(0xE0000, 0xE1000))
 
 
 @functools.cache
 def _unsafe_characters() -> re.Pattern[str]:
     """Control, format (zero-width, bidi) and surrogate characters, newline and tab excepted.
 
-    Built from the running Python's Unicode database on first use, so new ones are included.
+    Built from the running Python's Unicode database on first use, so new ones are included;
+    written as ranges, which the regex engine tests much faster than a set of single ones.
     """
-    unsafe = [
-        chr(c)
-        for c in _SCANNED_CODE_POINTS
-        if unicodedata.category(chr(c)) in ("Cc", "Cf", "Cs") and chr(c) not in "\n\t"
-    ]
-    return re.compile("[" + re.escape("".join(unsafe) + _INVISIBLE_LETTERS) + "]")
+    unsafe = sorted(
+        {
+            code
+            for code in itertools.chain.from_iterable(_SCANNED_RANGES)
+            if unicodedata.category(chr(code)) in ("Cc", "Cf", "Cs") and chr(code) not in "\n\t"
+        }
+        | {ord(char) for char in _INVISIBLE_LETTERS}
+    )
+    runs = itertools.groupby(enumerate(unsafe), key=lambda pair: pair[1] - pair[0])
+    ranges = [[code for _, code in run] for _, run in runs]
+    return re.compile(
+        "[" + "".join(f"{re.escape(chr(r[0]))}-{re.escape(chr(r[-1]))}" for r in ranges) + "]"
+    )
 
 
 def strip_control(text: str) -> str:
@@ -74,9 +82,10 @@ def terminal_safe(text: str) -> str:
     return replace_unsafe(text, lambda char: char.encode("unicode_escape").decode("ascii"))
 
 
-def fold(text: str) -> str:
-    """The form markers are matched in: control-free NFKC (fullwidth ``＜｜`` read as ``<|``)."""
-    return strip_control(unicodedata.normalize("NFKC", strip_control(text)))
+def _nfkc(text: str) -> str:
+    """The form markers are matched in (fullwidth ``＜｜`` read as ``<|``), for control-free
+    text: NFKC maps no character to a control, format or line-break one."""
+    return unicodedata.normalize("NFKC", text)
 
 
 # Roles of chat formats (OpenAI, Llama 3 ipython, Gemma model, ShareGPT gpt, legacy function).
@@ -84,42 +93,58 @@ _ROLES = r"(?:system|assistant|user|human|ai|developer|tool|model|bot|function|i
 # Special tokens: any <|...|> (ChatML, Llama 3, Phi; DeepSeek's <｜...｜> after NFKC), <<SYS>>
 # shapes, named angle tokens and Gemma's <start_of_...>/<end_of_...>, any [UPPER_SNAKE] control
 # tag (Mistral's [SYSTEM_PROMPT], [TOOL_CALLS]...) and named square tags ([INST], [IMG]).
+# Square tags count in their exact case (other cases are code: "arr[out_of_place]"), the named
+# ones in any case where they cannot be a subscript.
 # A role right after a turn-opening token ("<|im_start|>system") goes with it.
 _SPECIAL_TOKENS = re.compile(
     rf"(?:<\|[^<>|\n]{{0,64}}\|>|<start_of_turn>)(?:[ \t]*{_ROLES}\b)?"
     r"|<</?[a-z_]{1,32}>>"
     rf"|</?(?:(?:start|end|begin)_of_[a-z_]{{1,32}}|tool_call|tool_response|think|"
     rf"s|bos|eos|eot|pad|unk|mask|sep|cls|{_ROLES})>"
-    rf"|\[/?(?:[a-z]+(?:_[a-z]+)+|inst|sys|img|think|{_ROLES})\]",
+    r"|\[(?<![\w)\]]\[)/?(?:inst|sys|img|think)\]"
+    r"|(?-i:\[/?(?:[A-Z]+(?:_[A-Z]+)+|INST|SYS|IMG|THINK)\])",
     re.IGNORECASE,
 )
 # A line opening a chat turn: its first word is a role followed by a colon ("user:",
-# "**System**:", "1. user:", "> Human :"), or a header "#" before "Instruction:", "Input:" or
-# "Response:" (Alpaca). What comes before the role (numbering, bullets) is kept, so a numbered
-# step stays numbered. The lead-in is matched on its own: a pattern that is all optional
-# repeats never backtracks, so a hostile line costs linear time.
-_LEAD_IN = re.compile(r"(?:[^\w\n]|\d+[.)]?|[a-z][.)])*", re.IGNORECASE)
-_ROLE = re.compile(rf"{_ROLES}\b[^\w\n:]{{0,8}}:[ \t]*", re.IGNORECASE)
-_HEADER_ROLE = re.compile(
-    r"(?:instruction|input|response)\b[^\w\n:]{0,8}(?::[ \t]*|$)", re.IGNORECASE
+# "**System:**", "1. user:", "> Human :"), or a header "#" before "Instruction:", "Input:" or
+# "Response:" (Alpaca). Numbering and bullets before it are kept, so a numbered step stays
+# numbered. The lead-in repeats single characters or letter-dot pairs, which cannot overlap,
+# so a hostile line costs linear time.
+_LEAD_IN_PATTERN = r"(?:[^\w\n]|\d|[a-z][.)])*"
+_LEAD_IN = re.compile(_LEAD_IN_PATTERN, re.IGNORECASE)
+_LIST_MARKS = re.compile(
+    r"(?:[ \t]*(?:\d+[.)]|[a-z][.)]|[-+*\u2022](?=[ \t])))*[ \t]*", re.IGNORECASE
 )
-
-
-def _role_prefix(line: str) -> tuple[int, int] | None:
-    """Where the role marker opening ``line`` starts and ends; None when it opens no turn."""
-    lead_in = _LEAD_IN.match(line)
-    assert lead_in is not None  # every part of it is optional, so it always matches
-    start = lead_in.end()
-    role = _ROLE.match(line, start)
-    if role is None and "#" in line[:start]:
-        role = _HEADER_ROLE.match(line, start)
-    return (start, role.end()) if role else None
-
-
+_ROLE = re.compile(rf"{_ROLES}\b[^\w\n:]{{0,8}}:[*_]*[ \t]*", re.IGNORECASE)
+_HEADER_ROLE = re.compile(
+    r"(?:instruction|input|response)\b[^\w\n:]{0,8}(?::[*_]*[ \t]*|$)", re.IGNORECASE
+)
+# Every line that may open a chat turn, found in one search (the header "#" not required).
+_ROLE_LINE = re.compile(
+    rf"^{_LEAD_IN_PATTERN}(?:{_ROLES}\b[^\w\n:]{{0,8}}:|(?:instruction|input|response)\b)",
+    re.IGNORECASE | re.MULTILINE,
+)
 _BLANK_RUNS = re.compile(r"\n{3,}")
 # Passes of removal before nested markers are taken as hostile (real text nests none).
 _MAX_NESTING = 8
 _TOKEN_BRACKETS = re.compile(r"[<>\[\]|]")
+
+
+def _match_end(pattern: re.Pattern[str], line: str) -> int:
+    found = pattern.match(line)
+    assert found is not None  # every part of the pattern is optional, so it always matches
+    return found.end()
+
+
+def _role_prefix(line: str) -> tuple[int, int] | None:
+    """The span of ``line`` to remove when it opens a chat turn (numbering and bullets kept)."""
+    start = _match_end(_LEAD_IN, line)
+    role = _ROLE.match(line, start)
+    if role is None and "#" in line[:start]:
+        role = _HEADER_ROLE.match(line, start)
+    if role is None:
+        return None
+    return min(_match_end(_LIST_MARKS, line), start), role.end()
 
 
 def has_marker(line: str) -> bool:
@@ -135,10 +160,9 @@ def _remove_markers_once(line: str) -> str:
 
 
 def _without_markers(line: str) -> str:
-    """``line`` folded, with markers removed until none is left (nested ones re-form)."""
+    """Folded ``line`` with markers removed until none is left (nested ones re-form)."""
     # Removal joins folded characters only, which cannot form fullwidth or hidden ones again,
     # so folding once is enough.
-    line = fold(line)
     for _ in range(_MAX_NESTING):
         cleaned = _remove_markers_once(line)
         if cleaned == line:
@@ -149,14 +173,24 @@ def _without_markers(line: str) -> str:
 
 
 def _clean_line(line: str) -> str:
+    """One line of control-free text without markers."""
     # Only lines with a marker are rewritten in their folded form: a clean line keeps its
     # exact characters, so "x²" is not turned into "x2" by NFKC.
-    return _without_markers(line) if has_marker(fold(line)) else line.rstrip()
+    folded = _nfkc(line)
+    return _without_markers(folded) if has_marker(folded) else line
 
 
 def _clean(text: str) -> str:
-    lines = "\n".join(map(_clean_line, strip_control(text).split("\n")))
-    return _BLANK_RUNS.sub("\n\n", lines).strip()
+    text = strip_control(text)
+    if _may_hold_marker(_nfkc(text)):
+        text = "\n".join(map(_clean_line, text.split("\n")))
+    return _BLANK_RUNS.sub("\n\n", text).strip()
+
+
+def _may_hold_marker(folded: str) -> bool:
+    """Whether some line of ``folded`` may hold a marker: one search over the whole text, so
+    the common clean text is not checked line by line."""
+    return bool(_SPECIAL_TOKENS.search(folded) or _ROLE_LINE.search(folded))
 
 
 def sanitize_text(text: str, max_chars: int) -> str:

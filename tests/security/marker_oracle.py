@@ -2,8 +2,8 @@
 
 Text is read the way a hostile template hopes a model or terminal will: NFKC-folded, with
 control and format (zero-width, bidi) characters gone and every Unicode line break a line
-break. In that reading, no known special token, no ``<|...|>`` token and no line opening a
-chat turn may remain.
+break. In that reading, no known special token (square tags in their exact case, others in any),
+no ``<|...|>`` token and no line opening a chat turn may remain.
 """
 
 from __future__ import annotations
@@ -92,6 +92,7 @@ PROBE_BYPASSES = {
     "ANSI colour": "\x1b[31mred\x1b[0m text",
     "OSC title": "\x1b]0;owned\x07 text",
 }
+_SQUARE = re.compile(r"(\[[^\[\]]*\])")
 _ANY_PIPE_TOKEN = re.compile(r"<\|[^<>|\n]{0,64}\|>")
 _ROLE_LINE = re.compile(
     r"^(?:[^\w]|\d+[.)]?|[a-z][.)])*(?:" + "|".join(ROLES) + r")\b[^\w:]{0,8}:", re.IGNORECASE
@@ -110,11 +111,16 @@ def model_reading(text: str) -> str:
     )
 
 
+def _folded_case(text: str) -> str:
+    """Square tags count in their exact case, as tokenizers match them: in other cases they
+    are ordinary code (``arr[max_len]``, ``[test_str]``). Other tokens count in any case."""
+    return "".join(part if part.startswith("[") else part.lower() for part in _SQUARE.split(text))
+
+
 def surviving_markers(text: str) -> list[str]:
     """The markers ``text`` still holds when read as a model would; empty when it is clean."""
     reading = model_reading(text)
-    lowered = reading.lower()
-    found = [t for t in SPECIAL_TOKENS if model_reading(t).lower() in lowered]
+    found = [t for t in SPECIAL_TOKENS if _folded_case(model_reading(t)) in _folded_case(reading)]
     found += _ANY_PIPE_TOKEN.findall(reading)
     found += [
         line for line in reading.splitlines() if _ROLE_LINE.match(line) or _ALPACA_LINE.match(line)

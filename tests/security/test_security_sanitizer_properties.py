@@ -40,6 +40,8 @@ LEGITIMATE = (
     "Write <final_answer> as a fraction ½",
     "Model the growth: each step doubles\tthe count",
     "Systems: the user picks one; the assistant answers",
+    "res = tuple(test_list + [test_str])\n\tarr[out_of_place] = temp",
+    "def f(user):\n    return {'role': user['role'], 'ai': True}",
 )
 
 
