@@ -147,7 +147,7 @@ def _role_prefix(line: str) -> tuple[int, int] | None:
     return min(_match_end(_LIST_MARKS, line), start), role.end()
 
 
-def has_marker(line: str) -> bool:
+def _has_marker(line: str) -> bool:
     """Whether one line of folded text holds a special token or opens a chat turn."""
     return bool(_SPECIAL_TOKENS.search(line)) or _role_prefix(line) is not None
 
@@ -177,7 +177,7 @@ def _clean_line(line: str) -> str:
     # Only lines with a marker are rewritten in their folded form: a clean line keeps its
     # exact characters, so "x²" is not turned into "x2" by NFKC.
     folded = _nfkc(line)
-    return _without_markers(folded) if has_marker(folded) else line
+    return _without_markers(folded) if _has_marker(folded) else line
 
 
 def _clean(text: str) -> str:
