@@ -1,7 +1,8 @@
 """Templates are distilled from logged model output, so they may carry chat-role markers and
 special tokens that a model would read as a new turn. An index is built from such templates
-and served; the prompt (and the hits) AugmentPrompt returns must carry none of them, while the
-templates' ordinary content still reaches the prompt."""
+and served; the prompt (and the hits) AugmentPrompt returns, and what `thoughtbank augment` and
+`thoughtbank template` print, must carry none of them (``marker_oracle`` says what a marker is),
+while the templates' ordinary content still reaches the prompt."""
 
 from __future__ import annotations
 

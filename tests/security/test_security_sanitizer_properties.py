@@ -89,7 +89,7 @@ def nested(draw: st.DrawFn) -> str:
 hostile_texts = st.lists(st.one_of(nested(), st.sampled_from(WORDS)), max_size=12).map(" ".join)
 
 
-@settings(max_examples=400, deadline=None, derandomize=True)
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(text=hostile_texts, max_chars=st.sampled_from((MAX_CHARS, 40)))
 def test_no_marker_survives_and_sanitizing_is_idempotent(text: str, max_chars: int) -> None:
     clean = sanitize_text(text, max_chars)
