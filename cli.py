@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import thoughtbank.retriever.cli
 from thoughtbank._version import __version__
-from thoughtbank.cli_common import Commands
+from thoughtbank.cli_common import Commands, print_safe
 from thoughtbank.extras import missing_engine_module, require_engine
 from thoughtbank.retriever.errors import ThoughtbankError
 
@@ -58,10 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.func(args)
     except ThoughtbankError as exc:
-        print(f"thoughtbank: {exc.code.name}: {exc}", file=sys.stderr)
+        print_safe(f"thoughtbank: {exc.code.name}: {exc}", file=sys.stderr)
         return 2
     except (OSError, ValueError, RuntimeError) as exc:
-        print(f"thoughtbank: error: {exc}", file=sys.stderr)
+        print_safe(f"thoughtbank: error: {exc}", file=sys.stderr)
         return 2
     return result
 

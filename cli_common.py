@@ -1,12 +1,29 @@
-"""Argument types shared by the stages' command modules."""
+"""Argument types and terminal-safe output shared by the stages' command modules."""
 
 from __future__ import annotations
 
 import argparse
-from typing import TypeAlias
+import json
+import sys
+from typing import Any, TextIO, TypeAlias
+
+from thoughtbank.text_safety import replace_unsafe, terminal_safe
 
 #: The subcommand registry each stage adds its commands to.
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def print_safe(text: str, file: TextIO | None = None) -> None:
+    """Print text that may come from templates or a server: control characters and escape
+    sequences are shown as escapes (``\\x1b[2J``), never sent raw to the terminal."""
+    print(terminal_safe(text), file=file or sys.stdout)
+
+
+def print_json(value: Any) -> None:
+    """``value`` as JSON on stdout, with the characters json leaves raw (C1 controls such as
+    ``\\x9b``, bidi overrides, U+2028) written as ``\\u`` escapes as well."""
+    dumped = json.dumps(value, indent=2, ensure_ascii=False)
+    print(replace_unsafe(dumped, lambda char: json.dumps(char)[1:-1]))
 
 
 def positive_int(text: str) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -46,6 +47,14 @@ class TemplateFields:
             f"Task: {self.task_summary}\n"
             f"Reasoning steps:\n{steps}\n"
             f"Answer format: {self.answer_format}"
+        )
+
+    def map_texts(self, change: Callable[[str], str]) -> TemplateFields:
+        """These fields with ``change`` applied to each text (summary, every step, format)."""
+        return TemplateFields(
+            task_summary=change(self.task_summary),
+            reasoning_steps=tuple(change(step) for step in self.reasoning_steps),
+            answer_format=change(self.answer_format),
         )
 
     @classmethod

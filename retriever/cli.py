@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from typing import Any
 import grpc
 from tqdm import tqdm
 
-from thoughtbank.cli_common import Commands, positive_int
+from thoughtbank.cli_common import Commands, positive_int, print_json, print_safe
 from thoughtbank.retriever.aio_client import AsyncThoughtbankClient
 from thoughtbank.retriever.augment_file import (
     DEFAULT_CONCURRENCY,
@@ -33,6 +32,7 @@ from thoughtbank.retriever.base_client import DEFAULT_TIMEOUT
 from thoughtbank.retriever.client import ThoughtbankClient
 from thoughtbank.retriever.errors import IndexUnavailableError, ThoughtbankError
 from thoughtbank.retriever.types import DEFAULT_K, RetrievalQuery, RetrievalResult
+from thoughtbank.text_safety import terminal_safe
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 Command = Callable[[argparse.Namespace], int]
@@ -80,10 +80,6 @@ def open_async_client(args: argparse.Namespace) -> AsyncThoughtbankClient:
     return AsyncThoughtbankClient(args.server, **connection_options(args))
 
 
-def print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False))
-
-
 def request_of(args: argparse.Namespace) -> RetrievalQuery:
     return RetrievalQuery(
         args.text, k=args.k, task=args.task, min_score=args.min_score, diversity=args.diversity
@@ -91,11 +87,13 @@ def request_of(args: argparse.Namespace) -> RetrievalQuery:
 
 
 def print_hits(result: RetrievalResult) -> None:
-    print(f"index version {result.index_version}")
+    print_safe(f"index version {result.index_version}")
     for rank, hit in enumerate(result.hits, 1):
-        print(f"\n#{rank}  score {hit.score:.3f}  task {hit.template.task}  id {hit.template.id}")
-        print(f"similar question: {hit.template.source_query.splitlines()[0][:120]}")
-        print(hit.template.text)
+        print_safe(
+            f"\n#{rank}  score {hit.score:.3f}  task {hit.template.task}  id {hit.template.id}"
+        )
+        print_safe(f"similar question: {hit.template.source_query.splitlines()[0][:120]}")
+        print_safe(hit.template.text)
 
 
 @explain_unavailable
@@ -116,7 +114,7 @@ def cmd_augment(args: argparse.Namespace) -> int:
     if args.json:
         print_json(asdict(augmented))
     else:
-        print(augmented.prompt)
+        print_safe(augmented.prompt)
     return 0
 
 
@@ -127,12 +125,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print_json(asdict(info))
         return 0
-    print(
+    print_safe(
         f"index version {info.index_version}: {info.count} templates, {info.index_type} "
         f"({info.metric}), embedder {info.embedder} ({info.dimension} dims)"
     )
     for task, count in sorted(info.task_counts.items()):
-        print(f"  {task}: {count}")
+        print_safe(f"  {task}: {count}")
     return 0
 
 
@@ -143,13 +141,17 @@ def cmd_template(args: argparse.Namespace) -> int:
     if args.json:
         print_json(asdict(template))
     else:
-        print(f"{template.id}  task {template.task}  models {', '.join(template.source_models)}")
-        print(f"source question: {template.source_query}\n\n{template.text}")
+        print_safe(
+            f"{template.id}  task {template.task}  models {', '.join(template.source_models)}"
+        )
+        print_safe(f"source question: {template.source_query}\n\n{template.text}")
     return 0
 
 
 def report_bad_line(source: Path) -> Callable[[BadLine], None]:
-    return lambda bad: tqdm.write(f"{source}:{bad.line}: skipped: {bad.reason}", file=sys.stderr)
+    return lambda bad: tqdm.write(
+        terminal_safe(f"{source}:{bad.line}: skipped: {bad.reason}"), file=sys.stderr
+    )
 
 
 async def _augment_file(args: argparse.Namespace, settings: BatchSettings) -> int:

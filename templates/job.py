@@ -49,6 +49,7 @@ from thoughtbank.templates.selection import (
 from thoughtbank.templates.spool import GroupSpool
 from thoughtbank.templates.store import write_templates
 from thoughtbank.templates.task_profile import TaskProfile, learn_task_profiles
+from thoughtbank.text_safety import strip_control
 
 PITFALL_EXAMPLES = 3
 #: Groups queued per worker: enough to keep workers busy, few enough to bound memory.
@@ -148,8 +149,14 @@ def build_template(
     distillation: Distillation,
     flags: tuple[str, ...] = (),
 ) -> ThoughtTemplate:
-    """The template of ``distillation`` with the provenance of every response used."""
-    text = distillation.fields.render()
+    """The template of ``distillation`` with the provenance of every response used.
+
+    The distilled texts lose control characters and escape sequences here, so no later reader
+    of the templates file (a terminal, an editor) gets them; the source query is kept as
+    logged, since the server matches it to the queries it excludes.
+    """
+    fields = distillation.fields.map_texts(strip_control)
+    text = fields.render()
     models = tuple(dict.fromkeys(r.llm for r in selected))
     return ThoughtTemplate(
         id=template_id(group.task, group.query, text, models),
@@ -161,8 +168,8 @@ def build_template(
         sources=tuple(
             SourceResponse(r.llm, r.performance, r.cost, r.llm_judge, r.query_id) for r in selected
         ),
-        fields=distillation.fields,
-        pitfalls=distillation.pitfalls,
+        fields=fields,
+        pitfalls=strip_control(distillation.pitfalls),
         distiller=distiller.name,
         distiller_version=distiller.version,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),

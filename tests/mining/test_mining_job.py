@@ -161,6 +161,23 @@ def test_leaking_template_is_asked_again_then_flagged_or_dropped(
         assert (summary.templates, summary.leakage_dropped) == (1, 1)
 
 
+def test_distilled_texts_lose_control_characters_and_escape_sequences(tmp_path: Path) -> None:
+    reply = json.loads(TEMPLATE_REPLY)
+    reply["task_summary"] = "\x1b]0;owned\x07Solve a word\u200b problem\x1b[2J."
+    reply["reasoning_steps"] = ["List the\u202e quantities.\x9b31m", "Combine\r\nthem."]
+    reply["pitfalls"] = "Do not\x1b[31m forget\x07 a quantity."
+    log = write_jsonl(tmp_path / "log.jsonl", query_rows(1))
+    distiller = ChatDistiller(fake_model(json.dumps(reply)), "hostile", FAST)
+    out = tmp_path / "templates.jsonl"
+    mine_templates([log], out, distiller, MiningOptions(pitfalls=True))
+    (template,) = read_templates(out)
+    assert template.fields is not None
+    assert template.fields.task_summary == "Solve a word problem."
+    assert template.fields.reasoning_steps == ("List the quantities.", "Combine\nthem.")
+    assert template.pitfalls == "Do not forget a quantity."
+    assert template.text == template.fields.render()
+
+
 def test_chat_distiller_runs_concurrently_and_counts_calls(tmp_path: Path) -> None:
     log = write_jsonl(tmp_path / "log.jsonl", many_queries(16))
     model = SleepingChatModel(messages=cycle([AIMessage(TEMPLATE_REPLY)]), delay_s=0.05)
