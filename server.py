@@ -53,7 +53,6 @@ log = logging.getLogger("thoughtbank.server")
 T = TypeVar("T")
 Outcome = RetrievalResult | ThoughtbankError
 
-MAX_SEND_MESSAGE_BYTES = 64 * 1024 * 1024  # a RetrieveBatch answer may carry many templates
 MIN_CLIENT_PING_INTERVAL_MS = 10_000
 
 
@@ -135,6 +134,7 @@ class ThoughtTemplateServicer:
         self._live = live
         self._guard = guard
         self._max_batch_queries = config.max_batch_queries
+        self._max_response_bytes = config.max_response_bytes
         self.batcher: MicroBatcher[RetrievalQuery, Outcome] = MicroBatcher(
             self._retrieve_each,
             config.max_batch_size,
@@ -159,15 +159,23 @@ class ThoughtTemplateServicer:
     async def _retrieve(
         self, queries: Sequence[RetrievalQuery], context: grpc.aio.ServicerContext
     ) -> list[RetrievalResult]:
-        self._engine()  # UNAVAILABLE before queueing anything
+        self._check_response_size(self._engine(), queries)  # UNAVAILABLE first, if no index
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:
             raise DeadlineExceededError("the deadline passed before the request was queued")
-        if len(queries) == 1:  # the common case, without gather's task per query
-            outcomes = [await self.batcher.submit(queries[0])]
-        else:
-            outcomes = await asyncio.gather(*(self.batcher.submit(q) for q in queries))
-        return all_or_first_error(outcomes)
+        return all_or_first_error(await self.batcher.submit_all(queries))
+
+    def _check_response_size(
+        self, engine: RetrievalEngine, queries: Sequence[RetrievalQuery]
+    ) -> None:
+        """Refuse, before any work, requests whose answer could exceed what the server sends."""
+        bound = engine.response_bound.answers_bytes(q.k for q in queries)
+        if bound > self._max_response_bytes:
+            raise InvalidRequestError(
+                f"the answer could take {bound} bytes, over the limit of "
+                f"{self._max_response_bytes} (max_response_bytes); ask for fewer requests or a "
+                "smaller k"
+            )
 
     async def Retrieve(
         self, request: pb2.RetrieveRequest, context: grpc.aio.ServicerContext
@@ -284,7 +292,7 @@ def add_service(
 def _server_options(config: ServerConfig) -> list[tuple[str, int]]:
     return [
         ("grpc.max_receive_message_length", config.max_message_bytes),
-        ("grpc.max_send_message_length", MAX_SEND_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", config.max_response_bytes),
         ("grpc.keepalive_time_ms", int(config.keepalive_time * 1000)),
         ("grpc.keepalive_timeout_ms", int(config.keepalive_timeout * 1000)),
         ("grpc.keepalive_permit_without_calls", 1),

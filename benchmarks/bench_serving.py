@@ -16,6 +16,11 @@ lands on both terms of a ratio instead of on one. The 1-client level, a latency 
 many short rounds; the throughput levels use a few longer ones, since each round starts with
 the closed loop filling up.
 
+Fairness: the p99 of one client's single Retrieves while 32 other clients send RetrieveBatch of
+1,000 queries each, beside its p99 without them, in alternating rounds of the same run. The
+batches come from a process of their own, so that parsing their answers does not delay the
+single client's.
+
 The index is synthetic but of realistic size (10k templates with ``--quick``, else 100k): the
 template vectors are the bundled model's embeddings of a few real questions plus noise, so
 building it costs seconds instead of embedding 100k texts, while queries are embedded for real.
@@ -42,7 +47,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from benchmarks.common import LOAD_QUERIES, percentile_ms
+from benchmarks.common import LOAD_QUERIES, percentile_ms, ratio
 from thoughtbank.index import Embedder, LoadedIndex, build_index, load_index
 from thoughtbank.retriever.serving.engine import WARM_UP_BATCH_SIZES, RetrievalEngine
 from thoughtbank.retriever.types import RetrievalQuery
@@ -60,6 +65,9 @@ SEED_QUESTIONS = (
 TASKS = ("gsm8k", "mmlu_pro/physics", "commonsense_qa", "mbpp")
 NOISE = 0.35
 K = 3
+BATCH_CLIENTS = 32  # fairness: callers sending RetrieveBatch beside one sending Retrieve
+BATCH_QUERIES = 1_000
+FAIR_ROUNDS = 3
 
 
 def load_queries(count: int) -> list[str]:
@@ -277,6 +285,56 @@ def _serve_load_rounds(address: str) -> None:
         print(json.dumps(asyncio.run(round_)), flush=True)
 
 
+async def _send_batches(address: str, clients: int) -> None:
+    """``clients`` callers sending RetrieveBatch of ``BATCH_QUERIES`` queries, each again as
+    soon as answered, until the process is stopped; says "sending" once all have sent."""
+    import grpc
+
+    from thoughtbank.protos import pb2, pb2_grpc
+
+    queries = load_queries(4096)
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = pb2_grpc.ThoughtTemplateServiceStub(channel)
+
+        async def caller(offset: int) -> None:
+            request = pb2.RetrieveBatchRequest(
+                requests=[
+                    pb2.RetrieveRequest(query=queries[(offset * BATCH_QUERIES + i) % 4096], k=K)
+                    for i in range(BATCH_QUERIES)
+                ]
+            )
+            while True:
+                await stub.RetrieveBatch(request, timeout=3600)
+
+        callers = [asyncio.ensure_future(caller(i)) for i in range(clients)]
+        await asyncio.sleep(0)
+        print("sending", flush=True)
+        await asyncio.gather(*callers)
+
+
+class BatchLoad:
+    """``_send_batches`` in a child process, from entering until leaving the ``with`` block."""
+
+    def __init__(self, address: str, clients: int) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.bench_serving", "--batches", address, str(clients)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def __enter__(self) -> BatchLoad:
+        assert self._process.stdout is not None
+        if self._process.stdout.readline().strip() != "sending":
+            raise RuntimeError(f"the batch load ended (exit code {self._process.poll()})")
+        time.sleep(0.5)  # the batches reach the server and fill its lanes
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._process.kill()  # its calls are cancelled: the server drops their queued queries
+        self._process.wait(60)
+        time.sleep(1.0)  # micro-batches already computing finish before the next round
+
+
 class LoadGenerator:
     """grpc.aio clients in a process of their own, so on 2 cores they compete with the server
     as little as a client can; started once, so that rounds can be short."""
@@ -352,6 +410,26 @@ def measure_level(
     return figures
 
 
+def measure_fairness(load: LoadGenerator, address: str, seconds: float) -> dict[str, float]:
+    """p99 of a lone Retrieve caller without and beside ``BATCH_CLIENTS`` batch callers, from
+    alternating rounds."""
+    alone: list[float] = []
+    beside: list[float] = []
+    for _ in range(FAIR_ROUNDS):
+        alone += load.round(1, seconds / FAIR_ROUNDS)["latencies"]
+        with BatchLoad(address, BATCH_CLIENTS):
+            beside += load.round(1, seconds / FAIR_ROUNDS)["latencies"]
+    figures = {
+        "fair_p99_ms_alone": percentile_ms(alone, 99),
+        "fair_p99_ms_beside_batches": percentile_ms(beside, 99),
+        "fair_p50_ms_beside_batches": percentile_ms(beside, 50),
+    }
+    figures["fair_p99_ratio"] = ratio(
+        figures["fair_p99_ms_beside_batches"], figures["fair_p99_ms_alone"]
+    )
+    return figures
+
+
 def measure(index_dir: Path, embedder: Embedder, seconds: float) -> dict[str, float]:
     """Every level against one server, each served round right after a ceiling round."""
     from thoughtbank.retriever.serving.process import ServerProcess
@@ -373,6 +451,7 @@ def measure(index_dir: Path, embedder: Embedder, seconds: float) -> dict[str, fl
                 gap = figures["ceiling_p50_ms_1"] / 1000
                 idle = load.idle_round(gap, seconds / ROUNDS[1])
                 figures["grpc_idle_round_trip_p50_ms"] = percentile_ms(idle["latencies"], 50)
+        figures.update(measure_fairness(load, server.address, seconds))
     return figures
 
 
@@ -444,6 +523,12 @@ def report(figures: dict[str, float]) -> None:
         f"32 clients: {figures['ratio_to_ceiling_32']:.2f}x ceiling (goal >= 0.85), "
         f"{figures['ratio_to_langchain_32']:.2f}x LangChain (goal >= 2)"
     )
+    print(
+        f"single Retrieve p99 beside {BATCH_CLIENTS} clients sending RetrieveBatch of "
+        f"{BATCH_QUERIES}: {figures['fair_p99_ms_beside_batches']:.1f} ms (p50 "
+        f"{figures['fair_p50_ms_beside_batches']:.1f}) vs {figures['fair_p99_ms_alone']:.1f} ms "
+        f"alone: {figures['fair_p99_ratio']:.2f}x (goal <= 3)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -458,9 +543,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--langchain", nargs=2, metavar=("DIR", "SECONDS"), help=argparse.SUPPRESS
     )  # the LangChain peer's process (run)
+    parser.add_argument(
+        "--batches", nargs=2, metavar=("ADDRESS", "CLIENTS"), help=argparse.SUPPRESS
+    )  # the batch load's process (BatchLoad)
     args = parser.parse_args(argv)
     if args.load:
         _serve_load_rounds(args.load)
+        return 0
+    if args.batches:
+        address, clients = args.batches
+        asyncio.run(_send_batches(address, int(clients)))
         return 0
     if args.build:
         size, folder = args.build

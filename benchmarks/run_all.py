@@ -64,6 +64,13 @@ HEADLINES = (
         "<= 1.15",
     ),
     Headline(
+        "single_p99_beside_batches",
+        "serving",
+        "fair_p99_ratio",
+        "p99 of single Retrieves beside 32 clients sending RetrieveBatch of 1,000 / p99 alone",
+        "<= 3",
+    ),
+    Headline(
         "mining_vs_ideal_32",
         "mining",
         "ratio_to_ideal_32",

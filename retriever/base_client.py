@@ -20,6 +20,7 @@ from google.protobuf.message import Message
 from thoughtbank.protos import SERVICE_NAME, pb2
 from thoughtbank.retriever import conversions as convert
 from thoughtbank.retriever.types import (
+    DEFAULT_MAX_RESPONSE_BYTES,
     AugmentedPrompt,
     IndexInfo,
     RetrievalQuery,
@@ -96,11 +97,14 @@ class ConnectionSettings:
         return config
 
     def options(self) -> list[tuple[str, Any]]:
-        return [
-            ("grpc.service_config", json.dumps(self.service_config())),
-            ("grpc.enable_retries", int(self.retry is not None)),
-            *self.channel_options,
-        ]
+        """The channel's options; ``channel_options`` replace the defaults they name."""
+        defaults = {
+            "grpc.service_config": json.dumps(self.service_config()),
+            "grpc.enable_retries": int(self.retry is not None),
+            # Accept what a server sends by default, not gRPC's 4 MiB: a batch answer is larger.
+            "grpc.max_receive_message_length": DEFAULT_MAX_RESPONSE_BYTES,
+        }
+        return list({**defaults, **dict(self.channel_options)}.items())
 
     def open_channel(self, flavour: ModuleType = grpc) -> Any:
         """A ``grpc`` or ``grpc.aio`` channel (their factories match) to the server."""

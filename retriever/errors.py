@@ -44,6 +44,17 @@ class DeadlineExceededError(ThoughtbankError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
+class MessageTooLargeError(ThoughtbankError):
+    """A message over a size limit of either side: sending it again cannot succeed, so unlike
+    ``ServerOverloadedError`` (the same status code) it is not worth a retry."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+# How gRPC words its own size refusals ("Sent message larger than max (N vs. M)", "Received ...").
+_SIZE_REFUSAL = "message larger than max"
+
+
 _BY_CODE = {
     cls.code: cls
     for cls in (
@@ -61,4 +72,6 @@ def error_from_rpc(error: grpc.RpcError) -> ThoughtbankError:
     """Map a gRPC error to the matching exception, keeping its code and message."""
     code = error.code()
     details = error.details() or code.name
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and _SIZE_REFUSAL in details:
+        return MessageTooLargeError(details, code)
     return _BY_CODE.get(code, ThoughtbankError)(details, code)

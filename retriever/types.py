@@ -9,6 +9,12 @@ from thoughtbank.schema import ThoughtTemplate
 
 MAX_K = 100
 DEFAULT_K = 3
+# Per-request work bounds, checked before any work: each id excluded and each HNSW candidate
+# costs search work, so neither may grow with what a client sends.
+MAX_EXCLUDE_IDS = 1_000
+MAX_EF_SEARCH = 4_096
+# Largest answer a server sends by default and the SDK accepts (gRPC's own default is 4 MiB).
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ else:  # pragma: no cover - Python 3.10
 
 from thoughtbank.retriever.serving.engine import DEFAULT_MAX_QUERY_CHARS
 from thoughtbank.retriever.serving.sanitize import DEFAULT_MAX_TEMPLATE_CHARS
+from thoughtbank.retriever.types import DEFAULT_MAX_RESPONSE_BYTES
 
 ENV_PREFIX = "THOUGHTBANK_"
 LOG_FORMATS = ("json", "text")
@@ -94,6 +95,10 @@ class ServerConfig:
     max_message_bytes: int = field(
         default=4 * 1024 * 1024, metadata=_doc("largest accepted request message")
     )
+    max_response_bytes: int = field(
+        default=DEFAULT_MAX_RESPONSE_BYTES,
+        metadata=_doc("requests whose answer could be larger: INVALID_ARGUMENT, before any work"),
+    )
     keepalive_time: float = field(
         default=60.0, metadata=_doc("seconds between keepalive pings on idle connections")
     )
@@ -122,6 +127,7 @@ def _problems(config: ServerConfig) -> typing.Iterator[str]:
         "batch_workers",
         "max_batch_queries",
         "max_message_bytes",
+        "max_response_bytes",
     ):
         if getattr(config, name) < 1:
             yield f"{name} must be at least 1"

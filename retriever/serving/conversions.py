@@ -5,10 +5,14 @@ The client's side is ``thoughtbank.retriever.conversions``.
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from thoughtbank.protos import pb2
 from thoughtbank.retriever.types import (
+    MAX_K,
     AugmentedPrompt,
     IndexInfo,
     RetrievalQuery,
@@ -83,6 +87,48 @@ def result_to_pb(result: RetrievalResult) -> pb2.RetrieveResponse:
         predicted_task=result.predicted_task,
         predicted_task_confidence=result.predicted_task_confidence,
     )
+
+
+# A length-delimited field costs a tag (1 byte) and a length varint (at most 5) beside its payload.
+FIELD_FRAMING_BYTES = 6
+
+
+@dataclass(frozen=True)
+class ResponseBound:
+    """The most bytes Retrieve answers from one index version can take on the wire.
+
+    Any k hits take at most what the k largest hits of the index take, so a request can be
+    refused for its size before any work, and one admitted can never fail to be sent.
+    """
+
+    header_bytes: int  # an answer without hits, with the longest task name predicted
+    largest_hits_bytes: tuple[int, ...]  # [n]: the n largest hits together, framed
+
+    @classmethod
+    def of(
+        cls, templates: Iterable[ThoughtTemplate], version: str, tasks: Iterable[str]
+    ) -> ResponseBound:
+        hit_sizes = sorted(
+            (
+                hit_to_pb(ScoredTemplate(t, 1.0, version)).ByteSize() + FIELD_FRAMING_BYTES
+                for t in templates
+            ),
+            reverse=True,
+        )[:MAX_K]
+        header = pb2.RetrieveResponse(
+            index_version=version,
+            predicted_task=max(tasks, key=len, default=""),
+            predicted_task_confidence=1.0,
+        )
+        return cls(
+            header.ByteSize() + FIELD_FRAMING_BYTES,
+            tuple(itertools.accumulate(hit_sizes, initial=0)),
+        )
+
+    def answers_bytes(self, ks: Iterable[int]) -> int:
+        """Bound of the answers to requests asking for these k (one answer per request)."""
+        most = len(self.largest_hits_bytes) - 1
+        return sum(self.header_bytes + self.largest_hits_bytes[min(k, most)] for k in ks)
 
 
 def augmented_to_pb(prompt: AugmentedPrompt) -> pb2.AugmentPromptResponse:

@@ -38,9 +38,12 @@ from thoughtbank.retriever.prompt import (
     check_prompt_template,
     fit_token_budget,
 )
+from thoughtbank.retriever.serving.conversions import ResponseBound
 from thoughtbank.retriever.serving.sanitize import DEFAULT_MAX_TEMPLATE_CHARS, sanitize_template
 from thoughtbank.retriever.serving.task_routing import TaskRouting, route_task
 from thoughtbank.retriever.types import (
+    MAX_EF_SEARCH,
+    MAX_EXCLUDE_IDS,
     MAX_K,
     AugmentedPrompt,
     IndexInfo,
@@ -131,6 +134,10 @@ class RetrievalEngine:
         self._query_ids = self._group_ids(
             index.templates, lambda t: normalize_query(t.source_query)
         )
+        # Computed at load, off the serving path: it serializes every template once.
+        self.response_bound = ResponseBound.of(
+            self._templates.values(), index.version, self._task_filters
+        )
 
     @classmethod
     def open(
@@ -209,10 +216,19 @@ class RetrievalEngine:
             )
         if request.min_score is not None and not math.isfinite(request.min_score):
             raise InvalidRequestError(f"min_score must be a finite number, got {request.min_score}")
+        if len(request.exclude_ids) > MAX_EXCLUDE_IDS:
+            raise InvalidRequestError(
+                f"exclude_ids has {len(request.exclude_ids)} ids, over the limit of "
+                f"{MAX_EXCLUDE_IDS}"
+            )
         for name in ("ef_search", "nprobe"):
             value = getattr(request, name)
             if value is not None and value < 1:
                 raise InvalidRequestError(f"{name} must be at least 1 when set, got {value}")
+        if request.ef_search is not None and request.ef_search > MAX_EF_SEARCH:
+            raise InvalidRequestError(
+                f"ef_search {request.ef_search} is over the limit of {MAX_EF_SEARCH}"
+            )
 
     def retrieve(self, request: RetrievalQuery) -> RetrievalResult:
         return self.retrieve_batch([request])[0]
@@ -244,10 +260,10 @@ class RetrievalEngine:
     ) -> list[RetrievalResult]:
         """Retrieve for already embedded, validated requests (row i of ``vectors`` is request i)."""
         excluded = [self._excluded(r) for r in requests]
-        pools = [self._pool_size(r, ex) for r, ex in zip(requests, excluded, strict=True)]
+        fetches = [self._fetch_size(r, ex) for r, ex in zip(requests, excluded, strict=True)]
         guesses = self._guess_tasks(requests, vectors)
         scopes = [self._scope(r, g) for r, g in zip(requests, guesses, strict=True)]
-        candidates = self._batched_search(requests, vectors, scopes, pools)
+        candidates = self._batched_search(requests, vectors, scopes, fetches)
         fallback = [
             i
             for i, r in enumerate(requests)
@@ -256,7 +272,7 @@ class RetrievalEngine:
             and len(self._filter(r, candidates[i], excluded[i])) < r.k
         ]
         if fallback:
-            self._fill_from_all_tasks(requests, vectors, pools, candidates, fallback)
+            self._fill_from_all_tasks(requests, vectors, fetches, candidates, fallback)
         return [
             self._rank(r, candidates[i], excluded[i], guesses[i]) for i, r in enumerate(requests)
         ]
@@ -284,17 +300,22 @@ class RetrievalEngine:
         )
         return task if task in self._task_filters else ""
 
-    def _pool_size(self, request: RetrievalQuery, excluded: set[int]) -> int:
-        wanted = request.k
+    @staticmethod
+    def _pool_size(request: RetrievalQuery) -> int:
+        """How many usable candidates are ranked: k, or MMR's pool when diversity is set."""
         if request.diversity > 0:
-            wanted = max(request.k * MMR_POOL_FACTOR, MIN_MMR_POOL)
-        return wanted + len(excluded)
+            return max(request.k * MMR_POOL_FACTOR, MIN_MMR_POOL)
+        return request.k
+
+    def _fetch_size(self, request: RetrievalQuery, excluded: set[int]) -> int:
+        """Nearest templates to fetch so that the pool is full once exclusions are filtered."""
+        return self._pool_size(request) + len(excluded)
 
     def _fill_from_all_tasks(
         self,
         requests: Sequence[RetrievalQuery],
         vectors: np.ndarray,
-        pools: list[int],
+        fetches: list[int],
         candidates: list[list[Candidate]],
         positions: list[int],
     ) -> None:
@@ -304,7 +325,7 @@ class RetrievalEngine:
             subset,
             vectors[positions],
             [""] * len(positions),
-            [pools[i] + len(candidates[i]) for i in positions],
+            [fetches[i] + len(candidates[i]) for i in positions],
         )
         for i, more in zip(positions, extra, strict=True):
             seen = {c.int_id for c in candidates[i]}
@@ -315,32 +336,32 @@ class RetrievalEngine:
         requests: Sequence[RetrievalQuery],
         vectors: np.ndarray,
         scopes: list[str],
-        pools: list[int],
+        fetches: list[int],
     ) -> list[list[Candidate]]:
-        """Up to ``pools[i]`` nearest templates of request i's scope (any task when unscoped).
+        """Up to ``fetches[i]`` nearest templates of request i's scope (any task when unscoped).
 
         A scoped request first takes its task's share of the ``SCOPED_FETCH`` nearest templates
         of any task, which costs what its top-k would (FAISS's work depends on ef_search, nprobe
         or the index size, not on k). Only when that share is short does it search again with
         the task's ID filter, which on HNSW costs twice an unfiltered search.
         """
-        fetch = [
-            max(pool, SCOPED_FETCH) if scope else pool
-            for scope, pool in zip(scopes, pools, strict=True)
+        widened = [
+            max(fetch, SCOPED_FETCH) if scope else fetch
+            for scope, fetch in zip(scopes, fetches, strict=True)
         ]
-        nearest = self._search(requests, vectors, [""] * len(requests), fetch)
+        nearest = self._search(requests, vectors, [""] * len(requests), widened)
         found: list[list[Candidate]] = []
-        for scope, pool, candidates in zip(scopes, pools, nearest, strict=True):
+        for scope, fetch, candidates in zip(scopes, fetches, nearest, strict=True):
             if scope:
                 candidates = [c for c in candidates if self._templates[c.int_id].task == scope]
-            found.append(candidates[:pool])
-        short = [i for i, scope in enumerate(scopes) if scope and len(found[i]) < pools[i]]
+            found.append(candidates[:fetch])
+        short = [i for i, scope in enumerate(scopes) if scope and len(found[i]) < fetches[i]]
         if short:
             filtered = self._search(
                 [requests[i] for i in short],
                 vectors[short],
                 [scopes[i] for i in short],
-                [pools[i] for i in short],
+                [fetches[i] for i in short],
             )
             for i, candidates in zip(short, filtered, strict=True):
                 found[i] = candidates
@@ -351,7 +372,7 @@ class RetrievalEngine:
         requests: Sequence[RetrievalQuery],
         vectors: np.ndarray,
         scopes: list[str],
-        pools: list[int],
+        fetches: list[int],
     ) -> list[list[Candidate]]:
         """Candidates per request, searching each group of compatible requests in one call."""
         groups: dict[_SearchKey, list[int]] = defaultdict(list)
@@ -361,7 +382,7 @@ class RetrievalEngine:
         for key, members in groups.items():
             scores, ids = self.index.search(
                 vectors[members],
-                max(pools[i] for i in members),
+                max(fetches[i] for i in members),
                 allowed_ids=self._task_filters[key.task] if key.task else None,
                 ef_search=key.ef_search,
                 nprobe=key.nprobe,
@@ -371,11 +392,12 @@ class RetrievalEngine:
                     Candidate(int(int_id), float(score))
                     for score, int_id in zip(scores[row], ids[row], strict=True)
                     if int_id >= 0
-                ][: pools[i]]
+                ][: fetches[i]]
         return found
 
     def _excluded(self, request: RetrievalQuery) -> set[int]:
-        excluded = {template_int_id(i) for i in request.exclude_ids}
+        """Exclusions the index holds: an unknown id can never be a hit, so it costs no fetch."""
+        excluded = {template_int_id(i) for i in request.exclude_ids} & self._templates.keys()
         if request.exclude_same_query:
             own = self._query_ids.get(normalize_query(request.query), np.empty(0, np.int64))
             excluded.update(int(i) for i in own)
@@ -404,8 +426,12 @@ class RetrievalEngine:
         excluded: set[int],
         guess: TaskGuess,
     ) -> RetrievalResult:
-        """Filter candidates, then pick k of them: in order, or by MMR when diversity is set."""
-        usable = self._filter(request, candidates, excluded)
+        """Filter candidates, then pick k of them: in order, or by MMR when diversity is set.
+
+        MMR compares every pair of the pool, so the pool is cut to ``_pool_size`` whatever the
+        fetch was (a fallback search can bring more).
+        """
+        usable = self._filter(request, candidates, excluded)[: self._pool_size(request)]
         if request.diversity > 0:
             chosen = self._mmr(usable, request.k, request.diversity)
         else:

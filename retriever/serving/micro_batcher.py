@@ -8,6 +8,11 @@ halves, since the callers just answered are still on their way back. So the batc
 callers it answered that have not sent again, and a batch waits for them, at most
 ``max_wait_s``. A lone client is the one caller expected and never waits.
 
+Batches are filled fairly: each caller's items wait in a lane of their own, and a batch takes
+one item per lane in turn. A RetrieveBatch of 1,000 queries is thus cut into slices that share
+every micro-batch with the other callers, and a single Retrieve waits behind at most one item
+of each caller already waiting, never behind a whole batch.
+
 With ``workers`` > 1, batches run in several threads at once, so the cores do not idle while one
 batch's callers travel. Only the first thread computes on several cores, and only when its batch
 runs alone: GNU OpenMP (torch's runtime) stops spinning between parallel regions once it manages
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,6 +38,10 @@ Outcome = TypeVar("Outcome")
 class _Pending(Generic[Item, Outcome]):
     item: Item
     future: asyncio.Future[Outcome]
+    last: bool  # the last item of its caller: computing it answers the caller
+
+
+_Lane = deque[_Pending[Item, Outcome]]  # one caller's items not yet batched, in order
 
 
 class MicroBatcher(Generic[Item, Outcome]):
@@ -61,7 +71,8 @@ class MicroBatcher(Generic[Item, Outcome]):
         self._max_wait_s = max_wait_s
         self._on_batch = on_batch
         self._cores = max(1, cores)
-        self._queue: asyncio.Queue[_Pending[Item, Outcome]] = asyncio.Queue()
+        self._lanes: deque[_Lane[Item, Outcome]] = deque()  # in turn order
+        self._arrived: asyncio.Event | None = None
         self._threads = [
             ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{i}")
             for i in range(workers)
@@ -74,6 +85,7 @@ class MicroBatcher(Generic[Item, Outcome]):
 
     def start(self) -> None:
         self._thread_freed = asyncio.Event()
+        self._arrived = asyncio.Event()
         self._collector = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
 
     async def close(self) -> None:
@@ -88,12 +100,26 @@ class MicroBatcher(Generic[Item, Outcome]):
 
     async def submit(self, item: Item) -> Outcome:
         """The outcome for ``item``, computed in the next batch."""
+        (outcome,) = await self.submit_all([item])
+        return outcome
+
+    async def submit_all(self, items: Sequence[Item]) -> list[Outcome]:
+        """The outcomes for one caller's ``items``, in order, batched fairly with others'."""
         if self._collector is None or self._collector.done():
             raise RuntimeError("the micro-batcher is not running")
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        assert self._arrived is not None
+        loop = asyncio.get_running_loop()
+        lane: _Lane[Item, Outcome] = deque(
+            _Pending(item, loop.create_future(), last=i == len(items) - 1)
+            for i, item in enumerate(items)
+        )
+        if not lane:
+            return []
+        futures = [pending.future for pending in lane]
         self._returning = max(0, self._returning - 1)
-        self._queue.put_nowait(_Pending(item, future))
-        return await future
+        self._lanes.append(lane)
+        self._arrived.set()
+        return list(await asyncio.gather(*futures))
 
     async def _run(self) -> None:
         """Wait for a free thread, collect a batch for it, start it, repeat."""
@@ -138,7 +164,7 @@ class MicroBatcher(Generic[Item, Outcome]):
         else:
             self._settle(batch, outcomes=outcomes)
         finally:
-            self._returning += len(batch)
+            self._returning += sum(pending.last for pending in batch)
             self._idle.add(position)
             self._thread_freed.set()
 
@@ -158,21 +184,40 @@ class MicroBatcher(Generic[Item, Outcome]):
                 pending.future.set_result(outcomes[position])
 
     async def _collect(self) -> list[_Pending[Item, Outcome]]:
-        """The next batch: what is queued, plus the expected callers arriving within the wait."""
-        batch = [await self._queue.get()]
+        """The next batch: what is waiting, plus the expected callers arriving within the wait."""
+        while not self._lanes:
+            await self._next_arrival()
+        batch = self._take(self._max_batch_size)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._max_wait_s
         while len(batch) < self._max_batch_size:
-            if not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            if self._lanes:
+                batch += self._take(self._max_batch_size - len(batch))
                 continue
             remaining = deadline - loop.time()
             if self._returning == 0 or remaining <= 0:
                 break
             try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                await asyncio.wait_for(self._next_arrival(), remaining)
             except asyncio.TimeoutError:
                 break
         if loop.time() >= deadline:
             self._returning = 0  # the rest did not come back in time: stop waiting for them
-        return [p for p in batch if not p.future.done()]
+        return [p for p in batch if not p.future.done()]  # some gave up during the wait
+
+    async def _next_arrival(self) -> None:
+        assert self._arrived is not None
+        self._arrived.clear()
+        await self._arrived.wait()
+
+    def _take(self, room: int) -> list[_Pending[Item, Outcome]]:
+        """Up to ``room`` items, one per lane in turn; items whose caller gave up are dropped."""
+        taken: list[_Pending[Item, Outcome]] = []
+        while self._lanes and len(taken) < room:
+            lane = self._lanes.popleft()
+            pending = lane.popleft()
+            if lane:
+                self._lanes.append(lane)
+            if not pending.future.done():
+                taken.append(pending)
+        return taken
