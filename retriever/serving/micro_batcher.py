@@ -10,8 +10,9 @@ callers it answered that have not sent again, and a batch waits for them, at mos
 
 Batches are filled fairly: each caller's items wait in a lane of their own, and a batch takes
 one item per lane in turn. A RetrieveBatch of 1,000 queries is thus cut into slices that share
-every micro-batch with the other callers, and a single Retrieve waits behind at most one item
-of each caller already waiting, never behind a whole batch.
+every micro-batch with the other callers. A caller's first item goes before the lanes already
+in turn, so a single Retrieve waits for the batches computing and no longer, however many
+callers' batches are queued.
 
 With ``workers`` > 1, batches run in several threads at once, so the cores do not idle while one
 batch's callers travel. Only the first thread computes on several cores, and only when its batch
@@ -71,7 +72,8 @@ class MicroBatcher(Generic[Item, Outcome]):
         self._max_wait_s = max_wait_s
         self._on_batch = on_batch
         self._cores = max(1, cores)
-        self._lanes: deque[_Lane[Item, Outcome]] = deque()  # in turn order
+        self._fresh: deque[_Lane[Item, Outcome]] = deque()  # callers not served yet, FIFO
+        self._lanes: deque[_Lane[Item, Outcome]] = deque()  # callers served before, in turn
         self._arrived: asyncio.Event | None = None
         self._threads = [
             ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{i}")
@@ -117,7 +119,7 @@ class MicroBatcher(Generic[Item, Outcome]):
             return []
         futures = [pending.future for pending in lane]
         self._returning = max(0, self._returning - 1)
-        self._lanes.append(lane)
+        self._fresh.append(lane)
         self._arrived.set()
         return list(await asyncio.gather(*futures))
 
@@ -185,13 +187,13 @@ class MicroBatcher(Generic[Item, Outcome]):
 
     async def _collect(self) -> list[_Pending[Item, Outcome]]:
         """The next batch: what is waiting, plus the expected callers arriving within the wait."""
-        while not self._lanes:
+        while not self._waiting():
             await self._next_arrival()
         batch = self._take(self._max_batch_size)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._max_wait_s
         while len(batch) < self._max_batch_size:
-            if self._lanes:
+            if self._waiting():
                 batch += self._take(self._max_batch_size - len(batch))
                 continue
             remaining = deadline - loop.time()
@@ -210,11 +212,14 @@ class MicroBatcher(Generic[Item, Outcome]):
         self._arrived.clear()
         await self._arrived.wait()
 
+    def _waiting(self) -> bool:
+        return bool(self._fresh or self._lanes)
+
     def _take(self, room: int) -> list[_Pending[Item, Outcome]]:
         """Up to ``room`` items, one per lane in turn; items whose caller gave up are dropped."""
         taken: list[_Pending[Item, Outcome]] = []
-        while self._lanes and len(taken) < room:
-            lane = self._lanes.popleft()
+        while self._waiting() and len(taken) < room:
+            lane = (self._fresh or self._lanes).popleft()
             pending = lane.popleft()
             if lane:
                 self._lanes.append(lane)

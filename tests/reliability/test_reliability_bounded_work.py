@@ -179,3 +179,37 @@ def test_a_single_request_waits_behind_one_item_of_each_batch_not_the_whole_batc
     assert sorted(item for batch in batches for item in batch) == sorted(
         ["first", "single", *(f"a{i}" for i in range(10)), *(f"b{i}" for i in range(10))]
     )
+
+
+def test_a_new_caller_goes_before_the_batches_already_in_turn() -> None:
+    """Three batches have been served once each; a single request arriving then is in the next
+    micro-batch, ahead of the lanes in turn (the end of the turn would be two batches later)."""
+    batches: list[list[str]] = []
+    computing = threading.Event()
+    release = threading.Event()
+
+    def record(items, cores):
+        batches.append(list(items))
+        computing.set()
+        release.wait(10)
+        return list(items)
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(record, max_batch_size=2, max_wait_s=0.0, workers=1)
+        batcher.start()
+        try:
+            callers = [
+                asyncio.ensure_future(batcher.submit_all([f"{c}{i}" for i in range(4)]))
+                for c in "abc"
+            ]
+            await asyncio.to_thread(computing.wait, 10)  # ["a0", "b0"] computes
+            single = asyncio.ensure_future(batcher.submit("single"))
+            await asyncio.sleep(0)
+            release.set()
+            assert await single == "single"
+            await asyncio.gather(*callers)
+        finally:
+            await batcher.close()
+
+    asyncio.run(scenario())
+    assert batches[:3] == [["a0", "b0"], ["c0", "single"], ["a1", "b1"]]
