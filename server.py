@@ -29,6 +29,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from thoughtbank.cli_common import Commands
+from thoughtbank.echo import clip
 from thoughtbank.index import default_threads, use_threads
 from thoughtbank.protos import SERVICE_NAME, pb2
 from thoughtbank.retriever.errors import (
@@ -69,13 +70,17 @@ class RpcGuard:
     def _authenticate(self, context: grpc.aio.ServicerContext) -> None:
         if self._expected is None:
             return
-        metadata = dict(context.invocation_metadata() or ())
-        sent = metadata.get("authorization")
-        if sent is None:
+        # Every value counts: with a dict, a second header would silently win over the first.
+        sent = [
+            value for key, value in context.invocation_metadata() or () if key == "authorization"
+        ]
+        if not sent:
             raise AuthenticationError(
                 "missing credentials: send metadata 'authorization: Bearer <token>'"
             )
-        if not hmac.compare_digest(str(sent).encode(), self._expected):
+        if len(sent) > 1:
+            raise AuthenticationError(f"{len(sent)} authorization headers sent; send exactly one")
+        if not hmac.compare_digest(str(sent[0]).encode(), self._expected):
             raise AuthenticationError("invalid bearer token")
 
     async def handle(
@@ -88,7 +93,7 @@ class RpcGuard:
             return await self._limited(handler)
         except ThoughtbankError as exc:
             code = exc.code
-            await context.abort(exc.code, exc.message)
+            await context.abort(exc.code, clip(exc.message))
             raise  # unreachable: abort raises
         except asyncio.CancelledError:
             remaining = context.time_remaining()
