@@ -16,6 +16,7 @@ import asyncio
 import hmac
 import logging
 import os
+import resource
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -56,6 +57,16 @@ Outcome = RetrievalResult | ThoughtbankError
 
 MAX_SEND_MESSAGE_BYTES = 64 * 1024 * 1024  # a RetrieveBatch answer may carry many templates
 MIN_CLIENT_PING_INTERVAL_MS = 10_000
+# A connection that has not finished its handshake (HTTP/2 settings included) by then is closed,
+# so idle sockets cannot hold the connection slots.
+HANDSHAKE_TIMEOUT_MS = 10_000
+# A connection with no call for this long is closed (clients reconnect transparently).
+MAX_CONNECTION_IDLE_MS = 5 * 60_000
+# Calls one connection may have open at once; a client queues the rest.
+MAX_STREAMS_PER_CONNECTION = 100
+# Descriptors kept for everything but client connections: index and model files, the metrics
+# port, the CURRENT watcher, gRPC's own pollers and pipes.
+RESERVED_FILE_DESCRIPTORS = 64
 
 
 class RpcGuard:
@@ -286,10 +297,29 @@ def add_service(
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
 
 
+def connection_limit(requested: int) -> int:
+    """``requested``, lowered so that connections never take the descriptors the process needs
+    for anything else: past the open-files limit, accept fails and so does reading CURRENT."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return requested
+    available = max(1, soft - RESERVED_FILE_DESCRIPTORS)
+    if requested > available:
+        log.warning(
+            "max_connections lowered to fit the open-files limit",
+            extra={"requested": requested, "limit": available, "rlimit_nofile": soft},
+        )
+    return min(requested, available)
+
+
 def _server_options(config: ServerConfig) -> list[tuple[str, int]]:
     return [
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", MAX_SEND_MESSAGE_BYTES),
+        ("grpc.max_allowed_incoming_connections", connection_limit(config.max_connections)),
+        ("grpc.server_handshake_timeout_ms", HANDSHAKE_TIMEOUT_MS),
+        ("grpc.max_connection_idle_ms", MAX_CONNECTION_IDLE_MS),
+        ("grpc.max_concurrent_streams", MAX_STREAMS_PER_CONNECTION),
         ("grpc.keepalive_time_ms", int(config.keepalive_time * 1000)),
         ("grpc.keepalive_timeout_ms", int(config.keepalive_timeout * 1000)),
         ("grpc.keepalive_permit_without_calls", 1),

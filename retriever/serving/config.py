@@ -105,6 +105,10 @@ class ServerConfig:
     keepalive_timeout: float = field(
         default=20.0, metadata=_doc("seconds to wait for a keepalive ping's answer")
     )
+    max_connections: int = field(
+        default=1_024,
+        metadata=_doc("open client connections at most, lowered to fit the open-files limit"),
+    )
     log_format: str = field(default="json", metadata=_doc("log line format: json or text"))
     log_level: str = field(default="INFO", metadata=_doc("DEBUG, INFO, WARNING or ERROR"))
 
@@ -132,6 +136,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "max_message_bytes": (1, (1 << 31) - 1),
     "keepalive_time": (1, 86_400),
     "keepalive_timeout": (1, 86_400),
+    "max_connections": (1, 1 << 20),
 }
 
 
