@@ -22,10 +22,10 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import grpc
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -47,12 +47,13 @@ from thoughtbank.retriever.serving.config import ServerConfig, add_config_flags,
 from thoughtbank.retriever.serving.engine import RetrievalEngine, all_or_first_error
 from thoughtbank.retriever.serving.micro_batcher import MicroBatcher
 from thoughtbank.retriever.serving.observability import ServerMetrics, configure_logging
+from thoughtbank.retriever.serving.outbound import OutboundBudget, Reservation
 from thoughtbank.retriever.serving.process import LISTENING_PREFIX, METRICS_MARK, READY_PREFIX
 from thoughtbank.retriever.serving.reload import LiveEngine
-from thoughtbank.retriever.types import RetrievalQuery, RetrievalResult
+from thoughtbank.retriever.types import MAX_K, RetrievalQuery, RetrievalResult
 
 log = logging.getLogger("thoughtbank.server")
-T = TypeVar("T")
+T = TypeVar("T", bound=Message)
 Outcome = RetrievalResult | ThoughtbankError
 
 MAX_SEND_MESSAGE_BYTES = 64 * 1024 * 1024  # a RetrieveBatch answer may carry many templates
@@ -70,13 +71,26 @@ RESERVED_FILE_DESCRIPTORS = 64
 
 
 class RpcGuard:
-    """Runs each service RPC with auth, the concurrency limit, metrics and status mapping."""
+    """Runs each service RPC with auth, the concurrency and unsent-bytes limits, metrics and
+    status mapping.
 
-    def __init__(self, metrics: ServerMetrics, token: str | None, max_in_flight: int) -> None:
+    A call counts as in flight, and holds its share of the outbound budget, from admission until
+    gRPC reports it ended (its answer written, or the call cancelled): a handler returns before
+    its answer is sent, so a client that never reads would otherwise escape both limits.
+    """
+
+    def __init__(
+        self,
+        metrics: ServerMetrics,
+        token: str | None,
+        max_in_flight: int,
+        outbound: OutboundBudget,
+    ) -> None:
         self._metrics = metrics
         self._expected = f"Bearer {token}".encode() if token else None
         self._max_in_flight = max_in_flight
         self._in_flight = 0
+        self._outbound = outbound
 
     def _authenticate(self, context: grpc.aio.ServicerContext) -> None:
         if self._expected is None:
@@ -95,13 +109,23 @@ class RpcGuard:
             raise AuthenticationError("invalid bearer token")
 
     async def handle(
-        self, rpc: str, context: grpc.aio.ServicerContext, handler: Callable[[], Awaitable[T]]
+        self,
+        rpc: str,
+        context: grpc.aio.ServicerContext,
+        handler: Callable[[], Awaitable[T]],
+        hits: int = 1,
     ) -> T:
+        """Run ``handler`` for a call whose answer carries about ``hits`` hits."""
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
             self._authenticate(context)
-            return await self._limited(handler)
+            reservation = self._admit(context, hits)
+            response = await handler()
+            size = response.ByteSize()
+            reservation.resize(size)
+            self._outbound.learn(size, hits)
+            return response
         except ThoughtbankError as exc:
             code = exc.code
             await context.abort(exc.code, clip(exc.message))
@@ -119,19 +143,28 @@ class RpcGuard:
         finally:
             self._metrics.observe_request(rpc, code.name, time.perf_counter() - started)
 
-    async def _limited(self, handler: Callable[[], Awaitable[T]]) -> T:
+    def _admit(self, context: grpc.aio.ServicerContext, hits: int) -> Reservation:
         if self._in_flight >= self._max_in_flight:
             raise ServerOverloadedError(
                 f"server is at its limit of {self._max_in_flight} concurrent requests; "
                 "retry with backoff"
             )
+        reservation = self._outbound.reserve(context.peer(), hits)
         self._in_flight += 1
         self._metrics.in_flight.inc()
-        try:
-            return await handler()
-        finally:
+
+        def ended(_context: object) -> None:
+            reservation.release()
             self._in_flight -= 1
             self._metrics.in_flight.dec()
+
+        context.add_done_callback(ended)
+        return reservation
+
+
+def hits_of(request: pb2.RetrieveRequest | pb2.AugmentPromptRequest) -> int:
+    """The most hits a request's answer can carry (a ``k`` out of range fails validation)."""
+    return min(max(request.k, 1), MAX_K)
 
 
 class ThoughtTemplateServicer:
@@ -192,7 +225,7 @@ class ThoughtTemplateServicer:
             (result,) = await self._retrieve([convert.query_from_pb(request)], context)
             return convert.result_to_pb(result)
 
-        return await self._guard.handle("Retrieve", context, run)
+        return await self._guard.handle("Retrieve", context, run, hits_of(request))
 
     async def RetrieveBatch(
         self, request: pb2.RetrieveBatchRequest, context: grpc.aio.ServicerContext
@@ -207,7 +240,8 @@ class ThoughtTemplateServicer:
             results = await self._retrieve(queries, context)
             return pb2.RetrieveBatchResponse(responses=[convert.result_to_pb(r) for r in results])
 
-        return await self._guard.handle("RetrieveBatch", context, run)
+        hits = sum(hits_of(r) for r in request.requests)
+        return await self._guard.handle("RetrieveBatch", context, run, hits)
 
     async def AugmentPrompt(
         self, request: pb2.AugmentPromptRequest, context: grpc.aio.ServicerContext
@@ -223,7 +257,7 @@ class ThoughtTemplateServicer:
             )
             return convert.augmented_to_pb(augmented)
 
-        return await self._guard.handle("AugmentPrompt", context, run)
+        return await self._guard.handle("AugmentPrompt", context, run, hits_of(request))
 
     async def GetTemplate(
         self, request: pb2.GetTemplateRequest, context: grpc.aio.ServicerContext
@@ -270,7 +304,7 @@ def _reject_malformed(
         if not isinstance(request, MalformedRequest):
             return await implementation(request, context)
 
-        async def reject() -> None:
+        async def reject() -> NoReturn:
             raise InvalidRequestError(
                 f"{rpc} request is not a valid thoughtbank.v1 message: {request.reason}"
             )
@@ -411,7 +445,12 @@ async def serve(
         on_swap,
         on_failure=lambda _version, _exc: metrics.reloads.labels("failed").inc(),
     )
-    guard = RpcGuard(metrics, _read_token(config.auth_token_file), config.max_concurrent_rpcs)
+    outbound = OutboundBudget(
+        config.max_unsent_bytes_per_connection, config.max_unsent_bytes, metrics.unsent_bytes.set
+    )
+    guard = RpcGuard(
+        metrics, _read_token(config.auth_token_file), config.max_concurrent_rpcs, outbound
+    )
     servicer = ThoughtTemplateServicer(live, guard, config, metrics.batch_size.observe)
     add_service(server, servicer, guard)
     reflection.enable_server_reflection(

@@ -109,6 +109,14 @@ class ServerConfig:
         default=1_024,
         metadata=_doc("open client connections at most, lowered to fit the open-files limit"),
     )
+    max_unsent_bytes_per_connection: int = field(
+        default=128 * 1024 * 1024,
+        metadata=_doc("answer bytes a connection may leave unread; more calls: RESOURCE_EXHAUSTED"),
+    )
+    max_unsent_bytes: int = field(
+        default=1024 * 1024 * 1024,
+        metadata=_doc("answer bytes all clients may leave unread; more calls: RESOURCE_EXHAUSTED"),
+    )
     log_format: str = field(default="json", metadata=_doc("log line format: json or text"))
     log_level: str = field(default="INFO", metadata=_doc("DEBUG, INFO, WARNING or ERROR"))
 
@@ -137,6 +145,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "keepalive_time": (1, 86_400),
     "keepalive_timeout": (1, 86_400),
     "max_connections": (1, 1 << 20),
+    "max_unsent_bytes_per_connection": (1, 1 << 40),
+    "max_unsent_bytes": (1, 1 << 40),
 }
 
 
