@@ -55,7 +55,8 @@ class OutboundBudget:
         reservation.resize(estimate)
         return reservation
 
-    def _add(self, peer: str, change: int) -> None:
+    def adjust(self, peer: str, change: int) -> None:
+        """Move ``peer``'s bytes by ``change``; reservations call it."""
         left = self._by_peer.get(peer, 0) + change
         if left:
             self._by_peer[peer] = left
@@ -78,7 +79,7 @@ class Reservation:
         self.size = 0
 
     def resize(self, size: int) -> None:
-        self._budget._add(self._peer, size - self.size)
+        self._budget.adjust(self._peer, size - self.size)
         self.size = size
 
     def release(self) -> None:
