@@ -197,7 +197,7 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
     target.add_argument(
         "--server",
         type=server_address,
-        default=os.environ.get("THOUGHTBANK_SERVER", DEFAULT_SERVER),
+        default=os.environ.get("THOUGHTBANK_SERVER") or DEFAULT_SERVER,  # empty: unset
         help=f"HOST:PORT of a running server (default: $THOUGHTBANK_SERVER or {DEFAULT_SERVER})",
     )
     target.add_argument("--index", type=Path, help="query this index in-process instead")

@@ -32,6 +32,8 @@ from thoughtbank.retriever.serving.sanitize import DEFAULT_MAX_TEMPLATE_CHARS
 ENV_PREFIX = "THOUGHTBANK_"
 LOG_FORMATS = ("json", "text")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# Shorter CURRENT checks than this would keep a core busy reading one small file.
+MIN_RELOAD_INTERVAL = 0.1
 
 
 def _doc(help: str, flag: str | None = None) -> dict[str, str | None]:
@@ -159,6 +161,8 @@ def _problems(config: ServerConfig) -> typing.Iterator[str]:
         problem = _range_problem(name, getattr(config, name), low, high)
         if problem:
             yield problem
+    if 0 < config.reload_interval < MIN_RELOAD_INTERVAL:
+        yield f"reload_interval must be 0 (off) or at least {MIN_RELOAD_INTERVAL} s"
     if config.max_query_chars * 4 >= config.max_message_bytes:
         yield "max_query_chars must stay below the message limit (4 bytes per character)"
     if config.log_format not in LOG_FORMATS:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from thoughtbank.cli import main
+from thoughtbank.cli import build_parser, main
+from thoughtbank.retriever.cli import DEFAULT_SERVER
 from thoughtbank.retriever.serving.config import (
     ServerConfig,
     add_config_flags,
@@ -42,6 +43,7 @@ BAD_FLAGS = [
     ),
     (("--batch-wait-ms", "inf"), "batch_wait_ms must be a finite number in [0, 1000], got inf"),
     (("--keepalive-time", "1e12"), "keepalive_time must be a finite number in [1, 86400]"),
+    (("--reload-interval", "1e-9"), "reload_interval must be 0 (off) or at least 0.1 s"),
     (("--grace=-inf",), "grace must be a finite number in [0, 3600], got -inf"),
     (("--max-message-bytes", "4294967296"), "max_message_bytes must be an integer in [1, "),
     (("--log-level", "LOUD"), "log_level must be one of DEBUG, INFO, WARNING, ERROR, got 'LOUD'"),
@@ -147,6 +149,11 @@ def test_client_refuses_a_server_address_without_a_valid_port(
     assert "argument --server: expected HOST:PORT with a port in [1, 65535]" in (
         capsys.readouterr().err
     )
+
+
+def test_client_takes_an_empty_server_variable_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("THOUGHTBANK_SERVER", "")
+    assert build_parser().parse_args(["info"]).server == DEFAULT_SERVER
 
 
 def test_client_refuses_a_bad_server_from_the_environment(
