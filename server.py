@@ -113,9 +113,10 @@ class RpcGuard:
         rpc: str,
         context: grpc.aio.ServicerContext,
         handler: Callable[[], Awaitable[T]],
-        hits: int = 1,
+        hits: int = 0,
     ) -> T:
-        """Run ``handler`` for a call whose answer carries about ``hits`` hits."""
+        """Run ``handler`` for a call whose answer carries at most ``hits`` hits (0: a small
+        answer of another kind, reserved as one hit and not taught to the estimate)."""
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
@@ -124,7 +125,8 @@ class RpcGuard:
             response = await handler()
             size = response.ByteSize()
             reservation.resize(size)
-            self._outbound.learn(size, hits)
+            if hits:
+                self._outbound.learn(size, hits)
             return response
         except ThoughtbankError as exc:
             code = exc.code

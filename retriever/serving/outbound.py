@@ -2,7 +2,7 @@
 
 A unary handler returns its response before gRPC has sent it: a client that never opens its
 HTTP/2 window keeps every answer in server memory. So each call reserves, before any work, an
-estimate of its answer (hits times the largest answer per hit seen so far), per connection and
+estimate of its answer (hits times the running mean of answer bytes per hit), per connection and
 in total; the reservation becomes the real size once the answer is built and is released only
 when the call ends, that is once gRPC has written the answer (or the call died). A call that
 would go over a limit is refused with RESOURCE_EXHAUSTED, unless it would be the connection's
@@ -11,12 +11,16 @@ would go over a limit is refused with RESOURCE_EXHAUSTED, unless it would be the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from thoughtbank.retriever.errors import ServerOverloadedError
 
 #: The first estimate of an answer's bytes per hit, until answers have been measured.
 INITIAL_BYTES_PER_HIT = 1_024
+# Weight of each measured answer in the running mean; a mean, not a maximum, so one answer with
+# an unusually long template does not make every later large batch look too big.
+LEARNING_RATE = 0.1
 
 
 class OutboundBudget:
@@ -27,7 +31,7 @@ class OutboundBudget:
     ) -> None:
         self.per_connection = per_connection
         self.total = total
-        self.bytes_per_hit = INITIAL_BYTES_PER_HIT
+        self.bytes_per_hit = float(INITIAL_BYTES_PER_HIT)
         self._by_peer: dict[str, int] = {}
         self._all = 0
         self._on_change = on_change
@@ -38,7 +42,7 @@ class OutboundBudget:
 
     def reserve(self, peer: str, hits: int) -> Reservation:
         """Reserve the estimated answer of a call returning ``hits`` hits, or refuse the call."""
-        estimate = max(1, hits) * self.bytes_per_hit
+        estimate = math.ceil(max(1, hits) * self.bytes_per_hit)
         mine = self.held(peer)
         if mine and mine + estimate > self.per_connection:
             raise ServerOverloadedError(
@@ -66,8 +70,9 @@ class OutboundBudget:
         self._on_change(self._all)
 
     def learn(self, size: int, hits: int) -> None:
-        """Raise the estimate per hit to cover an answer of ``size`` bytes with ``hits`` hits."""
-        self.bytes_per_hit = max(self.bytes_per_hit, -(-size // max(1, hits)))
+        """Move the estimate per hit towards an answer of ``size`` bytes with ``hits`` hits."""
+        observed = size / max(1, hits)
+        self.bytes_per_hit += LEARNING_RATE * (observed - self.bytes_per_hit)
 
 
 class Reservation:

@@ -3,6 +3,8 @@ answer's real size, released once; refusals name the limit."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from thoughtbank.retriever.errors import ServerOverloadedError
@@ -38,10 +40,17 @@ def test_settling_and_releasing_keep_the_books() -> None:
     budget = OutboundBudget(1 << 30, 1 << 30)
     reservation = budget.reserve("peer-a", hits=4)
     reservation.resize(10_000)
-    budget.learn(10_000, hits=4)
     assert budget.held("peer-a") == budget.held() == 10_000
-    assert budget.bytes_per_hit == 2_500
     reservation.release()
     reservation.release()
     assert budget.held("peer-a") == budget.held() == 0
-    assert budget.reserve("peer-a", hits=2).size == 5_000
+
+
+def test_the_estimate_follows_the_mean_answer_per_hit() -> None:
+    budget = OutboundBudget(1 << 30, 1 << 30)
+    for _ in range(100):
+        budget.learn(10_000, hits=4)
+    assert budget.bytes_per_hit == pytest.approx(2_500, abs=1)
+    budget.learn(1_000_000, hits=1)  # one outlier moves it a tenth of the way, not all of it
+    assert budget.bytes_per_hit < 110_000
+    assert budget.reserve("peer-a", hits=2).size == math.ceil(2 * budget.bytes_per_hit)
