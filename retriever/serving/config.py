@@ -203,7 +203,8 @@ def _value_type(name: str) -> type:
 
 def parse_text(name: str, text: str) -> Any:
     """An option's value from text (a flag or an environment variable), strictly: an integer
-    option takes digits only (not ``0.9``, ``true`` or ``1e3``), a number option a finite float."""
+    option takes digits only (not ``0.9``, ``true`` or ``1e3``); ranges and finiteness are
+    ``ServerConfig``'s to check, so that every source gets the same message."""
     kind = _value_type(name)
     if not text.strip():
         raise ValueError(f"{name} must not be empty")
