@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
 from typing import Any, TextIO, TypeAlias
 
+from thoughtbank.echo import echo
 from thoughtbank.text_safety import replace_unsafe, terminal_safe
 
 #: The subcommand registry each stage adds its commands to.
@@ -40,10 +43,19 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-def positive_float(text: str) -> float:
+def finite_float(text: str) -> float:
+    """A float that is a number: ``nan`` and ``inf`` would pass every later comparison or
+    overflow where they become a deadline."""
     value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {echo(text)}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = finite_float(text)
     if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        raise argparse.ArgumentTypeError(f"must be > 0, got {echo(text)}")
     return value
 
 
@@ -51,8 +63,25 @@ def fraction(text: str) -> float:
     """A number in [0, 1]: a share, a threshold on a similarity, a blend weight."""
     value = float(text)
     if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {echo(text)}")
     return value
+
+
+MAX_PORT = 65_535
+# HOST:PORT with a name, an IPv4 address or a bracketed IPv6 address; the port digits only.
+_SERVER_ADDRESS = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):(?P<port>[0-9]{1,5})")
+
+
+def server_address(text: str) -> str:
+    """``HOST:PORT`` of a server to call (port 1..65535), or a ``unix:`` socket path."""
+    if text.startswith("unix:") and len(text) > len("unix:"):
+        return text
+    match = _SERVER_ADDRESS.fullmatch(text)
+    if match is None or not 1 <= int(match["port"]) <= MAX_PORT:
+        raise argparse.ArgumentTypeError(
+            f"expected HOST:PORT with a port in [1, {MAX_PORT}], got {echo(text)}"
+        )
+    return text
 
 
 def column_map(text: str) -> dict[str, str]:

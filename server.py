@@ -16,19 +16,21 @@ import asyncio
 import hmac
 import logging
 import os
+import resource
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import grpc
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from thoughtbank.cli_common import Commands
+from thoughtbank.echo import clip
 from thoughtbank.index import default_threads, use_threads
 from thoughtbank.protos import SERVICE_NAME, pb2
 from thoughtbank.retriever.errors import (
@@ -45,49 +47,89 @@ from thoughtbank.retriever.serving.config import ServerConfig, add_config_flags,
 from thoughtbank.retriever.serving.engine import RetrievalEngine, all_or_first_error
 from thoughtbank.retriever.serving.micro_batcher import MicroBatcher
 from thoughtbank.retriever.serving.observability import ServerMetrics, configure_logging
+from thoughtbank.retriever.serving.outbound import OutboundBudget, Reservation
 from thoughtbank.retriever.serving.process import LISTENING_PREFIX, METRICS_MARK, READY_PREFIX
 from thoughtbank.retriever.serving.reload import LiveEngine
-from thoughtbank.retriever.types import RetrievalQuery, RetrievalResult
+from thoughtbank.retriever.types import MAX_K, RetrievalQuery, RetrievalResult
 
 log = logging.getLogger("thoughtbank.server")
-T = TypeVar("T")
+T = TypeVar("T", bound=Message)
 Outcome = RetrievalResult | ThoughtbankError
 
 MIN_CLIENT_PING_INTERVAL_MS = 10_000
+# A connection that has not finished its handshake (HTTP/2 settings included) by then is closed,
+# so idle sockets cannot hold the connection slots.
+HANDSHAKE_TIMEOUT_MS = 10_000
+# A connection with no call for this long is closed (clients reconnect transparently).
+MAX_CONNECTION_IDLE_MS = 5 * 60_000
+# Calls one connection may have open at once; a client queues the rest.
+MAX_STREAMS_PER_CONNECTION = 100
+# Descriptors kept for everything but client connections: index and model files, the metrics
+# port, the CURRENT watcher, gRPC's own pollers and pipes.
+RESERVED_FILE_DESCRIPTORS = 64
 
 
 class RpcGuard:
-    """Runs each service RPC with auth, the concurrency limit, metrics and status mapping."""
+    """Runs each service RPC with auth, the concurrency and unsent-bytes limits, metrics and
+    status mapping.
 
-    def __init__(self, metrics: ServerMetrics, token: str | None, max_in_flight: int) -> None:
+    A call counts as in flight, and holds its share of the outbound budget, from admission until
+    gRPC reports it ended (its answer written, or the call cancelled): a handler returns before
+    its answer is sent, so a client that never reads would otherwise escape both limits.
+    """
+
+    def __init__(
+        self,
+        metrics: ServerMetrics,
+        token: str | None,
+        max_in_flight: int,
+        outbound: OutboundBudget,
+    ) -> None:
         self._metrics = metrics
         self._expected = f"Bearer {token}".encode() if token else None
         self._max_in_flight = max_in_flight
         self._in_flight = 0
+        self._outbound = outbound
 
     def _authenticate(self, context: grpc.aio.ServicerContext) -> None:
         if self._expected is None:
             return
-        metadata = dict(context.invocation_metadata() or ())
-        sent = metadata.get("authorization")
-        if sent is None:
+        # Every value counts: with a dict, a second header would silently win over the first.
+        sent = [
+            value for key, value in context.invocation_metadata() or () if key == "authorization"
+        ]
+        if not sent:
             raise AuthenticationError(
                 "missing credentials: send metadata 'authorization: Bearer <token>'"
             )
-        if not hmac.compare_digest(str(sent).encode(), self._expected):
+        if len(sent) > 1:
+            raise AuthenticationError(f"{len(sent)} authorization headers sent; send exactly one")
+        if not hmac.compare_digest(str(sent[0]).encode(), self._expected):
             raise AuthenticationError("invalid bearer token")
 
     async def handle(
-        self, rpc: str, context: grpc.aio.ServicerContext, handler: Callable[[], Awaitable[T]]
+        self,
+        rpc: str,
+        context: grpc.aio.ServicerContext,
+        handler: Callable[[], Awaitable[T]],
+        hits: int = 0,
     ) -> T:
+        """Run ``handler`` for a call whose answer carries at most ``hits`` hits (0: a small
+        answer of another kind, reserved as one hit and not taught to the estimate)."""
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
             self._authenticate(context)
-            return await self._limited(handler)
+            reservation = self._admit(context, hits)
+            response = await handler()
+            size = response.ByteSize()
+            reservation.resize(size)
+            if hits:
+                self._outbound.learn(size, hits)
+            return response
         except ThoughtbankError as exc:
             code = exc.code
-            await context.abort(exc.code, exc.message)
+            await context.abort(exc.code, clip(exc.message))
             raise  # unreachable: abort raises
         except asyncio.CancelledError:
             remaining = context.time_remaining()
@@ -102,19 +144,28 @@ class RpcGuard:
         finally:
             self._metrics.observe_request(rpc, code.name, time.perf_counter() - started)
 
-    async def _limited(self, handler: Callable[[], Awaitable[T]]) -> T:
+    def _admit(self, context: grpc.aio.ServicerContext, hits: int) -> Reservation:
         if self._in_flight >= self._max_in_flight:
             raise ServerOverloadedError(
                 f"server is at its limit of {self._max_in_flight} concurrent requests; "
                 "retry with backoff"
             )
+        reservation = self._outbound.reserve(context.peer(), hits)
         self._in_flight += 1
         self._metrics.in_flight.inc()
-        try:
-            return await handler()
-        finally:
+
+        def ended(_context: object) -> None:
+            reservation.release()
             self._in_flight -= 1
             self._metrics.in_flight.dec()
+
+        context.add_done_callback(ended)
+        return reservation
+
+
+def hits_of(request: pb2.RetrieveRequest | pb2.AugmentPromptRequest) -> int:
+    """The most hits a request's answer can carry (a ``k`` out of range fails validation)."""
+    return min(max(request.k, 1), MAX_K)
 
 
 class ThoughtTemplateServicer:
@@ -184,7 +235,7 @@ class ThoughtTemplateServicer:
             (result,) = await self._retrieve([convert.query_from_pb(request)], context)
             return convert.result_to_pb(result)
 
-        return await self._guard.handle("Retrieve", context, run)
+        return await self._guard.handle("Retrieve", context, run, hits_of(request))
 
     async def RetrieveBatch(
         self, request: pb2.RetrieveBatchRequest, context: grpc.aio.ServicerContext
@@ -199,7 +250,8 @@ class ThoughtTemplateServicer:
             results = await self._retrieve(queries, context)
             return pb2.RetrieveBatchResponse(responses=[convert.result_to_pb(r) for r in results])
 
-        return await self._guard.handle("RetrieveBatch", context, run)
+        hits = sum(hits_of(r) for r in request.requests)
+        return await self._guard.handle("RetrieveBatch", context, run, hits)
 
     async def AugmentPrompt(
         self, request: pb2.AugmentPromptRequest, context: grpc.aio.ServicerContext
@@ -215,7 +267,7 @@ class ThoughtTemplateServicer:
             )
             return convert.augmented_to_pb(augmented)
 
-        return await self._guard.handle("AugmentPrompt", context, run)
+        return await self._guard.handle("AugmentPrompt", context, run, hits_of(request))
 
     async def GetTemplate(
         self, request: pb2.GetTemplateRequest, context: grpc.aio.ServicerContext
@@ -262,7 +314,7 @@ def _reject_malformed(
         if not isinstance(request, MalformedRequest):
             return await implementation(request, context)
 
-        async def reject() -> None:
+        async def reject() -> NoReturn:
             raise InvalidRequestError(
                 f"{rpc} request is not a valid thoughtbank.v1 message: {request.reason}"
             )
@@ -289,10 +341,29 @@ def add_service(
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
 
 
+def connection_limit(requested: int) -> int:
+    """``requested``, lowered so that connections never take the descriptors the process needs
+    for anything else: past the open-files limit, accept fails and so does reading CURRENT."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return requested
+    available = max(1, soft - RESERVED_FILE_DESCRIPTORS)
+    if requested > available:
+        log.warning(
+            "max_connections lowered to fit the open-files limit",
+            extra={"requested": requested, "limit": available, "rlimit_nofile": soft},
+        )
+    return min(requested, available)
+
+
 def _server_options(config: ServerConfig) -> list[tuple[str, int]]:
     return [
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_response_bytes),
+        ("grpc.max_allowed_incoming_connections", connection_limit(config.max_connections)),
+        ("grpc.server_handshake_timeout_ms", HANDSHAKE_TIMEOUT_MS),
+        ("grpc.max_connection_idle_ms", MAX_CONNECTION_IDLE_MS),
+        ("grpc.max_concurrent_streams", MAX_STREAMS_PER_CONNECTION),
         ("grpc.keepalive_time_ms", int(config.keepalive_time * 1000)),
         ("grpc.keepalive_timeout_ms", int(config.keepalive_timeout * 1000)),
         ("grpc.keepalive_permit_without_calls", 1),
@@ -384,7 +455,12 @@ async def serve(
         on_swap,
         on_failure=lambda _version, _exc: metrics.reloads.labels("failed").inc(),
     )
-    guard = RpcGuard(metrics, _read_token(config.auth_token_file), config.max_concurrent_rpcs)
+    outbound = OutboundBudget(
+        config.max_unsent_bytes_per_connection, config.max_unsent_bytes, metrics.unsent_bytes.set
+    )
+    guard = RpcGuard(
+        metrics, _read_token(config.auth_token_file), config.max_concurrent_rpcs, outbound
+    )
     servicer = ThoughtTemplateServicer(live, guard, config, metrics.batch_size.observe)
     add_service(server, servicer, guard)
     reflection.enable_server_reflection(

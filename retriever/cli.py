@@ -19,7 +19,16 @@ from typing import Any
 import grpc
 from tqdm import tqdm
 
-from thoughtbank.cli_common import Commands, positive_int, print_json, print_safe
+from thoughtbank.cli_common import (
+    Commands,
+    finite_float,
+    fraction,
+    positive_float,
+    positive_int,
+    print_json,
+    print_safe,
+    server_address,
+)
 from thoughtbank.retriever.aio_client import AsyncThoughtbankClient
 from thoughtbank.retriever.augment_file import (
     DEFAULT_CONCURRENCY,
@@ -191,12 +200,13 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
     target = parser.add_mutually_exclusive_group()
     target.add_argument(
         "--server",
-        default=os.environ.get("THOUGHTBANK_SERVER", DEFAULT_SERVER),
+        type=server_address,
+        default=os.environ.get("THOUGHTBANK_SERVER") or DEFAULT_SERVER,  # empty: unset
         help=f"HOST:PORT of a running server (default: $THOUGHTBANK_SERVER or {DEFAULT_SERVER})",
     )
     target.add_argument("--index", type=Path, help="query this index in-process instead")
     parser.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT, help="deadline per call, seconds"
+        "--timeout", type=positive_float, default=DEFAULT_TIMEOUT, help="deadline per call, seconds"
     )
     parser.add_argument("--token-file", type=Path, help="file with the server's bearer token")
     parser.add_argument("--tls-ca", type=Path, help="PEM root certificates: connect with TLS")
@@ -208,8 +218,8 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
 def add_retrieval_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=positive_int, default=DEFAULT_K, help="templates to return")
     parser.add_argument("--task", default="", help="prefer templates of this task")
-    parser.add_argument("--min-score", type=float, help="drop hits scoring below this")
-    parser.add_argument("--diversity", type=float, default=0.0, help="MMR diversity, 0..1")
+    parser.add_argument("--min-score", type=finite_float, help="drop hits scoring below this")
+    parser.add_argument("--diversity", type=fraction, default=0.0, help="MMR diversity, 0..1")
 
 
 def add_read_command(

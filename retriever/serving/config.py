@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import re
 import sys
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,12 +24,17 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from thoughtbank.cli_common import MAX_PORT
+from thoughtbank.echo import echo
 from thoughtbank.retriever.serving.engine import DEFAULT_MAX_QUERY_CHARS
 from thoughtbank.retriever.serving.sanitize import DEFAULT_MAX_TEMPLATE_CHARS
 from thoughtbank.retriever.types import DEFAULT_MAX_RESPONSE_BYTES
 
 ENV_PREFIX = "THOUGHTBANK_"
 LOG_FORMATS = ("json", "text")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# Shorter CURRENT checks than this would keep a core busy reading one small file.
+MIN_RELOAD_INTERVAL = 0.1
 
 
 def _doc(help: str, flag: str | None = None) -> dict[str, str | None]:
@@ -105,6 +112,18 @@ class ServerConfig:
     keepalive_timeout: float = field(
         default=20.0, metadata=_doc("seconds to wait for a keepalive ping's answer")
     )
+    max_connections: int = field(
+        default=1_024,
+        metadata=_doc("open client connections at most, lowered to fit the open-files limit"),
+    )
+    max_unsent_bytes_per_connection: int = field(
+        default=128 * 1024 * 1024,
+        metadata=_doc("answer bytes a connection may leave unread; more calls: RESOURCE_EXHAUSTED"),
+    )
+    max_unsent_bytes: int = field(
+        default=1024 * 1024 * 1024,
+        metadata=_doc("answer bytes all clients may leave unread; more calls: RESOURCE_EXHAUSTED"),
+    )
     log_format: str = field(default="json", metadata=_doc("log line format: json or text"))
     log_level: str = field(default="INFO", metadata=_doc("DEBUG, INFO, WARNING or ERROR"))
 
@@ -114,36 +133,69 @@ class ServerConfig:
             raise ValueError("invalid server configuration: " + "; ".join(problems))
 
 
+#: The accepted range of every numeric option, in one place, so that flags, environment, file and
+#: direct construction refuse the same values; upper ends keep the values gRPC takes as 32-bit
+#: milliseconds and byte counts from overflowing.
+RANGES: dict[str, tuple[float, float]] = {
+    "port": (0, MAX_PORT),
+    "metrics_port": (0, MAX_PORT),
+    "grace": (0, 3_600),
+    "max_query_chars": (1, 1 << 28),
+    "max_template_chars": (1, 1 << 24),
+    "max_concurrent_rpcs": (1, 1 << 20),
+    "max_batch_size": (1, 4_096),
+    "batch_wait_ms": (0, 1_000),
+    "batch_workers": (1, 256),
+    "max_batch_queries": (1, 1 << 20),
+    "reload_interval": (0, 86_400),
+    "max_message_bytes": (1, (1 << 31) - 1),
+    "max_response_bytes": (1, (1 << 31) - 1),
+    "keepalive_time": (1, 86_400),
+    "keepalive_timeout": (1, 86_400),
+    "max_connections": (1, 1 << 20),
+    "max_unsent_bytes_per_connection": (1, 1 << 40),
+    "max_unsent_bytes": (1, 1 << 40),
+}
+
+
 def _problems(config: ServerConfig) -> typing.Iterator[str]:
     if config.index_dir is None:
         yield "no index directory (--index, THOUGHTBANK_INDEX_DIR or index_dir in the file)"
     if (config.tls_cert is None) != (config.tls_key is None):
         yield "--tls-cert and --tls-key go together"
-    for name in (
-        "max_query_chars",
-        "max_template_chars",
-        "max_concurrent_rpcs",
-        "max_batch_size",
-        "batch_workers",
-        "max_batch_queries",
-        "max_message_bytes",
-        "max_response_bytes",
-    ):
-        if getattr(config, name) < 1:
-            yield f"{name} must be at least 1"
-    for name in (
-        "grace",
-        "batch_wait_ms",
-        "reload_interval",
-        "keepalive_time",
-        "keepalive_timeout",
-    ):
-        if getattr(config, name) < 0:
-            yield f"{name} must not be negative"
+    for name, (low, high) in RANGES.items():
+        problem = _range_problem(name, getattr(config, name), low, high)
+        if problem:
+            yield problem
+    if 0 < config.reload_interval < MIN_RELOAD_INTERVAL:
+        yield f"reload_interval must be 0 (off) or at least {MIN_RELOAD_INTERVAL} s"
     if config.max_query_chars * 4 >= config.max_message_bytes:
         yield "max_query_chars must stay below the message limit (4 bytes per character)"
     if config.log_format not in LOG_FORMATS:
-        yield f"log_format must be one of {', '.join(LOG_FORMATS)}"
+        yield f"log_format must be one of {', '.join(LOG_FORMATS)}, got {echo(config.log_format)}"
+    if config.log_level.upper() not in LOG_LEVELS:
+        yield f"log_level must be one of {', '.join(LOG_LEVELS)}, got {echo(config.log_level)}"
+
+
+def _range_problem(name: str, value: object, low: float, high: float) -> str | None:
+    """Why ``value`` is no valid ``name`` (type, finiteness, range), or None when it is."""
+    if value is None and _is_optional(name):
+        return None
+    kind = _value_type(name)
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not is_number or (kind is int and not isinstance(value, int)):
+        return f"{name} must be {_KIND_NAMES[kind]}, got {echo(value)}"
+    assert isinstance(value, int | float)
+    if not (math.isfinite(value) and low <= value <= high):
+        return f"{name} must be {_KIND_NAMES[kind]} in [{low:g}, {high:g}], got {echo(value)}"
+    return None
+
+
+_KIND_NAMES = {int: "an integer", float: "a finite number"}
+
+
+def _is_optional(name: str) -> bool:
+    return type(None) in typing.get_args(typing.get_type_hints(ServerConfig)[name])
 
 
 def _value_type(name: str) -> type:
@@ -155,15 +207,31 @@ def _value_type(name: str) -> type:
     return hint
 
 
-def _coerce(name: str, value: Any, source: str) -> Any:
-    if value is None or value == "":
-        return None
+def parse_text(name: str, text: str) -> Any:
+    """An option's value from text (a flag or an environment variable), strictly: an integer
+    option takes digits only (not ``0.9``, ``true`` or ``1e3``); ranges and finiteness are
+    ``ServerConfig``'s to check, so that every source gets the same message."""
     kind = _value_type(name)
+    if not text.strip():
+        raise ValueError(f"{name} must not be empty")
+    if kind is int and not _INTEGER.fullmatch(text.strip()):
+        raise ValueError(f"{name} must be an integer, got {echo(text)}")
     try:
-        return kind(value)
-    except (TypeError, ValueError):
-        message = f"{source}: {name} must be of type {kind.__name__}, got {value!r}"
-        raise ValueError(message) from None
+        return kind(text.strip()) if kind in (int, float) else kind(text)
+    except ValueError:
+        raise ValueError(f"{name} must be {_KIND_NAMES[kind]}, got {echo(text)}") from None
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def _from_file_value(name: str, value: Any, source: str) -> Any:
+    """A TOML value: text is parsed like a flag's; a typed value stays as it is, for
+    ``ServerConfig`` to check (so ``port = true`` or ``port = 0.9`` are refused, not cast)."""
+    try:
+        return parse_text(name, value) if isinstance(value, str) else value
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from None
 
 
 def _from_toml(path: Path) -> dict[str, Any]:
@@ -176,15 +244,20 @@ def _from_toml(path: Path) -> dict[str, Any]:
     unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"{path}: unknown option(s) {', '.join(unknown)}")
-    return {name: _coerce(name, value, str(path)) for name, value in data.items()}
+    return {name: _from_file_value(name, value, str(path)) for name, value in data.items()}
 
 
 def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    """``THOUGHTBANK_*`` values; an empty one counts as unset, as ``VAR= command`` means."""
     found = {}
     for option in dataclasses.fields(ServerConfig):
         variable = ENV_PREFIX + option.name.upper()
-        if variable in environ:
-            found[option.name] = _coerce(option.name, environ[variable], variable)
+        text = environ.get(variable, "")
+        if text.strip():
+            try:
+                found[option.name] = parse_text(option.name, text)
+            except ValueError as exc:
+                raise ValueError(f"{variable}: {exc}") from None
     return found
 
 
@@ -208,10 +281,21 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             flag,
             dest=option.name,
-            type=_value_type(option.name),
+            type=_flag_type(option.name),
             default=argparse.SUPPRESS,
             help=f"{option.metadata['help']} (default: {option.default})",
         )
+
+
+def _flag_type(name: str) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            return parse_text(name, text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = _value_type(name).__name__  # argparse names the type in its messages
+    return parse
 
 
 def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> ServerConfig:

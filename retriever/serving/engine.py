@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from langchain_core.prompts import PromptTemplate
 
+from thoughtbank.echo import clip, echo
 from thoughtbank.index import (
     Embedder,
     IdFilter,
@@ -207,8 +208,8 @@ class RetrievalEngine:
             raise InvalidRequestError("task_strict needs a task")
         if request.task_strict and request.task not in self._task_filters:
             raise InvalidRequestError(
-                f"unknown task {request.task!r}; the index has: "
-                f"{', '.join(sorted(self._task_filters))}"
+                f"unknown task {echo(request.task)}; the index has: "
+                f"{clip(', '.join(sorted(self._task_filters)))}"
             )
         if not 0.0 <= request.diversity <= 1.0:
             raise InvalidRequestError(
@@ -498,7 +499,7 @@ class RetrievalEngine:
         try:
             return self._by_id[template_id]
         except KeyError:
-            raise TemplateNotFoundError(f"no template with id {template_id!r}") from None
+            raise TemplateNotFoundError(f"no template with id {echo(template_id)}") from None
 
     def info(self) -> IndexInfo:
         manifest = self.index.manifest

@@ -32,7 +32,14 @@ class ServerMetrics:
             registry=self.registry,
         )
         self.in_flight = Gauge(
-            "thoughtbank_requests_in_flight", "RPCs being handled now", registry=self.registry
+            "thoughtbank_requests_in_flight",
+            "RPCs admitted and not yet ended (their answers sent)",
+            registry=self.registry,
+        )
+        self.unsent_bytes = Gauge(
+            "thoughtbank_unsent_response_bytes",
+            "answer bytes reserved or built and not yet sent to clients",
+            registry=self.registry,
         )
         self.batch_size = Histogram(
             "thoughtbank_batch_size",

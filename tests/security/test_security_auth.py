@@ -1,6 +1,6 @@
 """With `serve --auth-token-file`, every service RPC without the right bearer token is
 UNAUTHENTICATED; the right token gets through. Checked with raw stubs, so the metadata sent is
-exactly what the test says."""
+exactly what the test says (duplicate headers included)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,10 @@ BAD_CREDENTIALS = {
     "empty bearer": (("authorization", "Bearer "),),
     "token as a prefix": (("authorization", f"Bearer {TOKEN}x"),),
     "other header": (("x-api-key", TOKEN),),
+    # Two headers must not let the last (or the first) one win.
+    "wrong then right": (("authorization", "Bearer wrong"), ("authorization", f"Bearer {TOKEN}")),
+    "right then wrong": (("authorization", f"Bearer {TOKEN}"), ("authorization", "Bearer wrong")),
+    "right twice": (("authorization", f"Bearer {TOKEN}"),) * 2,
 }
 
 
