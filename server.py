@@ -46,7 +46,7 @@ from thoughtbank.retriever.serving.engine import RetrievalEngine, all_or_first_e
 from thoughtbank.retriever.serving.micro_batcher import MicroBatcher
 from thoughtbank.retriever.serving.observability import ServerMetrics, configure_logging
 from thoughtbank.retriever.serving.process import LISTENING_PREFIX, METRICS_MARK, READY_PREFIX
-from thoughtbank.retriever.serving.reload import LiveEngine
+from thoughtbank.retriever.serving.reload import LiveEngine, refuse_damaged_index
 from thoughtbank.retriever.types import RetrievalQuery, RetrievalResult
 
 log = logging.getLogger("thoughtbank.server")
@@ -345,11 +345,15 @@ async def serve(
 ) -> None:
     """Bind, load the index, serve, and run until SIGINT/SIGTERM; then drain within grace.
 
+    A damaged index (CURRENT, or the version it names) is refused before binding, with
+    ``IndexDamagedError`` saying what and why.
+
     ``on_listening(port, metrics_port)`` runs once bound (health NOT_SERVING, RPCs UNAVAILABLE
     until an index loads); ``on_serving(port)`` once the first index version is live.
     """
     if config.index_dir is None or not config.index_dir.is_dir():
         raise FileNotFoundError(f"index directory {config.index_dir} does not exist")
+    await asyncio.to_thread(refuse_damaged_index, config.index_dir)
     metrics = ServerMetrics()
     metrics_port = (
         metrics.serve_http(config.host, config.metrics_port)
