@@ -296,10 +296,9 @@ def _check_shapes(
 ) -> None:
     """Arrays that do not fit the features would fail every prediction: refuse them at load."""
     for kind, feature in features.items():
-        if np.shape(idf.get(kind)) != (feature.columns,):
+        if np.shape(idf[kind]) != (feature.columns,):
             raise TaskClassifierError(
-                f"{kind} idf weights of shape {np.shape(idf.get(kind))}, "
-                f"expected ({feature.columns},)"
+                f"{kind} idf weights of shape {np.shape(idf[kind])}, expected ({feature.columns},)"
             )
     if coef.ndim != 2 or coef.shape[1] <= sum(f.columns for f in features.values()):
         raise TaskClassifierError(f"coefficients of shape {coef.shape} leave no embedding columns")
