@@ -34,6 +34,9 @@ def point_current_at(index_dir: Path, version: str) -> None:
 
 
 def write_current(index_dir: Path, content: bytes) -> None:
+    """Replace CURRENT atomically with ``content`` (also where a folder took its place)."""
+    if (index_dir / CURRENT).is_dir():
+        (index_dir / CURRENT).rmdir()
     staging = index_dir / ".CURRENT.fault"
     staging.write_bytes(content)
     staging.replace(index_dir / CURRENT)
@@ -63,12 +66,14 @@ def _rehash(folder: Path) -> None:
     _edit_manifest(folder, rehashed)
 
 
-def copy_version(index_dir: Path, name: str, damage: Damage | None = None) -> Path:
-    """The live version copied as ``name`` (its manifest renamed), ``damage`` applied, checksums
-    recomputed; CURRENT is not touched."""
+def copy_version(
+    index_dir: Path, name: str, damage: Damage | None = None, source: str | None = None
+) -> Path:
+    """Version ``source`` (default: the live one) copied as ``name`` (its manifest renamed),
+    ``damage`` applied, checksums recomputed; CURRENT is not touched."""
     versions = index_dir / VERSIONS
     folder = versions / name
-    shutil.copytree(versions / live_version(index_dir), folder)
+    shutil.copytree(versions / (source or live_version(index_dir)), folder)
     _edit_manifest(folder, lambda manifest: {**manifest, "version": name})
     if damage is not None:
         damage(folder)
@@ -159,6 +164,14 @@ VERSION_DAMAGE: dict[str, tuple[Damage, str]] = {
     "manifest-path-escapes": (_manifest_lists_a_file_outside, "outside its version folder"),
     "manifest-path-absolute": (_manifest_lists_an_absolute_path, "outside its version folder"),
 }
+
+
+def make_current_a_folder(index_dir: Path) -> None:
+    """CURRENT that cannot be opened as a file: reading it fails with an OSError, as under
+    EMFILE or EACCES."""
+    (index_dir / CURRENT).unlink()
+    (index_dir / CURRENT).mkdir()
+
 
 #: CURRENT files that cannot name a version, by the reason the reader must give.
 CURRENT_DAMAGE: dict[str, tuple[bytes, str]] = {
