@@ -44,6 +44,7 @@ from thoughtbank.index.faiss_backend import (
     IndexSpec,
     import_faiss,
     search_parameters,
+    stored_ids,
 )
 from thoughtbank.index.task_classifier import (
     CLASSIFIER_ARRAYS_FILE,
@@ -539,6 +540,11 @@ def _check_agreement(
             )
     if len({t.id for t in ordered}) != len(ordered):
         raise IndexArtifactError(f"{folder}: duplicate template ids in {TEMPLATES_FILE}")
+    int_ids = np.array([template_int_id(t.id) for t in ordered], dtype=np.int64)
+    if not np.array_equal(np.sort(stored_ids(faiss_index)), np.sort(int_ids)):
+        raise IndexArtifactError(
+            f"{folder}: the ids in {INDEX_FILE} are not those of the templates in {TEMPLATES_FILE}"
+        )
 
 
 def load_index(index_dir: Path, version: str | None = None) -> LoadedIndex:

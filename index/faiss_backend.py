@@ -107,6 +107,20 @@ def new_index(spec: IndexSpec, dimension: int) -> Any:
     return index
 
 
+def stored_ids(index: Any) -> np.ndarray:
+    """The 64-bit ids ``index`` holds, in no particular order (an ``IndexIDMap2``'s map, or
+    the inverted lists of an IVF index)."""
+    faiss = import_faiss()
+    if hasattr(index, "id_map"):
+        return np.asarray(faiss.vector_to_array(index.id_map), dtype=np.int64)
+    lists = faiss.extract_index_ivf(index).invlists
+    sizes = [lists.list_size(i) for i in range(lists.nlist)]
+    return np.concatenate(
+        [np.empty(0, np.int64)]
+        + [faiss.rev_swig_ptr(lists.get_ids(i), n).copy() for i, n in enumerate(sizes) if n]
+    )
+
+
 def gpu_available() -> bool:
     """Whether this FAISS build has GPU support and sees a GPU (faiss-gpu imports without one)."""
     faiss = import_faiss()

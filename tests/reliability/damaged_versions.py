@@ -51,19 +51,19 @@ def _edit_manifest(folder: Path, edit: Callable[[dict[str, object]], object]) ->
     (folder / MANIFEST).write_text(json.dumps(edit(manifest)))
 
 
-def _rehash(folder: Path) -> None:
-    """Recompute the manifest's checksums of the files it lists that still exist."""
-
-    def rehashed(manifest: dict[str, object]) -> dict[str, object]:
-        files = manifest["files"]
-        assert isinstance(files, dict)
+def rehash(folder: Path) -> None:
+    """Recompute the manifest's checksums of the files it lists that exist (where the manifest
+    still is an object with a ``files`` object)."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except ValueError:
+        return
+    if isinstance(manifest, dict) and isinstance(manifest.get("files"), dict):
         manifest["files"] = {
             name: _sha256(folder / name) if (folder / name).is_file() else digest
-            for name, digest in files.items()
+            for name, digest in manifest["files"].items()
         }
-        return manifest
-
-    _edit_manifest(folder, rehashed)
+        (folder / MANIFEST).write_text(json.dumps(manifest))
 
 
 def copy_version(
@@ -77,8 +77,7 @@ def copy_version(
     _edit_manifest(folder, lambda manifest: {**manifest, "version": name})
     if damage is not None:
         damage(folder)
-        if (folder / MANIFEST).read_text().lstrip().startswith("{"):
-            _rehash(folder)
+        rehash(folder)
     return folder
 
 
