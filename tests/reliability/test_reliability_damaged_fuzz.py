@@ -20,6 +20,8 @@ from thoughtbank.index import EmbedderMismatchError, IndexDamagedError, load_ind
 from thoughtbank.retriever.serving.engine import RetrievalEngine
 from thoughtbank.retriever.types import RetrievalQuery
 
+pytestmark = pytest.mark.slow
+
 Edit = Callable[[Path], None]
 
 JSON_VALUES = st.recursive(
