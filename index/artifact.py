@@ -399,11 +399,8 @@ def _listed_file(folder: Path, name: str) -> Path:
     """``folder / name`` for a file the manifest lists; a path that leads out of the folder
     (absolute, ``..``, a link elsewhere) is refused before anything is read or hashed."""
     path = folder / name
-    if (
-        Path(name).name != name
-        or name in ("", ".", "..")
-        or path.resolve().parent != (folder.resolve())
-    ):
+    plain_name = Path(name).name == name and name not in ("", ".", "..")
+    if not plain_name or path.resolve().parent != folder.resolve():
         raise IndexArtifactError(
             f"{folder / MANIFEST_FILE}: file {_short(repr(name))} is outside its version folder"
         )
@@ -519,9 +516,11 @@ def _check_agreement(
     manifest: IndexManifest,
     faiss_index: Any,
     ordered: Sequence[ThoughtTemplate],
+    int_ids: Sequence[int],
     embeddings: np.ndarray,
 ) -> None:
-    """The files must agree with the manifest and each other, even if it was edited by hand."""
+    """The files must agree with the manifest and each other, even if it was edited by hand
+    (``int_ids``: the templates' FAISS ids, in order)."""
     counts = {
         "templates": len(ordered),
         "embeddings": len(embeddings),
@@ -540,8 +539,8 @@ def _check_agreement(
             )
     if len({t.id for t in ordered}) != len(ordered):
         raise IndexArtifactError(f"{folder}: duplicate template ids in {TEMPLATES_FILE}")
-    int_ids = np.array([template_int_id(t.id) for t in ordered], dtype=np.int64)
-    if not np.array_equal(np.sort(stored_ids(faiss_index)), np.sort(int_ids)):
+    expected_ids = np.sort(np.array(int_ids, dtype=np.int64))
+    if not np.array_equal(np.sort(stored_ids(faiss_index)), expected_ids):
         raise IndexArtifactError(
             f"{folder}: the ids in {INDEX_FILE} are not those of the templates in {TEMPLATES_FILE}"
         )
@@ -553,9 +552,9 @@ def load_index(index_dir: Path, version: str | None = None) -> LoadedIndex:
     folder = version_dir(index_dir, version or current_version(index_dir))
     manifest = verify_version(folder)
     faiss_index, ordered, embeddings = _read_version_files(folder)
+    int_ids = [template_int_id(t.id) for t in ordered]
     with _reading(folder):
-        _check_agreement(folder, manifest, faiss_index, ordered, embeddings)
-        int_ids = [template_int_id(t.id) for t in ordered]
+        _check_agreement(folder, manifest, faiss_index, ordered, int_ids, embeddings)
     return LoadedIndex(
         manifest=manifest,
         faiss_index=faiss_index,
