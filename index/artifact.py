@@ -632,40 +632,45 @@ class PruneResult:
 def prune(index_dir: Path, keep: int) -> PruneResult:
     """Delete all but the ``keep`` newest versions and staging leftovers.
 
-    Never deletes the version CURRENT names nor the newest intact one: a server keeps serving
-    its previous version when CURRENT names a damaged one, and that must survive. Every kept
-    version is loaded in full, and the damaged ones are reported.
+    Never deletes the version CURRENT names nor the last intact one. When CURRENT names no
+    intact version, a server still serves the one named before, most likely the newest intact
+    version older than CURRENT's: that one is kept too. Every kept version is loaded in full,
+    and the damaged ones are reported.
     """
     if keep < 1:
         raise ValueError(f"keep must be >= 1, got {keep}")
     index_dir = Path(index_dir)
     with index_lock(index_dir):
-        damaged: dict[str, str] = {}
+        damage: dict[str, IndexDamagedError | None] = {}
         try:
             live = current_version(index_dir)
         except IndexDamagedError as exc:
-            live, damaged[CURRENT_FILE] = "", str(exc)
+            live, damage[CURRENT_FILE] = "", exc
         versions = list_versions(index_dir)
         kept = [v for v in versions if v in versions[-keep:] or v == live]
-        damaged.update(_damage_by_version(index_dir, kept))
-        if all(v in damaged for v in kept):
-            kept += _newest_intact(index_dir, [v for v in versions if v not in kept])
+        damage.update({v: damage_of(index_dir, v) for v in kept})
+        if live not in versions or damage[live] is not None:
+            older = versions[: versions.index(live)] if live in versions else versions
+            kept += _newest_intact(index_dir, older, damage)
+        if all(damage[v] is not None for v in kept):
+            kept += _newest_intact(index_dir, versions, damage)
         doomed = [v for v in versions if v not in kept]
         for name in doomed:
             shutil.rmtree(version_dir(index_dir, name))
         for staging in (index_dir / VERSIONS_DIR).glob(STAGING_PREFIX + "*"):
             shutil.rmtree(staging)
-    return PruneResult(doomed, damaged)
+    reported = {name: str(error) for name, error in damage.items() if error and name not in doomed}
+    return PruneResult(doomed, reported)
 
 
-def _damage_by_version(index_dir: Path, versions: Sequence[str]) -> dict[str, str]:
-    found = {version: damage_of(index_dir, version) for version in versions}
-    return {version: str(error) for version, error in found.items() if error is not None}
-
-
-def _newest_intact(index_dir: Path, versions: Sequence[str]) -> list[str]:
-    """The newest of ``versions`` that loads, as a list of one (empty when none does)."""
+def _newest_intact(
+    index_dir: Path, versions: Sequence[str], damage: dict[str, IndexDamagedError | None]
+) -> list[str]:
+    """The newest of ``versions`` that loads, as a list of one (empty when none does);
+    ``damage`` caches what each check found."""
     for version in reversed(versions):
-        if damage_of(index_dir, version) is None:
+        if version not in damage:
+            damage[version] = damage_of(index_dir, version)
+        if damage[version] is None:
             return [version]
     return []

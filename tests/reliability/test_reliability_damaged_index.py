@@ -120,6 +120,32 @@ def test_prune_never_removes_the_last_intact_version(
     assert list_versions(index_dir) == [intact, DAMAGED_NAME]
 
 
+def test_prune_keeps_what_a_server_serves_while_current_names_a_damaged_version(
+    index_dir: Path,
+) -> None:
+    """A served, then B (damaged) named in CURRENT: the server still serves A, not the newer C."""
+    served = live_version(index_dir)
+    damage, _ = VERSION_DAMAGE["npz-truncated"]
+    copy_version(index_dir, "99990101T000000000000Z-b-damaged", damage)
+    point_current_at(index_dir, "99990101T000000000000Z-b-damaged")
+    copy_version(index_dir, "99990101T000000000000Z-c-intact", source=served)
+    result = prune(index_dir, keep=1)
+    assert result.removed == [] and list(result.damaged) == ["99990101T000000000000Z-b-damaged"]
+
+
+def test_prune_keeps_an_intact_version_when_every_one_it_would_keep_is_damaged(
+    index_dir: Path,
+) -> None:
+    intact = live_version(index_dir)
+    damage, _ = VERSION_DAMAGE["template-sources-a-string"]
+    copy_version(index_dir, "00000101T000000000000Z-damaged-live", damage)
+    copy_version(index_dir, "99990101T000000000000Z-damaged-newest", damage, source=intact)
+    point_current_at(index_dir, "00000101T000000000000Z-damaged-live")
+    result = prune(index_dir, keep=1)
+    assert result.removed == [] and intact in list_versions(index_dir)
+    assert sorted(result.damaged) == sorted(set(list_versions(index_dir)) - {intact})
+
+
 def test_prune_removes_damaged_versions_it_does_not_keep(index_dir: Path) -> None:
     intact = live_version(index_dir)
     damage, _ = VERSION_DAMAGE["manifest-is-a-list"]
