@@ -186,7 +186,10 @@ def _check_field_types(record: type, data: dict[str, Any]) -> None:
 
 
 def _short(text: str) -> str:
-    return text if len(text) <= MAX_REASON_CHARS else text[:MAX_REASON_CHARS] + "..."
+    """``text`` cut to ``MAX_REASON_CHARS``, control characters escaped: reasons quote hostile
+    files and are printed to terminals."""
+    cut = text if len(text) <= MAX_REASON_CHARS else text[:MAX_REASON_CHARS] + "..."
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in cut)
 
 
 def template_int_id(template_id: str) -> int:
@@ -286,7 +289,7 @@ def list_versions(index_dir: Path) -> list[str]:
     root = Path(index_dir) / VERSIONS_DIR
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and _is_version_name(p.name))
 
 
 def new_version_name(template_ids: Sequence[str]) -> str:
