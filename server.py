@@ -46,7 +46,7 @@ from thoughtbank.retriever.serving.engine import RetrievalEngine, all_or_first_e
 from thoughtbank.retriever.serving.micro_batcher import MicroBatcher
 from thoughtbank.retriever.serving.observability import ServerMetrics, configure_logging
 from thoughtbank.retriever.serving.process import LISTENING_PREFIX, METRICS_MARK, READY_PREFIX
-from thoughtbank.retriever.serving.reload import LiveEngine, refuse_damaged_index
+from thoughtbank.retriever.serving.reload import LiveEngine, load_index_to_start
 from thoughtbank.retriever.types import RetrievalQuery, RetrievalResult
 
 log = logging.getLogger("thoughtbank.server")
@@ -345,15 +345,15 @@ async def serve(
 ) -> None:
     """Bind, load the index, serve, and run until SIGINT/SIGTERM; then drain within grace.
 
-    A damaged index (CURRENT, or the version it names) is refused before binding, with
-    ``IndexDamagedError`` saying what and why.
+    The live version is loaded before binding, so that a damaged index (CURRENT, or the
+    version it names) is refused with ``IndexDamagedError`` saying what and why.
 
     ``on_listening(port, metrics_port)`` runs once bound (health NOT_SERVING, RPCs UNAVAILABLE
     until an index loads); ``on_serving(port)`` once the first index version is live.
     """
     if config.index_dir is None or not config.index_dir.is_dir():
         raise FileNotFoundError(f"index directory {config.index_dir} does not exist")
-    await asyncio.to_thread(refuse_damaged_index, config.index_dir)
+    first_index = await asyncio.to_thread(load_index_to_start, config.index_dir)
     metrics = ServerMetrics()
     metrics_port = (
         metrics.serve_http(config.host, config.metrics_port)
@@ -379,6 +379,7 @@ async def serve(
         _engine_settings(config),
         on_swap,
         on_failure=lambda _version, _exc: metrics.reloads.labels("failed").inc(),
+        first_index=first_index,
     )
     guard = RpcGuard(metrics, _read_token(config.auth_token_file), config.max_concurrent_rpcs)
     servicer = ThoughtTemplateServicer(live, guard, config, metrics.batch_size.observe)

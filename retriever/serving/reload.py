@@ -21,22 +21,30 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from thoughtbank.index import IndexArtifactError, IndexDamagedError, current_version, load_index
+from thoughtbank.index import (
+    Embedder,
+    IndexArtifactError,
+    IndexDamagedError,
+    LoadedIndex,
+    current_version,
+    load_index,
+)
 from thoughtbank.index.artifact import CURRENT_FILE
 from thoughtbank.retriever.serving.engine import RetrievalEngine
 
 log = logging.getLogger("thoughtbank.server.reload")
 
 
-def refuse_damaged_index(index_dir: Path) -> None:
-    """Raise ``IndexDamagedError`` if CURRENT or the version it names is damaged, so that a
-    server does not start on it; an index with no CURRENT yet is fine (it waits for one)."""
+def load_index_to_start(index_dir: Path) -> LoadedIndex | None:
+    """The live version, loaded, for a server to start on; None while there is no CURRENT yet
+    (the server waits for one). ``IndexDamagedError`` if CURRENT or its version is damaged:
+    a server does not start on that."""
     try:
-        load_index(index_dir)
+        return load_index(index_dir)
     except IndexDamagedError:
         raise
     except IndexArtifactError:
-        return
+        return None
 
 
 def _reason(exc: BaseException) -> str:
@@ -52,8 +60,11 @@ class LiveEngine:
         settings: dict[str, Any],
         on_swap: Callable[[RetrievalEngine], Awaitable[None]],
         on_failure: Callable[[str, Exception], None],
+        first_index: LoadedIndex | None = None,
     ) -> None:
+        """``first_index``: the version checked at start-up, used while CURRENT names it."""
         self.index_dir = Path(index_dir)
+        self._first_index = first_index
         self.engine: RetrievalEngine | None = None
         self._settings = settings
         self._on_swap = on_swap
@@ -88,9 +99,16 @@ class LiveEngine:
         )
         self._on_failure(subject, exc)
 
+    def _open(self, version: str) -> RetrievalEngine:
+        """The first engine, on the index loaded at start-up unless CURRENT moved on since."""
+        index, self._first_index = self._first_index, None
+        if index is None or index.version != version:
+            index = load_index(self.index_dir, version)
+        return RetrievalEngine(index, Embedder(index.manifest.embedder), **self._settings)
+
     def _load(self, version: str) -> RetrievalEngine:
         if self.engine is None:
-            engine = RetrievalEngine.open(self.index_dir, version=version, **self._settings)
+            engine = self._open(version)
         else:
             engine = self.engine.reloaded(self.index_dir, version)
         engine.warm_up()
