@@ -3,14 +3,20 @@
 Each damage is made live in the served index in turn. The server must refuse it, count one
 failed reload (once per change, however many polls see it), keep serving the previous version,
 and still pick up the intact version named next. A server started on a damaged index refuses
-to start with one line saying DAMAGED and why, before it listens.
+to start with one line saying DAMAGED and why, before it listens. EMFILE while reading CURRENT
+is produced for real in this process, against the watcher's own ``LiveEngine``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import os
+import resource
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from itertools import count
 from pathlib import Path
 
@@ -27,7 +33,9 @@ from damaged_versions import (
 from reliability_support import SERVING, health_status, metric_value, run_cli, wait_for
 
 from thoughtbank.retriever import ThoughtbankClient
+from thoughtbank.retriever.serving.engine import RetrievalEngine
 from thoughtbank.retriever.serving.process import LISTENING_PREFIX, ServerProcess
+from thoughtbank.retriever.serving.reload import LiveEngine
 
 pytestmark = pytest.mark.slow
 
@@ -119,3 +127,46 @@ def test_serve_on_a_damaged_index_refuses_to_start_with_one_line(
     assert LISTENING_PREFIX not in finished.stdout
     assert finished.stderr.startswith("thoughtbank: error: DAMAGED ")
     assert len(finished.stderr.strip().splitlines()) == 1, finished.stderr
+
+
+@contextmanager
+def descriptors_exhausted() -> Iterator[None]:
+    """Every file descriptor this process may open is taken (EMFILE), until the block ends."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 512), hard))
+    held: list[int] = []
+    try:
+        with pytest.raises(OSError) as exhausted:
+            while True:
+                held.append(os.open(os.devnull, os.O_RDONLY))
+        assert exhausted.value.errno == errno.EMFILE
+        yield
+    finally:
+        for descriptor in held:
+            os.close(descriptor)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_emfile_while_reading_current_is_counted_once_and_the_watcher_carries_on(
+    demo_index: Path, tmp_path: Path
+) -> None:
+    index_dir = tmp_path / "index"
+    shutil.copytree(demo_index, index_dir)
+    failures: list[tuple[str, Exception]] = []
+    swapped: list[str] = []
+
+    async def on_swap(engine: RetrievalEngine) -> None:
+        swapped.append(engine.version)
+
+    live = LiveEngine(index_dir, {}, on_swap, lambda subject, exc: failures.append((subject, exc)))
+    loop = asyncio.new_event_loop()  # before the descriptors run out: a loop needs some
+    try:
+        with descriptors_exhausted():
+            for _ in range(3):
+                assert not loop.run_until_complete(live.refresh())
+        assert [subject for subject, _ in failures] == ["CURRENT"]
+        assert isinstance(failures[0][1], OSError) and failures[0][1].errno == errno.EMFILE
+        assert loop.run_until_complete(live.refresh())
+    finally:
+        loop.close()
+    assert swapped == [live_version(index_dir)] and len(failures) == 1
