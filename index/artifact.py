@@ -44,6 +44,7 @@ from thoughtbank.index.faiss_backend import (
     IndexSpec,
     import_faiss,
     search_parameters,
+    spec_problem,
     stored_ids,
 )
 from thoughtbank.index.task_classifier import (
@@ -542,6 +543,9 @@ def _check_agreement(
             )
     if len({t.id for t in ordered}) != len(ordered):
         raise IndexArtifactError(f"{folder}: duplicate template ids in {TEMPLATES_FILE}")
+    problem = spec_problem(manifest.spec)
+    if problem is not None:
+        raise IndexArtifactError(f"{folder / MANIFEST_FILE}: {_short(problem)}")
     expected_ids = np.sort(np.array(int_ids, dtype=np.int64))
     if not np.array_equal(np.sort(stored_ids(faiss_index)), expected_ids):
         raise IndexArtifactError(

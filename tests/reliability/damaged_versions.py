@@ -127,6 +127,11 @@ def _manifest_names_another_version(folder: Path) -> None:
     _edit_manifest(folder, lambda manifest: {**manifest, "version": "19700101T000000Z-other"})
 
 
+def _manifest_hnsw_without_its_parameters(folder: Path) -> None:
+    """A type whose search needs parameters the manifest lacks: every search would fail."""
+    _edit_manifest(folder, lambda manifest: {**manifest, "index_type": "hnsw", "index_params": {}})
+
+
 def _manifest_lists_a_file_outside(folder: Path) -> None:
     outside = folder.parent.parent / CURRENT
 
@@ -160,6 +165,7 @@ VERSION_DAMAGE: dict[str, tuple[Damage, str]] = {
     "embeddings-empty": (_empty("embeddings.npy"), "embeddings.npy"),
     "template-sources-a-string": (_template_sources_a_string, "templates.jsonl"),
     "manifest-names-another-version": (_manifest_names_another_version, "manifest.json"),
+    "manifest-hnsw-without-params": (_manifest_hnsw_without_its_parameters, "index_params"),
     "manifest-path-escapes": (_manifest_lists_a_file_outside, "outside its version folder"),
     "manifest-path-absolute": (_manifest_lists_an_absolute_path, "outside its version folder"),
 }
