@@ -28,6 +28,8 @@ class SourceResponse:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SourceResponse:
         """Tolerant of keys added by later versions: unknown keys are ignored."""
+        if not isinstance(data, dict):
+            raise TypeError(f"a source response must be an object, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

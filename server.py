@@ -49,7 +49,7 @@ from thoughtbank.retriever.serving.micro_batcher import MicroBatcher
 from thoughtbank.retriever.serving.observability import ServerMetrics, configure_logging
 from thoughtbank.retriever.serving.outbound import OutboundBudget, Reservation
 from thoughtbank.retriever.serving.process import LISTENING_PREFIX, METRICS_MARK, READY_PREFIX
-from thoughtbank.retriever.serving.reload import LiveEngine
+from thoughtbank.retriever.serving.reload import LiveEngine, load_index_to_start
 from thoughtbank.retriever.types import MAX_K, RetrievalQuery, RetrievalResult
 
 log = logging.getLogger("thoughtbank.server")
@@ -424,11 +424,15 @@ async def serve(
 ) -> None:
     """Bind, load the index, serve, and run until SIGINT/SIGTERM; then drain within grace.
 
+    The live version is loaded before binding, so that a damaged index (CURRENT, or the
+    version it names) is refused with ``IndexDamagedError`` saying what and why.
+
     ``on_listening(port, metrics_port)`` runs once bound (health NOT_SERVING, RPCs UNAVAILABLE
     until an index loads); ``on_serving(port)`` once the first index version is live.
     """
     if config.index_dir is None or not config.index_dir.is_dir():
         raise FileNotFoundError(f"index directory {config.index_dir} does not exist")
+    first_index = await asyncio.to_thread(load_index_to_start, config.index_dir)
     metrics = ServerMetrics()
     metrics_port = (
         metrics.serve_http(config.host, config.metrics_port)
@@ -454,6 +458,7 @@ async def serve(
         _engine_settings(config),
         on_swap,
         on_failure=lambda _version, _exc: metrics.reloads.labels("failed").inc(),
+        first_index=first_index,
     )
     outbound = OutboundBudget(
         config.max_unsent_bytes_per_connection, config.max_unsent_bytes, metrics.unsent_bytes.set

@@ -14,6 +14,11 @@ by CURRENT, so a crash at any point leaves the previous version live. Versions s
 each is written in full, so damage to one version can never change what another verifies as.
 Loading verifies every checksum and the files' agreement with the manifest before anything is
 served.
+
+Everything read from a version folder or CURRENT is treated as hostile: whoever can write a log
+can shape templates, and whoever can write the folder can make bad files hash right. So every
+failure to read or parse a version, whatever raised it, becomes one ``IndexDamagedError`` naming
+the file and the reason, and the manifest may only name files inside its own folder.
 """
 
 from __future__ import annotations
@@ -21,14 +26,15 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import math
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin, get_type_hints
 
 import numpy as np
 
@@ -38,6 +44,8 @@ from thoughtbank.index.faiss_backend import (
     IndexSpec,
     import_faiss,
     search_parameters,
+    spec_problem,
+    stored_ids,
 )
 from thoughtbank.index.task_classifier import (
     CLASSIFIER_ARRAYS_FILE,
@@ -60,10 +68,26 @@ EMBEDDINGS_FILE = "embeddings.npy"
 MANIFEST_FILE = "manifest.json"
 # Every version has these; the manifest may list more files, and all it lists are verified.
 DATA_FILES = (INDEX_FILE, TEMPLATES_FILE, EMBEDDINGS_FILE)
+# A version name is about 31 characters: a longer CURRENT names none, and is not read whole.
+MAX_CURRENT_BYTES = 256
+# A manifest is a few tens of KiB (the probe embeddings are most of it).
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+# Reasons quote what was read; hostile files must not make them megabytes long.
+MAX_REASON_CHARS = 300
 
 
 class IndexArtifactError(RuntimeError):
     """The index artifact is missing, damaged or incompatible; the message says which."""
+
+
+class IndexDamagedError(IndexArtifactError):
+    """A version (or CURRENT) that cannot be read or trusted: ``subject`` names it, ``reason``
+    says why and in which file. Every kind of damage raises this one type."""
+
+    def __init__(self, subject: str, reason: str) -> None:
+        super().__init__(f"DAMAGED {subject}: {reason}")
+        self.subject = subject
+        self.reason = reason
 
 
 class EmbedderMismatchError(IndexArtifactError):
@@ -120,15 +144,53 @@ class IndexManifest:
     @classmethod
     def from_json(cls, text: str) -> IndexManifest:
         data = json.loads(text)
+        if not isinstance(data, dict):
+            raise IndexArtifactError(f"manifest is a JSON {type(data).__name__}, not an object")
         if data.get("format_version") != FORMAT_VERSION:
             raise IndexArtifactError(
                 f"unsupported index format version {data.get('format_version')!r} "
                 f"(this thoughtbank reads {FORMAT_VERSION}): rebuild with `thoughtbank index build`"
             )
+        _check_field_types(cls, data)
         data["sources"] = tuple(SourceFile(**s) for s in data.get("sources", ()))
         if data.get("task_routing") is not None:
             data["task_routing"] = RoutingQuality.from_dict(data["task_routing"])
         return cls(**data)
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    """Whether JSON ``value`` is of the field type ``hint`` (str, int, float, dict, list)."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is dict:
+        return isinstance(value, dict) and all(
+            _conforms(k, args[0]) and _conforms(v, args[1]) for k, v in value.items()
+        )
+    if origin is list:
+        return isinstance(value, list) and all(_conforms(v, args[0]) for v in value)
+    if hint is str:
+        return isinstance(value, str)
+    if hint in (int, float):
+        number = (int,) if hint is int else (int, float)
+        return isinstance(value, number) and not isinstance(value, bool) and math.isfinite(value)
+    return True  # records (sources, task_routing) check their fields as they are built
+
+
+def _check_field_types(record: type, data: dict[str, Any]) -> None:
+    """Refuse a field of the wrong type now, not when a request first uses it."""
+    hints = get_type_hints(record)
+    for known in fields(record):
+        if known.name in data and not _conforms(data[known.name], hints[known.name]):
+            raise IndexArtifactError(
+                f"manifest field {known.name!r} is not of type {known.type}: "
+                f"{_short(repr(data[known.name]))}"
+            )
+
+
+def _short(text: str) -> str:
+    """``text`` cut to ``MAX_REASON_CHARS``, control characters escaped: reasons quote hostile
+    files and are printed to terminals."""
+    cut = text if len(text) <= MAX_REASON_CHARS else text[:MAX_REASON_CHARS] + "..."
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in cut)
 
 
 def template_int_id(template_id: str) -> int:
@@ -182,16 +244,44 @@ def set_current(index_dir: Path, version: str) -> None:
 
 
 def current_version(index_dir: Path) -> str:
+    """The version CURRENT names; a CURRENT that names none is ``IndexDamagedError``.
+
+    Reads at most ``MAX_CURRENT_BYTES`` + 1 bytes, so a huge CURRENT costs nothing.
+    """
     path = Path(index_dir) / CURRENT_FILE
-    if not path.exists():
-        raise IndexArtifactError(f"{index_dir} is not a thoughtbank index (no {CURRENT_FILE} file)")
-    return path.read_text().strip()
+    try:
+        with path.open("rb") as handle:
+            content = handle.read(MAX_CURRENT_BYTES + 1)
+    except FileNotFoundError:
+        raise IndexArtifactError(
+            f"{index_dir} is not a thoughtbank index (no {CURRENT_FILE} file)"
+        ) from None
+    if len(content) > MAX_CURRENT_BYTES:
+        raise IndexDamagedError(
+            CURRENT_FILE, f"{path}: over {MAX_CURRENT_BYTES} bytes, longer than any version name"
+        )
+    try:
+        name = content.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise IndexDamagedError(
+            CURRENT_FILE, f"{path}: not UTF-8 (byte {exc.start} of {len(content)})"
+        ) from None
+    if not name:
+        raise IndexDamagedError(CURRENT_FILE, f"{path}: empty, it names no version")
+    if not _is_version_name(name):
+        raise IndexDamagedError(CURRENT_FILE, f"{path}: {name!r} is not a version name")
+    return name
+
+
+def _is_version_name(name: str) -> bool:
+    """A plain, printable folder name (no path, not hidden like the staging folders)."""
+    return bool(name) and name.isprintable() and Path(name).name == name and name[0] != "."
 
 
 def version_dir(index_dir: Path, version: str) -> Path:
     """The folder of ``version``; a name that is not a plain folder name is refused."""
-    if not version or Path(version).name != version or version.startswith("."):
-        raise IndexArtifactError(f"not a version name: {version!r}")
+    if not _is_version_name(version):
+        raise IndexArtifactError(f"not a version name: {_short(repr(version))}")
     return Path(index_dir) / VERSIONS_DIR / version
 
 
@@ -200,7 +290,7 @@ def list_versions(index_dir: Path) -> list[str]:
     root = Path(index_dir) / VERSIONS_DIR
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and _is_version_name(p.name))
 
 
 def new_version_name(template_ids: Sequence[str]) -> str:
@@ -267,32 +357,76 @@ def write_version(
     return manifest
 
 
-def read_manifest(folder: Path) -> IndexManifest:
-    """The manifest of a version folder, or ``IndexArtifactError`` saying what is wrong."""
-    path = folder / MANIFEST_FILE
-    if not path.exists():
-        raise IndexArtifactError(f"{folder}: missing {MANIFEST_FILE}")
+@contextmanager
+def _reading(folder: Path, name: str = "") -> Iterator[None]:
+    """Whatever goes wrong while reading file ``name`` of the version in ``folder`` (or the
+    folder itself) is ``IndexDamagedError`` naming the version, the file and the reason: no
+    parser lists every exception that hostile bytes can raise, so none is let through."""
     try:
-        return IndexManifest.from_json(path.read_text())
-    except (ValueError, TypeError, KeyError) as exc:
-        raise IndexArtifactError(f"{path}: unreadable manifest: {exc}") from exc
+        yield
+    except IndexDamagedError:
+        raise
+    except IndexArtifactError as exc:  # a check that already names the file
+        raise IndexDamagedError(folder.name, str(exc)) from exc
+    except Exception as exc:
+        reason = _short(f"{type(exc).__name__}: {exc}")
+        raise IndexDamagedError(folder.name, f"{folder / name}: unreadable: {reason}") from exc
+
+
+def _read_bounded(path: Path, limit: int) -> bytes:
+    with path.open("rb") as handle:
+        content = handle.read(limit + 1)
+    if len(content) > limit:
+        raise IndexArtifactError(f"{path}: over {limit} bytes")
+    return content
+
+
+def read_manifest(folder: Path) -> IndexManifest:
+    """The manifest of a version folder, or ``IndexDamagedError`` saying what is wrong."""
+    path = folder / MANIFEST_FILE
+    with _reading(folder, MANIFEST_FILE):
+        if not path.is_file():
+            raise IndexArtifactError(f"{folder}: missing {MANIFEST_FILE}")
+        try:
+            manifest = IndexManifest.from_json(_read_bounded(path, MAX_MANIFEST_BYTES).decode())
+        except (IndexArtifactError, ValueError, TypeError, KeyError) as exc:
+            raise IndexArtifactError(f"{path}: unreadable manifest: {_short(str(exc))}") from exc
+        if manifest.version != folder.name:  # else the server would reload it on every poll
+            raise IndexArtifactError(
+                f"{path}: names version {_short(repr(manifest.version))}, "
+                f"its folder is {folder.name!r}"
+            )
+    return manifest
+
+
+def _listed_file(folder: Path, name: str) -> Path:
+    """``folder / name`` for a file the manifest lists; a path that leads out of the folder
+    (absolute, ``..``, a link elsewhere) is refused before anything is read or hashed."""
+    path = folder / name
+    plain_name = Path(name).name == name and name not in ("", ".", "..")
+    if not plain_name or path.resolve().parent != folder.resolve():
+        raise IndexArtifactError(
+            f"{folder / MANIFEST_FILE}: file {_short(repr(name))} is outside its version folder"
+        )
+    return path
 
 
 def verify_version(folder: Path) -> IndexManifest:
-    """Check the manifest and every file's checksum; raise ``IndexArtifactError`` on damage."""
+    """Check the manifest and every file's checksum; raise ``IndexDamagedError`` on damage."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise IndexArtifactError(f"{folder}: no such index version")
-    manifest = read_manifest(folder)
-    unlisted = set(DATA_FILES) - set(manifest.files)
-    if unlisted:
-        raise IndexArtifactError(f"{folder}: manifest has no checksum for {sorted(unlisted)}")
-    for name, expected in manifest.files.items():
-        path = folder / name
-        if not path.is_file():
-            raise IndexArtifactError(f"{path}: missing")
-        if sha256_file(path) != expected:
-            raise IndexArtifactError(f"{path}: checksum mismatch (file altered or truncated)")
+    with _reading(folder):
+        if not folder.is_dir():
+            raise IndexArtifactError(f"{folder}: no such index version")
+        manifest = read_manifest(folder)
+        unlisted = set(DATA_FILES) - set(manifest.files)
+        if unlisted:
+            raise IndexArtifactError(f"{folder}: manifest has no checksum for {sorted(unlisted)}")
+        for name, expected in manifest.files.items():
+            path = _listed_file(folder, name)
+            if not path.is_file():
+                raise IndexArtifactError(f"{path}: missing")
+            if sha256_file(path) != expected:
+                raise IndexArtifactError(f"{path}: checksum mismatch (file altered or truncated)")
     return manifest
 
 
@@ -364,12 +498,20 @@ class LoadedIndex:
 def _read_version_files(folder: Path) -> tuple[Any, list[ThoughtTemplate], np.ndarray]:
     """FAISS index, templates and embeddings of a verified folder; parse errors are damage."""
     faiss = import_faiss()
-    try:
+    with _reading(folder, INDEX_FILE):
         faiss_index = faiss.read_index(str(folder / INDEX_FILE))
+    with _reading(folder, TEMPLATES_FILE):
         ordered = list(read_templates(folder / TEMPLATES_FILE))
+    with _reading(folder, EMBEDDINGS_FILE):
         embeddings = np.load(folder / EMBEDDINGS_FILE, allow_pickle=False)
-    except (RuntimeError, ValueError, OSError) as exc:
-        raise IndexArtifactError(f"{folder}: unreadable index file: {exc}") from exc
+        if not isinstance(embeddings, np.ndarray) or embeddings.ndim != 2:
+            raise IndexArtifactError(
+                f"{folder / EMBEDDINGS_FILE}: not a 2-d array (shape {np.shape(embeddings)})"
+            )
+        if embeddings.dtype != np.float32:
+            raise IndexArtifactError(
+                f"{folder / EMBEDDINGS_FILE}: {embeddings.dtype} values, not float32"
+            )
     return faiss_index, ordered, embeddings
 
 
@@ -378,37 +520,48 @@ def _check_agreement(
     manifest: IndexManifest,
     faiss_index: Any,
     ordered: Sequence[ThoughtTemplate],
+    int_ids: Sequence[int],
     embeddings: np.ndarray,
 ) -> None:
-    """The files must agree with the manifest and each other, even if it was edited by hand."""
+    """The files must agree with the manifest and each other, even if it was edited by hand
+    (``int_ids``: the templates' FAISS ids, in order)."""
     counts = {
         "templates": len(ordered),
         "embeddings": len(embeddings),
         "FAISS index": faiss_index.ntotal,
     }
-    dimensions = {"embeddings": embeddings.shape[-1], "FAISS index": faiss_index.d}
+    dimensions = {"embeddings": embeddings.shape[1], "FAISS index": faiss_index.d}
     for what, count in counts.items():
         if count != manifest.count:
             raise IndexArtifactError(
                 f"{folder}: {what} holds {count} entries, manifest says {manifest.count}"
             )
     for what, dimension in dimensions.items():
-        if embeddings.ndim != 2 or dimension != manifest.dimension:
+        if dimension != manifest.dimension:
             raise IndexArtifactError(
                 f"{folder}: {what} has dimension {dimension}, manifest says {manifest.dimension}"
             )
     if len({t.id for t in ordered}) != len(ordered):
         raise IndexArtifactError(f"{folder}: duplicate template ids in {TEMPLATES_FILE}")
+    problem = spec_problem(manifest.spec)
+    if problem is not None:
+        raise IndexArtifactError(f"{folder / MANIFEST_FILE}: {_short(problem)}")
+    expected_ids = np.sort(np.array(int_ids, dtype=np.int64))
+    if not np.array_equal(np.sort(stored_ids(faiss_index)), expected_ids):
+        raise IndexArtifactError(
+            f"{folder}: the ids in {INDEX_FILE} are not those of the templates in {TEMPLATES_FILE}"
+        )
 
 
 def load_index(index_dir: Path, version: str | None = None) -> LoadedIndex:
-    """Load and verify ``version`` (default: the live one); any damage is ``IndexArtifactError``."""
+    """Load and verify ``version`` (default: the live one); any damage is ``IndexDamagedError``."""
     index_dir = Path(index_dir)
     folder = version_dir(index_dir, version or current_version(index_dir))
     manifest = verify_version(folder)
     faiss_index, ordered, embeddings = _read_version_files(folder)
-    _check_agreement(folder, manifest, faiss_index, ordered, embeddings)
     int_ids = [template_int_id(t.id) for t in ordered]
+    with _reading(folder):
+        _check_agreement(folder, manifest, faiss_index, ordered, int_ids, embeddings)
     return LoadedIndex(
         manifest=manifest,
         faiss_index=faiss_index,
@@ -424,10 +577,26 @@ def _read_task_classifier(folder: Path, manifest: IndexManifest) -> TaskClassifi
     """The version's task classifier (verified by checksum), or None for versions without."""
     if CLASSIFIER_ARRAYS_FILE not in manifest.files:
         return None
+    with _reading(folder, CLASSIFIER_ARRAYS_FILE):
+        try:
+            classifier = TaskClassifier.load(folder)
+        except TaskClassifierError as exc:  # its message names the file
+            raise IndexArtifactError(str(exc)) from exc
+        if classifier.embedding_dimension != manifest.dimension:
+            raise IndexArtifactError(
+                f"{folder / CLASSIFIER_ARRAYS_FILE}: coefficients for embeddings of dimension "
+                f"{classifier.embedding_dimension}, manifest says {manifest.dimension}"
+            )
+    return classifier
+
+
+def damage_of(index_dir: Path, version: str) -> IndexDamagedError | None:
+    """Why ``version`` cannot be served, or None when it loads as the server would load it."""
     try:
-        return TaskClassifier.load(folder)
-    except TaskClassifierError as exc:
-        raise IndexArtifactError(str(exc)) from exc
+        load_index(index_dir, version)
+    except IndexDamagedError as exc:
+        return exc
+    return None
 
 
 def set_min_scores(index_dir: Path, version: str, min_scores: dict[str, float]) -> IndexManifest:
@@ -448,25 +617,67 @@ def set_min_scores(index_dir: Path, version: str, min_scores: dict[str, float]) 
 
 
 def rollback(index_dir: Path, version: str) -> IndexManifest:
-    """Make an existing, intact ``version`` live again."""
+    """Make an existing version live again once it loads in full (checksums alone miss
+    files that were rewritten to hash right)."""
     index_dir = Path(index_dir)
     with index_lock(index_dir):
-        manifest = verify_version(version_dir(index_dir, version))
+        if not version_dir(index_dir, version).is_dir():
+            raise IndexArtifactError(f"{index_dir}: no such index version {version!r}")
+        manifest = load_index(index_dir, version).manifest
         set_current(index_dir, version)
     return manifest
 
 
-def prune(index_dir: Path, keep: int) -> list[str]:
-    """Delete all but the ``keep`` newest versions (never the live one) and staging leftovers."""
+@dataclass(frozen=True)
+class PruneResult:
+    """The versions ``prune`` deleted, and why each damaged one it kept (or CURRENT) is damaged."""
+
+    removed: list[str]
+    damaged: dict[str, str]
+
+
+def prune(index_dir: Path, keep: int) -> PruneResult:
+    """Delete all but the ``keep`` newest versions and staging leftovers.
+
+    Never deletes the version CURRENT names nor the last intact one. When CURRENT names no
+    intact version, a server still serves the one named before, most likely the newest intact
+    version older than CURRENT's: that one is kept too. Every kept version is loaded in full,
+    and the damaged ones are reported.
+    """
     if keep < 1:
         raise ValueError(f"keep must be >= 1, got {keep}")
     index_dir = Path(index_dir)
     with index_lock(index_dir):
-        live = current_version(index_dir)
+        damage: dict[str, IndexDamagedError | None] = {}
+        try:
+            live = current_version(index_dir)
+        except IndexDamagedError as exc:
+            live, damage[CURRENT_FILE] = "", exc
         versions = list_versions(index_dir)
-        doomed = [v for v in versions[:-keep] if v != live]
+        kept = [v for v in versions if v in versions[-keep:] or v == live]
+        damage.update({v: damage_of(index_dir, v) for v in kept})
+        if live not in versions or damage[live] is not None:
+            older = versions[: versions.index(live)] if live in versions else versions
+            kept += _newest_intact(index_dir, older, damage)
+        if all(damage[v] is not None for v in kept):
+            kept += _newest_intact(index_dir, versions, damage)
+        doomed = [v for v in versions if v not in kept]
         for name in doomed:
             shutil.rmtree(version_dir(index_dir, name))
         for staging in (index_dir / VERSIONS_DIR).glob(STAGING_PREFIX + "*"):
             shutil.rmtree(staging)
-    return doomed
+    reported = {name: str(error) for name, error in damage.items() if error and name not in doomed}
+    return PruneResult(doomed, reported)
+
+
+def _newest_intact(
+    index_dir: Path, versions: Sequence[str], damage: dict[str, IndexDamagedError | None]
+) -> list[str]:
+    """The newest of ``versions`` that loads, as a list of one (empty when none does);
+    ``damage`` caches what each check found."""
+    for version in reversed(versions):
+        if version not in damage:
+            damage[version] = damage_of(index_dir, version)
+        if damage[version] is None:
+            return [version]
+    return []

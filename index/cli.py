@@ -106,23 +106,37 @@ def cmd_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def _live_version(index_dir: Path) -> str | None:
+    """The version CURRENT names, or None after printing why CURRENT names none."""
+    from thoughtbank.index import IndexDamagedError, current_version
+
+    try:
+        return current_version(index_dir)
+    except IndexDamagedError as exc:
+        print(exc)
+        return None
+
+
 def cmd_list(args: argparse.Namespace) -> int:
-    from thoughtbank.index import IndexArtifactError, current_version, list_versions
+    """Every version with its manifest's summary; exit 1 if CURRENT or a manifest is damaged."""
+    from thoughtbank.index import IndexDamagedError, list_versions
     from thoughtbank.index.artifact import read_manifest, version_dir
 
-    live = current_version(args.index)
+    live = _live_version(args.index)
+    damaged = live is None
     for version in list_versions(args.index):
         marker = "*" if version == live else " "
         try:
             manifest = read_manifest(version_dir(args.index, version))
-        except IndexArtifactError as exc:
-            print(f"{marker} {version}  unreadable: {exc}")
+        except IndexDamagedError as exc:
+            damaged = True
+            print(f"{marker} {exc}")
             continue
         print(
             f"{marker} {version}  {manifest.created_at}  {manifest.count:>9} templates  "
             f"{manifest.index_type:<4}  {manifest.embedder}"
         )
-    return 0
+    return 1 if damaged else 0
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
@@ -134,28 +148,32 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """Load each version as the server would; exit 1 if any is damaged."""
-    from thoughtbank.index import IndexArtifactError, current_version, list_versions, load_index
+    """Load each version as the server would; exit 1 if any (or CURRENT) is damaged."""
+    from thoughtbank.index import IndexDamagedError, list_versions, load_index
 
-    versions = list_versions(args.index) if args.all else [current_version(args.index)]
-    damaged = 0
+    live = _live_version(args.index)
+    damaged = live is None
+    versions = list_versions(args.index) if args.all else [live] if live else []
     for version in versions:
         try:
             loaded = load_index(args.index, version)
-        except IndexArtifactError as exc:
-            damaged += 1
-            print(f"DAMAGED {version}: {exc}")
+        except IndexDamagedError as exc:
+            damaged = True
+            print(exc)
             continue
         print(f"ok {version} ({loaded.manifest.count} templates)")
     return 1 if damaged else 0
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
+    """Delete old versions; exit 1 if a kept version (or CURRENT) is damaged."""
     from thoughtbank.index import prune
 
-    removed = prune(args.index, args.keep)
-    print(f"removed {len(removed)} version(s)" + "".join(f"\n  {v}" for v in removed))
-    return 0
+    result = prune(args.index, args.keep)
+    print(f"removed {len(result.removed)} version(s)" + "".join(f"\n  {v}" for v in result.removed))
+    for damage in result.damaged.values():
+        print(damage)
+    return 1 if result.damaged else 0
 
 
 def _add_build(commands: Commands) -> None:
@@ -216,7 +234,9 @@ def _add_maintenance(commands: Commands) -> None:
     verify.add_argument("--index", type=Path, required=True, help="index directory")
     verify.add_argument("--all", action="store_true", help="every version, not only the live one")
     verify.set_defaults(func=cmd_verify)
-    prune = commands.add_parser("prune", help="delete old versions (never the live one)")
+    prune = commands.add_parser(
+        "prune", help="delete old versions (never the live nor the newest intact one)"
+    )
     prune.add_argument("--keep", type=positive_int, required=True, help="newest versions kept")
     prune.add_argument("--index", type=Path, required=True, help="index directory")
     prune.set_defaults(func=cmd_prune)

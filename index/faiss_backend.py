@@ -20,7 +20,9 @@ from tqdm import tqdm
 
 log = logging.getLogger("thoughtbank.index")
 
-INDEX_TYPES = ("flat", "hnsw", "ivf")
+#: Per index type, the stored parameters ``search_parameters`` reads.
+SEARCH_PARAMS = {"flat": (), "hnsw": ("ef_search",), "ivf": ("nprobe",)}
+INDEX_TYPES = tuple(SEARCH_PARAMS)
 # Exact search stays about as fast as a query's embedding up to here; HNSW above.
 AUTO_FLAT_MAX = 50_000
 # FAISS's own efConstruction; search recall comes from ef_search (benchmarks.bench_index).
@@ -107,6 +109,20 @@ def new_index(spec: IndexSpec, dimension: int) -> Any:
     return index
 
 
+def stored_ids(index: Any) -> np.ndarray:
+    """The 64-bit ids ``index`` holds, in no particular order (an ``IndexIDMap2``'s map, or
+    the inverted lists of an IVF index)."""
+    faiss = import_faiss()
+    if hasattr(index, "id_map"):
+        return np.asarray(faiss.vector_to_array(index.id_map), dtype=np.int64)
+    lists = faiss.extract_index_ivf(index).invlists
+    sizes = [lists.list_size(i) for i in range(lists.nlist)]
+    return np.concatenate(
+        [np.empty(0, np.int64)]
+        + [faiss.rev_swig_ptr(lists.get_ids(i), n).copy() for i, n in enumerate(sizes) if n]
+    )
+
+
 def gpu_available() -> bool:
     """Whether this FAISS build has GPU support and sees a GPU (faiss-gpu imports without one)."""
     faiss = import_faiss()
@@ -170,6 +186,14 @@ class IdFilter:
 
     def __init__(self, ids: np.ndarray) -> None:
         self.selector = import_faiss().IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
+
+
+def spec_problem(spec: IndexSpec) -> str | None:
+    """Why an index described by ``spec`` cannot be searched, or None."""
+    if spec.index_type not in SEARCH_PARAMS:
+        return f"unknown index type {spec.index_type!r}"
+    missing = [name for name in SEARCH_PARAMS[spec.index_type] if name not in spec.params]
+    return f"{spec.index_type} index without {missing} in index_params" if missing else None
 
 
 def search_parameters(

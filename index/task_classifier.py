@@ -29,6 +29,8 @@ CLASSIFIER_META_FILE = "task_classifier.json"
 CLASSIFIER_FORMAT = 2
 # Format 1 stored one coefficient row for a two-task classifier and an uncalibrated scale.
 READABLE_FORMATS = (1, CLASSIFIER_FORMAT)
+# Columns per n-gram kind are 2**hash_bits: a stored value above this is not a classifier.
+MAX_HASH_BITS = 24
 _START, _END = "\x02", "\x03"
 _WORD_PATTERN = r"(?u)\b\w+\b|[^\w\s]"
 
@@ -132,7 +134,13 @@ class TaskClassifier:
         self.classes = tuple(classes)
         self.coef, self.intercept = _one_column_per_class(coef, intercept, len(self.classes))
         self._features = _feature_kinds(config)
+        _check_shapes(self.idf, self.coef, self._features)
         self._coef_blocks = _coefficient_blocks(self.coef, self._features, config)
+
+    @property
+    def embedding_dimension(self) -> int:
+        """Length of the query embeddings the coefficients expect."""
+        return int(self.coef.shape[1]) - sum(f.columns for f in self._features.values())
 
     @classmethod
     def fit(
@@ -226,14 +234,23 @@ class TaskClassifier:
             meta = json.loads((folder / CLASSIFIER_META_FILE).read_text())
         except (OSError, ValueError) as exc:
             raise TaskClassifierError(f"{folder}: unreadable task classifier: {exc}") from exc
+        if not isinstance(meta, dict):
+            raise TaskClassifierError(f"{folder / CLASSIFIER_META_FILE}: not a JSON object")
         if meta.get("format") not in READABLE_FORMATS:
-            raise TaskClassifierError(f"unsupported task classifier format {meta.get('format')!r}")
+            raise TaskClassifierError(
+                f"{folder / CLASSIFIER_META_FILE}: unsupported task classifier format "
+                f"{meta.get('format')!r}"
+            )
         try:
             stored: dict[str, Any] = {
                 key: tuple(value) if isinstance(value, list) else value
                 for key, value in meta["config"].items()
             }
             config = FeatureConfig(**stored)
+            if not isinstance(config.hash_bits, int) or not 1 <= config.hash_bits <= MAX_HASH_BITS:
+                raise TaskClassifierError(
+                    f"hash_bits {config.hash_bits!r} outside 1..{MAX_HASH_BITS}"
+                )
             with np.load(folder / CLASSIFIER_ARRAYS_FILE, allow_pickle=False) as arrays:
                 idf = {kind: arrays[f"idf_{kind}"] for kind in _feature_kinds(config)}
                 return cls(config, idf, arrays["coef"], arrays["intercept"], meta["classes"])
@@ -272,6 +289,19 @@ def _one_column_per_class(
             f"{len(coef)} coefficient rows and {len(intercept)} intercepts for {classes} tasks"
         )
     return coef, intercept
+
+
+def _check_shapes(
+    idf: dict[str, np.ndarray], coef: np.ndarray, features: dict[str, _NgramFeatures]
+) -> None:
+    """Arrays that do not fit the features would fail every prediction: refuse them at load."""
+    for kind, feature in features.items():
+        if np.shape(idf[kind]) != (feature.columns,):
+            raise TaskClassifierError(
+                f"{kind} idf weights of shape {np.shape(idf[kind])}, expected ({feature.columns},)"
+            )
+    if coef.ndim != 2 or coef.shape[1] <= sum(f.columns for f in features.values()):
+        raise TaskClassifierError(f"coefficients of shape {coef.shape} leave no embedding columns")
 
 
 def _feature_kinds(config: FeatureConfig) -> dict[str, _NgramFeatures]:

@@ -4,8 +4,12 @@ A new version is loaded, verified and warmed up in a thread of its own while the
 serving; only then is the reference swapped, which is atomic. The thread ends with the load, and
 with it the OpenMP threads its warm-up started, which would otherwise keep torch's runtime
 managing more threads than there are cores (see ``micro_batcher``). Requests already
-running hold the old engine and finish on it. A version that fails to load is reported and
-not retried until CURRENT names another version or a reload is forced (SIGHUP).
+running hold the old engine and finish on it.
+
+Reloading cannot stop: whatever reading CURRENT or loading a version raises is logged once,
+counted as a failed reload, and the watcher carries on. A version that fails to load is not
+retried until CURRENT names another version or a reload is forced (SIGHUP); a CURRENT that
+names no version is read again on every poll and reported again only when its failure changes.
 """
 
 from __future__ import annotations
@@ -17,13 +21,34 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from thoughtbank.index import EmbedderError, IndexArtifactError, current_version
+from thoughtbank.index import (
+    Embedder,
+    IndexArtifactError,
+    IndexDamagedError,
+    LoadedIndex,
+    current_version,
+    load_index,
+)
+from thoughtbank.index.artifact import CURRENT_FILE
 from thoughtbank.retriever.serving.engine import RetrievalEngine
 
 log = logging.getLogger("thoughtbank.server.reload")
 
-# What a damaged or incompatible version can raise while loading.
-LOAD_ERRORS = (IndexArtifactError, EmbedderError, OSError, ValueError, RuntimeError)
+
+def load_index_to_start(index_dir: Path) -> LoadedIndex | None:
+    """The live version, loaded, for a server to start on; None while there is no CURRENT yet
+    (the server waits for one). ``IndexDamagedError`` if CURRENT or its version is damaged:
+    a server does not start on that."""
+    try:
+        return load_index(index_dir)
+    except IndexDamagedError:
+        raise
+    except IndexArtifactError:
+        return None
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, IndexArtifactError) else f"{type(exc).__name__}: {exc}"
 
 
 class LiveEngine:
@@ -35,24 +60,55 @@ class LiveEngine:
         settings: dict[str, Any],
         on_swap: Callable[[RetrievalEngine], Awaitable[None]],
         on_failure: Callable[[str, Exception], None],
+        first_index: LoadedIndex | None = None,
     ) -> None:
+        """``first_index``: the version checked at start-up, used while CURRENT names it."""
         self.index_dir = Path(index_dir)
+        self._first_index = first_index
         self.engine: RetrievalEngine | None = None
         self._settings = settings
         self._on_swap = on_swap
         self._on_failure = on_failure
         self._failed_version: str | None = None
+        self._current_failure: str | None = None
         self._lock = asyncio.Lock()
 
     def _named_version(self) -> str | None:
+        """The version CURRENT names, or None while it names none (reported once per change)."""
         try:
-            return current_version(self.index_dir)
-        except IndexArtifactError:
-            return None  # no index built yet: keep waiting for one
+            version = current_version(self.index_dir)
+        except Exception as exc:  # damaged, EMFILE, a folder named CURRENT: poll again
+            if isinstance(exc, IndexArtifactError) and not isinstance(exc, IndexDamagedError):
+                return None  # no index built yet: keep waiting for one
+            self._report_current(exc)
+            return None
+        self._current_failure = None
+        return version
+
+    def _report_current(self, exc: Exception) -> None:
+        reason = _reason(exc)
+        if reason != self._current_failure:
+            self._current_failure = reason
+            self._report_failure(CURRENT_FILE, exc)
+
+    def _report_failure(self, subject: str, exc: Exception) -> None:
+        live = self.engine.version if self.engine else None
+        log.error(
+            "index version refused; the previous one keeps serving",
+            extra={"version": subject, "previous": live, "reason": _reason(exc)},
+        )
+        self._on_failure(subject, exc)
+
+    def _open(self, version: str) -> RetrievalEngine:
+        """The first engine, on the index loaded at start-up unless CURRENT moved on since."""
+        index, self._first_index = self._first_index, None
+        if index is None or index.version != version:
+            index = load_index(self.index_dir, version)
+        return RetrievalEngine(index, Embedder(index.manifest.embedder), **self._settings)
 
     def _load(self, version: str) -> RetrievalEngine:
         if self.engine is None:
-            engine = RetrievalEngine.open(self.index_dir, version=version, **self._settings)
+            engine = self._open(version)
         else:
             engine = self.engine.reloaded(self.index_dir, version)
         engine.warm_up()
@@ -68,6 +124,8 @@ class LiveEngine:
     async def refresh(self, force: bool = False) -> bool:
         """Load the version CURRENT names if it is new; return whether the live one changed."""
         async with self._lock:
+            if force:
+                self._current_failure = None  # a damaged CURRENT is reported again
             version = self._named_version()
             live = self.engine.version if self.engine else None
             if version is None or version == live:
@@ -77,13 +135,9 @@ class LiveEngine:
             log.info("loading index version", extra={"version": version, "previous": live})
             try:
                 engine = await self._load_in_own_thread(version)
-            except LOAD_ERRORS as exc:
+            except Exception as exc:  # no version may stop reloading, whatever it raises
                 self._failed_version = version
-                log.error(
-                    "index version refused; the previous one keeps serving",
-                    extra={"version": version, "previous": live, "reason": str(exc)},
-                )
-                self._on_failure(version, exc)
+                self._report_failure(version, exc)
                 return False
             self.engine = engine
             self._failed_version = None
@@ -99,4 +153,7 @@ class LiveEngine:
         plumbing and works on every file system)."""
         while True:
             await asyncio.sleep(interval)
-            await self.refresh()
+            try:
+                await self.refresh()
+            except Exception:  # from on_swap, the caller's code: the next poll tries again
+                log.exception("index reload check failed")

@@ -236,11 +236,11 @@ def test_rollback_and_prune(index_dir: Path) -> None:
         rollback(index_dir, "20990101T000000000000Z-deadbeef")
     with pytest.raises(IndexArtifactError, match="not a version name"):
         rollback(index_dir, "../versions")
-    assert prune(index_dir, keep=1) == []  # the newest is kept and the live one never goes
+    assert prune(index_dir, keep=1).removed == []  # the newest is kept and the live one never goes
     rollback(index_dir, live)
     leftover = index_dir / "versions" / ".staging-20990101T000000000000Z-crashed"
     leftover.mkdir()
-    assert prune(index_dir, keep=1) == [old]
+    assert prune(index_dir, keep=1).removed == [old]
     assert list_versions(index_dir) == [live] and not leftover.exists()
 
 

@@ -8,9 +8,11 @@ fault suite and the benchmarks drive the server the same way.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -30,6 +32,7 @@ __all__ = [
     "ClosedLoopLoad",
     "LoadReport",
     "health_status",
+    "metric_value",
     "read_template_identity",
     "run_cli",
     "template_identity",
@@ -58,6 +61,14 @@ def health_status(address: str, service: str = "") -> int:
             health_pb2.HealthCheckRequest(service=service), timeout=10
         )
     return reply.status
+
+
+def metric_value(host: str, port: int, series: str) -> float:
+    """The value of one Prometheus ``series`` (name with labels) on /metrics; 0 if absent."""
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    found = re.search(rf"^{re.escape(series)} (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
 
 
 def wait_for(
