@@ -53,6 +53,7 @@ _ACTS = re.compile(
     r"^(?:'s|’s|\s+(?:is|was|has|had|can|will|would|could|wants|needs|got|"
     r"bought|made|took|gave|went|said|and|[a-z]+(?:s|ed)\b))"
 )
+
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 #: Values a method may state as they are: units of time, dozens, percent, simple factors.
 CONSTANTS = frozenset(
@@ -91,11 +92,16 @@ how why each every all some any no not one two three four five six seven eight n
 before during since until while once also however therefore thus first second third next last
 finally now today tomorrow yesterday monday tuesday wednesday thursday friday saturday sunday
 january february march april may june july august september october november december mr mrs
-ms dr let suppose given find calculate determine compute what's it's""".split()
+ms dr let suppose given find calculate determine compute what's it's use write solve evaluate
+simplify express give show estimate identify explain describe consider assume select choose round
+list name define convert prove state""".split()
 )
 MIN_NAME_WORDS, MAX_NAME_WORDS = 2, 4
 #: Words that start a new clause: "$10 an hour but they raised" names "[price hour]".
-_NAME_BREAK = frozenset("but and or so then if when while which who that they he she it we".split())
+_NAME_BREAK = frozenset(
+    """but and or so then if when while which who that they he she it we until because since
+unless whether is are was were can could will would should must may might no not""".split()
+)
 PERSON_PLACEHOLDERS = ("X", "Y", "Z", "W", "V")
 
 

@@ -142,8 +142,10 @@ def _summary(task: str, stem: str, abstraction: QueryAbstraction, is_code: bool)
     words = abstraction.apply(question).split()
     ask = " ".join(words[:MAX_QUESTION_WORDS]) + (" ..." if len(words) > MAX_QUESTION_WORDS else "")
     kind = task.split("/")[-1].replace("_", " ")
+    article = "an" if kind[:1].lower() in "aeiou" else "a"
     return _clip(
-        f"Solve a {kind} problem: {ask}" if ask else f"Solve a {kind} problem.", MAX_SUMMARY_CHARS
+        f"Solve {article} {kind} problem: {ask}" if ask else f"Solve {article} {kind} problem.",
+        MAX_SUMMARY_CHARS,
     )
 
 

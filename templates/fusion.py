@@ -44,6 +44,12 @@ _STEP_MARKER = re.compile(
     r"|\(?(?:i{1,3}|iv|vi{0,3}|ix)[.)](?=\s))\s*",
     re.IGNORECASE,
 )
+#: Where a response states its answer: "the answer is (G).", "#### 18".
+_ANSWER_STATEMENT = re.compile(
+    r"\bthe (?:final )?answer is\s*:?\s*\(?[A-J]\)?(?![\w'])\.?|^####[^\n]*", re.I | re.M
+)
+#: A made-up next question of a few-shot continuation, at a line start.
+_NEXT_QUESTION = re.compile(r"^[ \t]*(?:Question|Q|Problem)[ \t]*\d*[ \t]*:", re.M)
 #: A unit that opens with an option's letter ("E. w < 3.2 - this is correct") weighs options.
 _OPTION_LEAD = re.compile(r"^\s*\(?([A-Z])(?:[.):]|\s*[-–]\s)(?=\s)")
 _DISPLAY_MATH = re.compile(r"\\\[|\\\]|\$\$|\\\(|\\\)")
@@ -179,9 +185,17 @@ def clean_step(unit: str, context: StepContext) -> str | None:
     return step if step.endswith((".", ":", ")", "]")) else step + "."
 
 
+def answered_part(response: str) -> str:
+    """``response`` up to its first answer statement or the next question it made up: base
+    models run on into a few-shot continuation ("The answer is (G).\n\nQuestion: ...")."""
+    ends = [m.end() for m in _ANSWER_STATEMENT.finditer(response)][:1]
+    ends += [m.start() for m in _NEXT_QUESTION.finditer(response) if m.start() > 0][:1]
+    return response[: min(ends)] if ends else response
+
+
 def response_steps(response: str, context: StepContext) -> list[str]:
     """The cleaned, abstracted steps of one response, in order, without repeats."""
-    steps = (clean_step(unit, context) for unit in _units(response))
+    steps = (clean_step(unit, context) for unit in _units(answered_part(response)))
     return list(dict.fromkeys(step for step in steps if step))
 
 

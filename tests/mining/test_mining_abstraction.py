@@ -103,3 +103,7 @@ def test_code_steps_describe_the_method_without_the_code() -> None:
         "Return the result and check it against the examples the task gives.",
     )
     assert code_steps("not python at all (") == ()
+
+
+def test_an_imperative_verb_opening_a_sentence_is_no_name() -> None:
+    assert person_names("Write the prime factorization of 48. Use exponents where possible.") == ()

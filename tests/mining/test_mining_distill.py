@@ -7,6 +7,7 @@ import pytest
 from thoughtbank.templates.answer_format import AnswerFormat
 from thoughtbank.templates.boilerplate import Boilerplate
 from thoughtbank.templates.distill import DistillRequest, ExtractiveDistiller
+from thoughtbank.templates.fusion import answered_part
 from thoughtbank.templates.leakage import LeakageGuard, ground_truth_pattern, mask_leaks
 from thoughtbank.templates.schema import LogRecord
 from thoughtbank.templates.task_profile import TaskProfile
@@ -164,3 +165,16 @@ def test_choice_steps_drop_weighed_options_and_the_gold_option_sentences() -> No
         "Their speeches called for peace between the superpowers.",
         "Choose the option that matches this reasoning.",
     )
+
+
+def test_a_made_up_next_question_after_the_answer_gives_no_steps() -> None:
+    run_on = (
+        "Employee duties are what workers owe their employer under their contracts.\n"
+        "The answer is (G).\n\nQuestion:\nThe process of selecting candidates is known as:\n"
+        "Options:\nA. Recruitment.\nB. Selection.\nAnswer: Recruitment finds the candidates."
+    )
+    assert answered_part(run_on) == (
+        "Employee duties are what workers owe their employer under their contracts.\n"
+        "The answer is (G)."
+    )
+    assert answered_part("3 + 4 = 7\n#### 7\nQuestion: next") == "3 + 4 = 7\n#### 7"
