@@ -118,6 +118,14 @@ class RpcGuard:
         answer of another kind, reserved as one hit and not taught to the estimate)."""
         started = time.perf_counter()
         code = grpc.StatusCode.OK
+        observed = False
+
+        def observe() -> None:  # before an abort, so a client never sees an uncounted error
+            nonlocal observed
+            if not observed:
+                observed = True
+                self._metrics.observe_request(rpc, code.name, time.perf_counter() - started)
+
         try:
             self._authenticate(context)
             reservation = self._admit(context, hits)
@@ -129,6 +137,7 @@ class RpcGuard:
             return response
         except ThoughtbankError as exc:
             code = exc.code
+            observe()
             await context.abort(exc.code, clip(exc.message))
             raise  # unreachable: abort raises
         except asyncio.CancelledError:
@@ -139,10 +148,11 @@ class RpcGuard:
         except Exception:
             code = grpc.StatusCode.INTERNAL
             log.exception("unexpected error in %s", rpc)
+            observe()
             await context.abort(code, f"internal error in {rpc}; the server log has the details")
             raise  # unreachable: abort raises
         finally:
-            self._metrics.observe_request(rpc, code.name, time.perf_counter() - started)
+            observe()
 
     def _admit(self, context: grpc.aio.ServicerContext, hits: int) -> Reservation:
         if self._in_flight >= self._max_in_flight:
