@@ -55,6 +55,11 @@ COMMAND_MODULES = (
         },
         False,
     ),
+    CommandModule(
+        "thoughtbank.doctor",
+        {"doctor": "check the install, an index and a server; say how to fix what fails"},
+        False,
+    ),
 )
 
 

@@ -25,6 +25,7 @@ STAGES = (
     "thoughtbank.server",
     "thoughtbank.demo",
     "thoughtbank.cli",
+    "thoughtbank.doctor",
 )
 ENGINE_MODULES = ("torch", "sentence_transformers", "faiss", "pyarrow", "sklearn", "tqdm")
 
