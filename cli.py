@@ -60,6 +60,11 @@ COMMAND_MODULES = (
         {"doctor": "check the install, an index and a server; say how to fix what fails"},
         False,
     ),
+    CommandModule(
+        "thoughtbank.completion",
+        {"completion": "print the shell completion script for bash or zsh"},
+        False,
+    ),
 )
 
 

@@ -255,8 +255,11 @@ def add_commands(commands: Commands) -> None:
     doctor = commands.add_parser(
         "doctor",
         help="check the install, an index and a server; say how to fix what fails",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Check the install, an index and a server; say how to fix what fails.\n\n"
+        "Always: the embedding model's cache and the engine's backends (FAISS and the "
+        "embedder: a tiny encode and search). With --index: the live version, verified as the "
+        "server loads it. With --server: health, the served index and whether it speaks TLS. "
+        "Exit 0 when every check passes, 1 otherwise.",
     )
     doctor.add_argument("--index", type=Path, help="index folder to verify (default: none)")
     doctor.add_argument(

@@ -26,6 +26,7 @@ STAGES = (
     "thoughtbank.demo",
     "thoughtbank.cli",
     "thoughtbank.doctor",
+    "thoughtbank.completion",
 )
 ENGINE_MODULES = ("torch", "sentence_transformers", "faiss", "pyarrow", "sklearn", "tqdm")
 
