@@ -69,3 +69,13 @@ def test_the_listed_help_is_what_each_module_registers() -> None:
 def test_a_chosen_command_gets_its_full_parser() -> None:
     args = build_parser(["query", "x"]).parse_args(["query", "x", "--k", "2"])
     assert (args.text, args.k) == ("x", 2)
+
+
+def test_the_sdk_loads_its_prompt_names_on_first_use() -> None:
+    import thoughtbank.retriever as sdk
+    from thoughtbank.retriever import prompt
+
+    assert sdk.build_augmented_prompt is prompt.build_augmented_prompt
+    assert sdk.DEFAULT_PROMPT is prompt.DEFAULT_PROMPT
+    with pytest.raises(AttributeError, match="no attribute 'missing'"):
+        _ = sdk.missing  # type: ignore[attr-defined]
