@@ -56,10 +56,11 @@ class ServerTarget:
     timeout: float
 
 
-def _engine_check(name: str, check: Callable[[], Check]) -> Check:
-    """Run an engine check, or skip it in the client-only install."""
+def _engine_check(name: str, check: Callable[[], Check], asked: bool = False) -> Check:
+    """Run an engine check; in the client-only install skip it, or fail it if ``asked`` for."""
     if missing_engine_module() is not None:
-        return Check(name, SKIP, ENGINE_MISSING, "pip install '.[cpu]' (or '.[gpu]')")
+        status = FAIL if asked else SKIP
+        return Check(name, status, ENGINE_MISSING, "pip install '.[cpu]' (or '.[gpu]')")
     try:
         return check()
     except Exception as exc:  # a doctor reports what broke rather than stopping at it
@@ -200,22 +201,21 @@ def check_server(target: ServerTarget) -> Check:
                 "wait and run doctor again; if it stays so, read the server's log",
             )
         served = _served_index(target, token)
-    except grpc.RpcError as exc:
+    except grpc.RpcError as exc:  # the health call goes around the client's error mapping
         return _rpc_failure(name, error_from_rpc(exc), start)
     except ThoughtbankError as exc:
         return _rpc_failure(name, exc, start)
     return Check(name, OK, f"SERVING, {'TLS' if tls else 'plaintext'}, {served}")
 
 
-def _rpc_failure(name: str, error: Exception, start: str) -> Check:
-    code = getattr(error, "code", None)
+def _rpc_failure(name: str, error: ThoughtbankError, start: str) -> Check:
     fixes = {
         grpc.StatusCode.UNAUTHENTICATED: "pass --token-file with the server's bearer token",
         grpc.StatusCode.UNAVAILABLE: start,
         grpc.StatusCode.UNIMPLEMENTED: "this is not a thoughtbank server: check --server",
     }
-    label = code.name if isinstance(code, grpc.StatusCode) else type(error).__name__
-    return Check(name, FAIL, f"{label}: {error}", fixes.get(code, "read the server's log"))
+    fix = fixes.get(error.code, "read the server's log")
+    return Check(name, FAIL, f"{error.code.name}: {error}", fix)
 
 
 def run_checks(index_dir: Path | None, server: ServerTarget | None) -> list[Check]:
@@ -224,9 +224,7 @@ def run_checks(index_dir: Path | None, server: ServerTarget | None) -> list[Chec
         _engine_check("backend", check_backend),
     ]
     if index_dir is not None:
-        checks.append(_engine_check("index", lambda: check_index(index_dir)))
-        if checks[-1].status == SKIP:  # asked for, so its absence is a failure
-            checks[-1] = Check("index", FAIL, checks[-1].detail, checks[-1].fix)
+        checks.append(_engine_check("index", lambda: check_index(index_dir), asked=True))
     if server is not None:
         checks.append(check_server(server))
     return checks

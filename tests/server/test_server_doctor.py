@@ -40,9 +40,22 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> SelfSignedCertifica
 
 
 @pytest.fixture(scope="module")
-def tls_server(demo_index: Path, certificate: SelfSignedCertificate) -> Iterator[ServerProcess]:
-    tls = ("--tls-cert", str(certificate.cert_path), "--tls-key", str(certificate.key_path))
-    with ServerProcess(demo_index, extra_args=tls) as server:
+def token_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("doctor-token") / "token"
+    path.write_text("doctor-secret\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tls_server(
+    demo_index: Path, certificate: SelfSignedCertificate, token_file: Path
+) -> Iterator[ServerProcess]:
+    """A server with TLS and a bearer token."""
+    secured = (
+        *("--tls-cert", str(certificate.cert_path), "--tls-key", str(certificate.key_path)),
+        *("--auth-token-file", str(token_file)),
+    )
+    with ServerProcess(demo_index, extra_args=secured) as server:
         yield server
 
 
@@ -111,20 +124,27 @@ def test_no_server_says_how_to_start_one(
 
 
 @pytest.mark.slow  # starts its own TLS server
-def test_tls_is_detected_and_asked_for(
+def test_tls_and_the_token_are_detected_and_asked_for(
     capsys: pytest.CaptureFixture[str],
     client_only: None,
     tls_server: ServerProcess,
     certificate: SelfSignedCertificate,
+    token_file: Path,
 ) -> None:
     name = f"server {tls_server.address}"
     code, checks = doctor(capsys, "--server", tls_server.address)
     assert (code, checks[name]["detail"]) == (1, "the server speaks TLS")
     assert "--tls-ca" in checks[name]["fix"]
 
-    code, checks = doctor(
-        capsys, "--server", tls_server.address, "--tls-ca", str(certificate.cert_path)
+    with_tls = ("--server", tls_server.address, "--tls-ca", str(certificate.cert_path))
+    code, checks = doctor(capsys, *with_tls)
+    assert (code, checks[name]["detail"]) == (
+        1,
+        "UNAUTHENTICATED: missing credentials: send metadata 'authorization: Bearer <token>'",
     )
+    assert "--token-file" in checks[name]["fix"]
+
+    code, checks = doctor(capsys, *with_tls, "--token-file", str(token_file))
     assert code == 0
     assert checks[name]["detail"].startswith("SERVING, TLS, index version")
 
