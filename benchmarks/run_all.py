@@ -27,7 +27,7 @@ from benchmarks.common import machine_info
 
 REPORT_DIR = Path(__file__).resolve().parent / "report"
 #: Run order: the serving and index figures first, the slow mining runs after.
-AREAS = ("serving", "index", "hot_swap", "memory", "mining", "quality")
+AREAS = ("serving", "index", "hot_swap", "memory", "startup", "mining", "quality")
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,20 @@ HEADLINES = (
         "failed_requests_during_swap",
         "requests of 32 clients that failed across the swap",
         "0",
+    ),
+    Headline(
+        "startup_version_vs_grpc",
+        "startup",
+        "version_vs_grpc_import",
+        "`thoughtbank --version` wall time / `python -c 'import grpc'`",
+        "<= 4",
+    ),
+    Headline(
+        "startup_query_vs_grpc",
+        "startup",
+        "query_vs_grpc_import",
+        "`thoughtbank query --server` against a running server / `python -c 'import grpc'`",
+        "<= 4",
     ),
 )
 

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from tqdm import tqdm
 
 from thoughtbank.cli_common import (
     Commands,
@@ -158,12 +157,17 @@ def cmd_template(args: argparse.Namespace) -> int:
 
 
 def report_bad_line(source: Path) -> Callable[[BadLine], None]:
+    # tqdm is imported where it is used: at module level it would slow every command's start.
+    from tqdm import tqdm
+
     return lambda bad: tqdm.write(
         terminal_safe(f"{source}:{bad.line}: skipped: {bad.reason}"), file=sys.stderr
     )
 
 
 async def _augment_file(args: argparse.Namespace, settings: BatchSettings) -> int:
+    from tqdm import tqdm
+
     rows = read_rows(args.queries, settings)
     with (
         args.out.open("w", encoding="utf-8") as out,

@@ -25,6 +25,8 @@ STAGES = (
     "thoughtbank.server",
     "thoughtbank.demo",
     "thoughtbank.cli",
+    "thoughtbank.doctor",
+    "thoughtbank.completion",
 )
 ENGINE_MODULES = ("torch", "sentence_transformers", "faiss", "pyarrow", "sklearn", "tqdm")
 

@@ -79,6 +79,17 @@ def test_client_without_extras_against_a_server(tmp_path: Path, demo_server) -> 
     assert query.returncode == 0, query.stderr
     assert json.loads(query.stdout)["hits"]
 
+    doctor = run(thoughtbank, "doctor", "--server", demo_server.address, "--json", cwd=tmp_path)
+    assert doctor.returncode == 0, doctor.stderr
+    statuses = {check["name"]: check["status"] for check in json.loads(doctor.stdout)}
+    assert statuses == {
+        "model cache": "SKIP",
+        "backend": "SKIP",
+        f"server {demo_server.address}": "OK",
+    }
+    completion = run(thoughtbank, "completion", "bash", cwd=tmp_path)
+    assert completion.returncode == 0 and "doctor" in completion.stdout, completion.stderr
+
     mine = run(thoughtbank, "mine", "logs.jsonl", "--out", "templates.jsonl", cwd=tmp_path)
     assert mine.returncode == 2
     assert "thoughtbank[cpu]" in mine.stderr and "thoughtbank[gpu]" in mine.stderr
