@@ -16,6 +16,27 @@ from thoughtbank.text_safety import replace_unsafe, terminal_safe
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Examples keep their lines; an option's default is shown unless its help already says it,
+    it has none (None, a flag's False) or the option is required."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.required or action.default in (None, False, "==SUPPRESS=="):
+            return text
+        return super()._get_help_string(action)
+
+
+def quiet_model_loading(show_progress: bool) -> None:
+    """Hide the "Loading weights" bar transformers draws when a model loads, unless progress is
+    wanted and stderr is a terminal (imported here, when a model is about to load anyway)."""
+    if show_progress and sys.stderr.isatty():
+        return
+    import transformers.utils.logging
+
+    transformers.utils.logging.disable_progress_bar()
+
+
 def print_safe(text: str, file: TextIO | None = None) -> None:
     """Print text that may come from templates or a server: control characters and escape
     sequences are shown as escapes (``\\x1b[2J``), never sent raw to the terminal."""

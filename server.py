@@ -29,11 +29,12 @@ from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from thoughtbank.cli_common import Commands
+from thoughtbank.cli_common import Commands, quiet_model_loading
 from thoughtbank.echo import clip
 from thoughtbank.index import default_threads, use_threads
 from thoughtbank.protos import SERVICE_NAME, pb2
 from thoughtbank.retriever.errors import (
+    INDEX_LOADING_MESSAGE,
     AuthenticationError,
     DeadlineExceededError,
     IndexUnavailableError,
@@ -198,7 +199,7 @@ class ThoughtTemplateServicer:
     def _engine(self) -> RetrievalEngine:
         engine = self._live.engine
         if engine is None:
-            raise IndexUnavailableError("no index is loaded yet; retry shortly")
+            raise IndexUnavailableError(INDEX_LOADING_MESSAGE)
         return engine
 
     def _retrieve_each(self, queries: Sequence[RetrievalQuery], cores: int) -> list[Outcome]:
@@ -538,6 +539,7 @@ def run_server(
 def cmd_serve(args: argparse.Namespace) -> int:
     config = config_from_args(args, os.environ)
     configure_logging(config.log_format, config.log_level)
+    quiet_model_loading(False)  # a bar has no place among log lines
 
     def on_listening(port: int, metrics_port: int | None) -> None:
         metrics = f"{METRICS_MARK}{metrics_port}" if metrics_port is not None else ""

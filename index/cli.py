@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from thoughtbank.cli_common import Commands, positive_int
+from thoughtbank.cli_common import Commands, positive_int, print_safe, quiet_model_loading
 from thoughtbank.index.builder import EMBED_FIELDS
 from thoughtbank.index.faiss_backend import INDEX_TYPES
 
@@ -21,13 +21,50 @@ if TYPE_CHECKING:
     from thoughtbank.index.artifact import IndexManifest
 
 DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_BATCH_SIZE = 64
+# What mining reads and templates never are: such an input is a log given to the wrong stage.
+LOG_SUFFIXES = (".gz", ".csv", ".parquet")
+BUILD_EXAMPLES = """examples:
+  thoughtbank index build templates.jsonl --out INDEX_DIR
+  thoughtbank index build templates.jsonl --out INDEX_DIR --type hnsw --device cuda
+  thoughtbank index build templates.jsonl --out INDEX_DIR --embed query+template
+
+Building into a live index makes the new version live; the old one stays for `index rollback`."""
 
 
 def _report_progress() -> bool:
     """Send the index stage's messages to stderr; whether to draw progress bars as well."""
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("thoughtbank.index").setLevel(logging.INFO)
+    quiet_model_loading(sys.stderr.isatty())
     return sys.stderr.isatty()
+
+
+def templates_file(text: str) -> Path:
+    """A templates JSONL written by ``thoughtbank mine``: a file, and not a mining log."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a directory, not a templates JSONL file")
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no templates file {path}")
+    if path.name.lower().endswith(LOG_SUFFIXES) or _first_line_is_a_log_row(path):
+        raise argparse.ArgumentTypeError(
+            f"{path} looks like a mining log, not templates: run `thoughtbank mine {path} "
+            "--out templates.jsonl` and index templates.jsonl"
+        )
+    return path
+
+
+def _first_line_is_a_log_row(path: Path) -> bool:
+    from thoughtbank.templates.readers import REQUIRED_COLUMNS
+
+    with path.open("rb") as handle:
+        first = handle.readline(1 << 20)
+    try:
+        row = json.loads(first)
+    except ValueError:
+        return False
+    return isinstance(row, dict) and "text" not in row and set(REQUIRED_COLUMNS) <= set(row)
 
 
 def _print_version(manifest: IndexManifest, **extra: object) -> None:
@@ -70,6 +107,12 @@ def cmd_build(args: argparse.Namespace) -> int:
         device=args.device,
         sources=[args.templates],
     )
+    if manifest.parent:
+        print_safe(
+            f"replaced live version {manifest.parent} with {manifest.version} in {args.out} "
+            f"(undo: thoughtbank index rollback {manifest.parent} --index {args.out})",
+            file=sys.stderr,
+        )
     _print_version(manifest, index_dir=str(args.out))
     return 0
 
@@ -102,7 +145,12 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
     _report_progress()
     result = remove_templates(args.index, args.ids)
-    _print_version(result.manifest, removed=result.removed)
+    if result.not_found:
+        print_safe(
+            f"not in the index, nothing done for them: {', '.join(result.not_found)}",
+            file=sys.stderr,
+        )
+    _print_version(result.manifest, removed=result.removed, not_found=list(result.not_found))
     return 0
 
 
@@ -177,9 +225,15 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def _add_build(commands: Commands) -> None:
-    build = commands.add_parser("build", help="embed templates into a new index version")
-    build.add_argument("templates", type=Path, help="templates JSONL from `thoughtbank mine`")
-    build.add_argument("--out", type=Path, required=True, help="index directory")
+    build = commands.add_parser(
+        "build", help="embed templates into a new index version", epilog=BUILD_EXAMPLES
+    )
+    build.add_argument(
+        "templates", type=templates_file, help="templates JSONL from `thoughtbank mine`"
+    )
+    build.add_argument(
+        "--out", type=Path, required=True, help="index directory (created, or a new version)"
+    )
     build.add_argument(
         "--type",
         default="auto",
@@ -200,7 +254,9 @@ def _add_build(commands: Commands) -> None:
         choices=DEVICES,
         help="for embedding and FAISS; cuda falls back to cpu with a message",
     )
-    build.add_argument("--batch-size", type=positive_int, default=64)
+    build.add_argument(
+        "--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, help="texts per encode call"
+    )
     build.add_argument("--hnsw-m", type=positive_int, help="hnsw: links per node (32)")
     build.add_argument("--ef-construction", type=positive_int, help="hnsw: build depth (40)")
     build.add_argument("--ef-search", type=positive_int, help="hnsw: default search depth (128)")
@@ -211,13 +267,17 @@ def _add_build(commands: Commands) -> None:
 
 def _add_updates(commands: Commands) -> None:
     add = commands.add_parser("add", help="add or replace templates as a new live version")
-    add.add_argument("templates", type=Path, help="templates JSONL")
+    add.add_argument("templates", type=templates_file, help="templates JSONL")
     add.add_argument("--index", type=Path, required=True, help="index directory")
-    add.add_argument("--device", default="cpu", choices=DEVICES)
-    add.add_argument("--batch-size", type=positive_int, default=64)
+    add.add_argument("--device", default="cpu", choices=DEVICES, help="for embedding and FAISS")
+    add.add_argument(
+        "--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, help="texts per encode call"
+    )
     add.set_defaults(func=cmd_add)
     remove = commands.add_parser("remove", help="remove templates as a new live version")
-    remove.add_argument("--ids", nargs="+", required=True, help="template ids to remove")
+    remove.add_argument(
+        "--ids", nargs="+", required=True, help="template ids to remove (unknown ones are reported)"
+    )
     remove.add_argument("--index", type=Path, required=True, help="index directory")
     remove.set_defaults(func=cmd_remove)
 
@@ -244,7 +304,7 @@ def _add_maintenance(commands: Commands) -> None:
 
 def add_commands(commands: Commands) -> None:
     index = commands.add_parser("index", help="build and manage the template index")
-    index_commands = index.add_subparsers(dest="index_command", required=True)
+    index_commands = index.add_subparsers(dest="index_command", required=True, metavar="ACTION")
     _add_build(index_commands)
     _add_updates(index_commands)
     _add_maintenance(index_commands)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-from thoughtbank.cli_common import Commands, fraction, positive_int
+from thoughtbank.cli_common import Commands, fraction, positive_int, quiet_model_loading
 from thoughtbank.retriever.evaluation.lexical import HybridConfig
 
 
@@ -47,6 +48,7 @@ def cmd_retrieval(args: argparse.Namespace) -> int:
             min_confidence=args.task_min_confidence, lexical_weight=args.lexical_weight
         ),
     )
+    quiet_model_loading(sys.stderr.isatty())
     corpus = embed_corpus(queries, Embedder(args.model, device=args.device))
     evaluation = evaluate_retrieval(corpus, queries, settings)
     if args.report:
