@@ -34,7 +34,7 @@ def quiet_model_loading(show_progress: bool) -> None:
         return
     import transformers.utils.logging
 
-    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def print_safe(text: str, file: TextIO | None = None) -> None:

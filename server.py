@@ -553,12 +553,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+SERVE_EXAMPLES = """examples:
+  thoughtbank serve --index INDEX_DIR --port 50051
+  thoughtbank serve --index INDEX_DIR --host 0.0.0.0 --port 50051 --metrics-port 9100
+  thoughtbank serve --index INDEX_DIR --tls-cert cert.pem --tls-key key.pem --auth-token-file token
+  thoughtbank serve --config serve.toml --log-format text"""
+
+
 def add_commands(commands: Commands) -> None:
     serve_parser = commands.add_parser(
         "serve",
         help="serve an index over gRPC",
-        description="Options come from flags, then THOUGHTBANK_<OPTION> environment variables, "
-        "then the --config TOML file, then defaults.",
+        description="Serve an index over gRPC. Options come from flags, then "
+        "THOUGHTBANK_<OPTION> environment variables, then the --config TOML file, then defaults.",
+        epilog=SERVE_EXAMPLES,
     )
     add_config_flags(serve_parser)
     serve_parser.set_defaults(func=cmd_serve)

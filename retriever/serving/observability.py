@@ -94,7 +94,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, and any ``extra=`` fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(
                 timespec="milliseconds"
             ),
