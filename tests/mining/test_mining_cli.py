@@ -188,7 +188,9 @@ def test_a_directory_is_not_a_log_file(tmp_path: Path, capsys: pytest.CaptureFix
     assert f"{tmp_path} is a directory; pass the log files in it" in capsys.readouterr().err
 
 
-def test_columns_must_name_schema_fields(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_columns_must_name_schema_fields(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     log = write_jsonl(tmp_path / "log.jsonl", many_queries(1))
     with pytest.raises(SystemExit) as refused:
         main(["mine", str(log), "--columns", "query=prompt,answer=response"])
