@@ -7,6 +7,7 @@ import json
 import math
 import re
 import sys
+from pathlib import Path
 from typing import Any, TextIO, TypeAlias
 
 from thoughtbank.echo import echo
@@ -103,6 +104,17 @@ def server_address(text: str) -> str:
             f"expected HOST:PORT with a port in [1, {MAX_PORT}], got {echo(text)}"
         )
     return text
+
+
+def existing_file(text: str) -> Path:
+    """A path that must be a file now (a token, a certificate, queries): said where it enters,
+    not as an OSError once the work has started."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{echo(text)} is a directory, expected a file")
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no such file {echo(text)}")
+    return path
 
 
 def column_map(text: str) -> dict[str, str]:

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from thoughtbank.cli_common import (
     Commands,
+    existing_file,
     finite_float,
     fraction,
     positive_float,
@@ -240,10 +241,14 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=positive_float, default=DEFAULT_TIMEOUT, help="deadline per call, seconds"
     )
     parser.add_argument(
-        "--token-file", type=Path, help="file with the server's bearer token (default: no token)"
+        "--token-file",
+        type=existing_file,
+        help="file with the server's bearer token (default: no token)",
     )
     parser.add_argument(
-        "--tls-ca", type=Path, help="PEM root certificates: connect with TLS (default: plaintext)"
+        "--tls-ca",
+        type=existing_file,
+        help="PEM root certificates: connect with TLS (default: plaintext)",
     )
     parser.add_argument(
         "--wait", action="store_true", help="wait (up to --timeout) for a server that is starting"

@@ -197,3 +197,14 @@ def test_columns_must_name_schema_fields(
     assert refused.value.code == 2
     err = capsys.readouterr().err
     assert "unknown schema column(s) 'answer'" in err and "known: task_name, query" in err
+
+
+@pytest.mark.slow
+def test_no_progress_hides_the_model_loading_bar(tmp_path: Path) -> None:
+    log = write_jsonl(tmp_path / "log.jsonl", many_queries(2))
+    command = [str(THOUGHTBANK), "mine", str(log), "--out", str(tmp_path / "t.jsonl")]
+    done = subprocess.run(
+        [*command, "--no-progress"], env=environment(), capture_output=True, text=True, check=True
+    )
+    assert json.loads(done.stdout)["templates"] >= 1
+    assert "Loading weights" not in done.stderr and "it/s" not in done.stderr
