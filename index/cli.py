@@ -67,6 +67,15 @@ def _first_line_is_a_log_row(path: Path) -> bool:
     return isinstance(row, dict) and "text" not in row and set(REQUIRED_COLUMNS) <= set(row)
 
 
+def _index_interrupt_note(args: argparse.Namespace) -> str:
+    """What an interrupted writer kept: versions switch live atomically in the last step."""
+    index_dir = getattr(args, "out", None) or args.index
+    return (
+        "a new version goes live only in the command's last step; "
+        f"`thoughtbank index list --index {index_dir}` shows which version is live"
+    )
+
+
 def _print_version(manifest: IndexManifest, **extra: object) -> None:
     print(
         json.dumps(
@@ -262,7 +271,7 @@ def _add_build(commands: Commands) -> None:
     build.add_argument("--ef-search", type=positive_int, help="hnsw: default search depth (128)")
     build.add_argument("--nlist", type=positive_int, help="ivf: inverted lists (4 sqrt(n))")
     build.add_argument("--nprobe", type=positive_int, help="ivf: lists searched (max(8, nlist/16))")
-    build.set_defaults(func=cmd_build)
+    build.set_defaults(func=cmd_build, interrupt_note=_index_interrupt_note)
 
 
 def _add_updates(commands: Commands) -> None:
@@ -273,13 +282,13 @@ def _add_updates(commands: Commands) -> None:
     add.add_argument(
         "--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, help="texts per encode call"
     )
-    add.set_defaults(func=cmd_add)
+    add.set_defaults(func=cmd_add, interrupt_note=_index_interrupt_note)
     remove = commands.add_parser("remove", help="remove templates as a new live version")
     remove.add_argument(
         "--ids", nargs="+", required=True, help="template ids to remove (unknown ones are reported)"
     )
     remove.add_argument("--index", type=Path, required=True, help="index directory")
-    remove.set_defaults(func=cmd_remove)
+    remove.set_defaults(func=cmd_remove, interrupt_note=_index_interrupt_note)
 
 
 def _add_maintenance(commands: Commands) -> None:
@@ -289,7 +298,7 @@ def _add_maintenance(commands: Commands) -> None:
     rollback = commands.add_parser("rollback", help="make an earlier version live again")
     rollback.add_argument("version", help="version name from `index list`")
     rollback.add_argument("--index", type=Path, required=True, help="index directory")
-    rollback.set_defaults(func=cmd_rollback)
+    rollback.set_defaults(func=cmd_rollback, interrupt_note=_index_interrupt_note)
     verify = commands.add_parser("verify", help="check checksums; exit 1 on any damage")
     verify.add_argument("--index", type=Path, required=True, help="index directory")
     verify.add_argument("--all", action="store_true", help="every version, not only the live one")
@@ -299,7 +308,7 @@ def _add_maintenance(commands: Commands) -> None:
     )
     prune.add_argument("--keep", type=positive_int, required=True, help="newest versions kept")
     prune.add_argument("--index", type=Path, required=True, help="index directory")
-    prune.set_defaults(func=cmd_prune)
+    prune.set_defaults(func=cmd_prune, interrupt_note=_index_interrupt_note)
 
 
 def add_commands(commands: Commands) -> None:

@@ -325,4 +325,7 @@ def add_commands(commands: Commands) -> None:
         "--limit", type=positive_int, help="stop after this many rows (default: all rows)"
     )
     batch.add_argument("--quiet", action="store_true", help="no progress bar")
-    batch.set_defaults(func=cmd_augment_file)
+    batch.set_defaults(
+        func=cmd_augment_file,
+        interrupt_note=lambda args: f"the rows augmented so far are in {args.out}",
+    )
