@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _finish_help(parser: argparse.ArgumentParser) -> None:
     """Give every command the shared help layout, and its one-line summary as description."""
     parser.formatter_class = HelpFormatter
-    for action in parser._subparsers._group_actions if parser._subparsers else ():
+    for action in parser._actions:
         if not isinstance(action, argparse._SubParsersAction):
             continue
         summaries = {choice.dest: choice.help for choice in action._choices_actions}

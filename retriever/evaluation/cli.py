@@ -9,6 +9,7 @@ from pathlib import Path
 
 from thoughtbank.cli_common import (
     Commands,
+    existing_file,
     finite_float,
     fraction,
     positive_float,
@@ -74,7 +75,7 @@ def _add_retrieval(commands: Commands) -> None:
     )
     parser.add_argument(
         "--queries",
-        type=Path,
+        type=existing_file,
         required=True,
         help="JSONL(.gz) with task_name and query (and split for --train/--test)",
     )
@@ -168,7 +169,7 @@ def _add_e2e(commands: Commands) -> None:
     )
     parser.add_argument(
         "--queries",
-        type=Path,
+        type=existing_file,
         required=True,
         help="JSONL(.gz) with task_name, query, ground_truth and metric",
     )
@@ -210,7 +211,9 @@ def _add_calibrate(commands: Commands) -> None:
     )
     parser.add_argument("--index", type=Path, required=True, help="index directory")
     parser.add_argument(
-        "--e2e", type=Path, help="results of `eval e2e --out` (default: retrieval margins, no LLM)"
+        "--e2e",
+        type=existing_file,
+        help="results of `eval e2e --out` (default: retrieval margins, no LLM)",
     )
     parser.add_argument(
         "--wrong-task-cost",
@@ -233,7 +236,7 @@ def _add_templates(commands: Commands) -> None:
     parser = commands.add_parser(
         "templates", help="template quality battery: leaks, boilerplate, formats (no LLM)"
     )
-    parser.add_argument("templates", type=Path, help="templates JSONL written by mine")
+    parser.add_argument("templates", type=existing_file, help="templates JSONL written by mine")
     parser.add_argument(
         "--logs",
         type=Path,

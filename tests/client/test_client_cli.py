@@ -265,3 +265,16 @@ def test_augment_file_on_fusionbench_queries(
         row["query"] in row["augmented_prompt"] and len(row["template_ids"]) == 3 for row in rows
     )
     assert "200 augmented rows written" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--token-file", "--tls-ca"])
+def test_credential_files_are_checked_where_they_enter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str
+) -> None:
+    absent = tmp_path / "absent.pem"
+    for given, message in [(absent, f"no such file '{absent}'"), (tmp_path, "is a directory")]:
+        with pytest.raises(SystemExit) as refused:
+            main(["query", QUESTION, flag, str(given)])
+        assert refused.value.code == 2
+        err = capsys.readouterr().err
+        assert f"argument {flag}: " in err and message in err
