@@ -113,7 +113,7 @@ def _options(args: argparse.Namespace) -> MiningOptions:
 def _schema_advice(args: argparse.Namespace) -> str:
     """What the first log holds against what mining needs, and the ``--columns`` form."""
     found = first_row_columns(args.logs[0])
-    mapped = set(found) | set((args.columns or {}).keys())
+    mapped = set(found) | {name for name, own in (args.columns or {}).items() if own in found}
     missing = [name for name in REQUIRED_COLUMNS if name not in mapped]
     if not found or not missing:
         return ""
@@ -127,6 +127,8 @@ def _schema_advice(args: argparse.Namespace) -> str:
 
 def _why_no_templates(args: argparse.Namespace, summary: MiningSummary) -> str:
     rejects = rejects_file(_options(args), args.out)
+    if not summary.rows_read:
+        return f"no templates: the logs hold no rows ({summary.files_damaged} damaged or empty)"
     if summary.rows_read == summary.rows_rejected:
         return (
             f"no templates: none of the {summary.rows_rejected} rows could be used "
