@@ -7,6 +7,7 @@ import json
 import math
 import re
 import sys
+from pathlib import Path
 from typing import Any, TextIO, TypeAlias
 
 from thoughtbank.echo import echo
@@ -14,6 +15,31 @@ from thoughtbank.text_safety import replace_unsafe, terminal_safe
 
 #: The subcommand registry each stage adds its commands to.
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Examples keep their lines; an option's default is shown unless its help already says it,
+    it has none (None, a flag's False) or the option is required."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (
+            "default" in text
+            or action.required
+            or action.default in (None, False, argparse.SUPPRESS)
+        ):
+            return text
+        return super()._get_help_string(action)
+
+
+def quiet_model_loading(show_progress: bool) -> None:
+    """Hide the "Loading weights" bar transformers draws when a model loads, unless progress is
+    wanted and stderr is a terminal (imported here, when a model is about to load anyway)."""
+    if show_progress and sys.stderr.isatty():
+        return
+    import transformers.utils.logging
+
+    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def print_safe(text: str, file: TextIO | None = None) -> None:
@@ -82,6 +108,17 @@ def server_address(text: str) -> str:
             f"expected HOST:PORT with a port in [1, {MAX_PORT}], got {echo(text)}"
         )
     return text
+
+
+def existing_file(text: str) -> Path:
+    """A path that must be a file now (a token, a certificate, queries): said where it enters,
+    not as an OSError once the work has started."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{echo(text)} is a directory, expected a file")
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no such file {echo(text)}")
+    return path
 
 
 def column_map(text: str) -> dict[str, str]:

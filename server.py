@@ -29,11 +29,12 @@ from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from thoughtbank.cli_common import Commands
+from thoughtbank.cli_common import Commands, quiet_model_loading
 from thoughtbank.echo import clip
 from thoughtbank.index import default_threads, use_threads
 from thoughtbank.protos import SERVICE_NAME, pb2
 from thoughtbank.retriever.errors import (
+    INDEX_LOADING_MESSAGE,
     AuthenticationError,
     DeadlineExceededError,
     IndexUnavailableError,
@@ -208,7 +209,7 @@ class ThoughtTemplateServicer:
     def _engine(self) -> RetrievalEngine:
         engine = self._live.engine
         if engine is None:
-            raise IndexUnavailableError("no index is loaded yet; retry shortly")
+            raise IndexUnavailableError(INDEX_LOADING_MESSAGE)
         return engine
 
     def _retrieve_each(self, queries: Sequence[RetrievalQuery], cores: int) -> list[Outcome]:
@@ -548,6 +549,7 @@ def run_server(
 def cmd_serve(args: argparse.Namespace) -> int:
     config = config_from_args(args, os.environ)
     configure_logging(config.log_format, config.log_level)
+    quiet_model_loading(False)  # a bar has no place among log lines
 
     def on_listening(port: int, metrics_port: int | None) -> None:
         metrics = f"{METRICS_MARK}{metrics_port}" if metrics_port is not None else ""
@@ -561,12 +563,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+SERVE_EXAMPLES = """examples:
+  thoughtbank serve --index INDEX_DIR --port 50051
+  thoughtbank serve --index INDEX_DIR --host 0.0.0.0 --port 50051 --metrics-port 9100
+  thoughtbank serve --index INDEX_DIR --tls-cert cert.pem --tls-key key.pem --auth-token-file token
+  thoughtbank serve --config serve.toml --log-format text"""
+
+
 def add_commands(commands: Commands) -> None:
     serve_parser = commands.add_parser(
         "serve",
         help="serve an index over gRPC",
-        description="Options come from flags, then THOUGHTBANK_<OPTION> environment variables, "
-        "then the --config TOML file, then defaults.",
+        description="Serve an index over gRPC. Options come from flags, then "
+        "THOUGHTBANK_<OPTION> environment variables, then the --config TOML file, then defaults.",
+        epilog=SERVE_EXAMPLES,
     )
     add_config_flags(serve_parser)
     serve_parser.set_defaults(func=cmd_serve)

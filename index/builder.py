@@ -102,6 +102,8 @@ class UpdateResult:
     replaced: int = 0
     removed: int = 0
     unchanged: int = 0
+    #: Ids asked to be removed that the live version does not have (they changed nothing).
+    not_found: tuple[str, ...] = ()
 
     @property
     def created_version(self) -> bool:
@@ -319,18 +321,19 @@ def add_templates(
 def remove_templates(
     index_dir: Path, template_ids: Sequence[str], device: str = "cpu"
 ) -> UpdateResult:
-    """Remove templates by id as a new live version; unknown ids change nothing and raise."""
+    """Remove templates by id as a new live version. Unknown ids change nothing: they are
+    reported in ``not_found``, and raise only when no id is known (no version to write)."""
     index_dir = Path(index_dir)
-    doomed = set(template_ids)
     with index_lock(index_dir):
         live = load_index(index_dir)
         ordered = live.ordered_templates()
-        unknown = doomed - {t.id for t in ordered}
-        if unknown:
+        unknown = set(template_ids) - {t.id for t in ordered}
+        doomed = set(template_ids) - unknown
+        if not doomed:
             raise ValueError(f"not in live version {live.version}: {', '.join(sorted(unknown))}")
         keep_rows = [row for row, t in enumerate(ordered) if t.id not in doomed]
         if not keep_rows:
             raise ValueError("removing these ids would leave the index empty")
         empty = np.zeros((0, live.manifest.dimension), dtype=np.float32)
         manifest = _commit(index_dir, _derived_draft(live, keep_rows, [], empty), device, False)
-    return UpdateResult(manifest, removed=len(doomed))
+    return UpdateResult(manifest, removed=len(doomed), not_found=tuple(sorted(unknown)))

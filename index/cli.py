@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from thoughtbank.cli_common import Commands, positive_int
+from thoughtbank.cli_common import Commands, positive_int, print_safe, quiet_model_loading
 from thoughtbank.index.builder import EMBED_FIELDS
 from thoughtbank.index.faiss_backend import INDEX_TYPES
 
@@ -21,13 +21,59 @@ if TYPE_CHECKING:
     from thoughtbank.index.artifact import IndexManifest
 
 DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_BATCH_SIZE = 64
+# What mining reads and templates never are: such an input is a log given to the wrong stage.
+LOG_SUFFIXES = (".gz", ".csv", ".parquet")
+BUILD_EXAMPLES = """examples:
+  thoughtbank index build templates.jsonl --out INDEX_DIR
+  thoughtbank index build templates.jsonl --out INDEX_DIR --type hnsw --device cuda
+  thoughtbank index build templates.jsonl --out INDEX_DIR --embed query+template
+
+Building into a live index makes the new version live; the old one stays for `index rollback`."""
 
 
 def _report_progress() -> bool:
     """Send the index stage's messages to stderr; whether to draw progress bars as well."""
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("thoughtbank.index").setLevel(logging.INFO)
+    quiet_model_loading(sys.stderr.isatty())
     return sys.stderr.isatty()
+
+
+def templates_file(text: str) -> Path:
+    """A templates JSONL written by ``thoughtbank mine``: a file, and not a mining log."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a directory, not a templates JSONL file")
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no templates file {path}")
+    if path.name.lower().endswith(LOG_SUFFIXES) or _first_line_is_a_log_row(path):
+        raise argparse.ArgumentTypeError(
+            f"{path} looks like a mining log, not templates: run `thoughtbank mine {path} "
+            "--out templates.jsonl` and index templates.jsonl"
+        )
+    return path
+
+
+def _first_line_is_a_log_row(path: Path) -> bool:
+    from thoughtbank.templates.readers import REQUIRED_COLUMNS
+
+    with path.open("rb") as handle:
+        first = handle.readline(1 << 20)
+    try:
+        row = json.loads(first)
+    except ValueError:
+        return False
+    return isinstance(row, dict) and "text" not in row and set(REQUIRED_COLUMNS) <= set(row)
+
+
+def _index_interrupt_note(args: argparse.Namespace) -> str:
+    """What an interrupted writer kept: versions switch live atomically in the last step."""
+    index_dir = getattr(args, "out", None) or args.index
+    return (
+        "a new version goes live only in the command's last step; "
+        f"`thoughtbank index list --index {index_dir}` shows which version is live"
+    )
 
 
 def _print_version(manifest: IndexManifest, **extra: object) -> None:
@@ -70,6 +116,12 @@ def cmd_build(args: argparse.Namespace) -> int:
         device=args.device,
         sources=[args.templates],
     )
+    if manifest.parent:
+        print_safe(
+            f"replaced live version {manifest.parent} with {manifest.version} in {args.out} "
+            f"(undo: thoughtbank index rollback {manifest.parent} --index {args.out})",
+            file=sys.stderr,
+        )
     _print_version(manifest, index_dir=str(args.out))
     return 0
 
@@ -102,7 +154,12 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
     _report_progress()
     result = remove_templates(args.index, args.ids)
-    _print_version(result.manifest, removed=result.removed)
+    if result.not_found:
+        print_safe(
+            f"not in the index, nothing done for them: {', '.join(result.not_found)}",
+            file=sys.stderr,
+        )
+    _print_version(result.manifest, removed=result.removed, not_found=list(result.not_found))
     return 0
 
 
@@ -177,9 +234,15 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def _add_build(commands: Commands) -> None:
-    build = commands.add_parser("build", help="embed templates into a new index version")
-    build.add_argument("templates", type=Path, help="templates JSONL from `thoughtbank mine`")
-    build.add_argument("--out", type=Path, required=True, help="index directory")
+    build = commands.add_parser(
+        "build", help="embed templates into a new index version", epilog=BUILD_EXAMPLES
+    )
+    build.add_argument(
+        "templates", type=templates_file, help="templates JSONL from `thoughtbank mine`"
+    )
+    build.add_argument(
+        "--out", type=Path, required=True, help="index directory (created, or a new version)"
+    )
     build.add_argument(
         "--type",
         default="auto",
@@ -200,26 +263,32 @@ def _add_build(commands: Commands) -> None:
         choices=DEVICES,
         help="for embedding and FAISS; cuda falls back to cpu with a message",
     )
-    build.add_argument("--batch-size", type=positive_int, default=64)
+    build.add_argument(
+        "--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, help="texts per encode call"
+    )
     build.add_argument("--hnsw-m", type=positive_int, help="hnsw: links per node (32)")
     build.add_argument("--ef-construction", type=positive_int, help="hnsw: build depth (40)")
     build.add_argument("--ef-search", type=positive_int, help="hnsw: default search depth (128)")
     build.add_argument("--nlist", type=positive_int, help="ivf: inverted lists (4 sqrt(n))")
     build.add_argument("--nprobe", type=positive_int, help="ivf: lists searched (max(8, nlist/16))")
-    build.set_defaults(func=cmd_build)
+    build.set_defaults(func=cmd_build, interrupt_note=_index_interrupt_note)
 
 
 def _add_updates(commands: Commands) -> None:
     add = commands.add_parser("add", help="add or replace templates as a new live version")
-    add.add_argument("templates", type=Path, help="templates JSONL")
+    add.add_argument("templates", type=templates_file, help="templates JSONL")
     add.add_argument("--index", type=Path, required=True, help="index directory")
-    add.add_argument("--device", default="cpu", choices=DEVICES)
-    add.add_argument("--batch-size", type=positive_int, default=64)
-    add.set_defaults(func=cmd_add)
+    add.add_argument("--device", default="cpu", choices=DEVICES, help="for embedding and FAISS")
+    add.add_argument(
+        "--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, help="texts per encode call"
+    )
+    add.set_defaults(func=cmd_add, interrupt_note=_index_interrupt_note)
     remove = commands.add_parser("remove", help="remove templates as a new live version")
-    remove.add_argument("--ids", nargs="+", required=True, help="template ids to remove")
+    remove.add_argument(
+        "--ids", nargs="+", required=True, help="template ids to remove (unknown ones are reported)"
+    )
     remove.add_argument("--index", type=Path, required=True, help="index directory")
-    remove.set_defaults(func=cmd_remove)
+    remove.set_defaults(func=cmd_remove, interrupt_note=_index_interrupt_note)
 
 
 def _add_maintenance(commands: Commands) -> None:
@@ -229,7 +298,7 @@ def _add_maintenance(commands: Commands) -> None:
     rollback = commands.add_parser("rollback", help="make an earlier version live again")
     rollback.add_argument("version", help="version name from `index list`")
     rollback.add_argument("--index", type=Path, required=True, help="index directory")
-    rollback.set_defaults(func=cmd_rollback)
+    rollback.set_defaults(func=cmd_rollback, interrupt_note=_index_interrupt_note)
     verify = commands.add_parser("verify", help="check checksums; exit 1 on any damage")
     verify.add_argument("--index", type=Path, required=True, help="index directory")
     verify.add_argument("--all", action="store_true", help="every version, not only the live one")
@@ -239,12 +308,12 @@ def _add_maintenance(commands: Commands) -> None:
     )
     prune.add_argument("--keep", type=positive_int, required=True, help="newest versions kept")
     prune.add_argument("--index", type=Path, required=True, help="index directory")
-    prune.set_defaults(func=cmd_prune)
+    prune.set_defaults(func=cmd_prune, interrupt_note=_index_interrupt_note)
 
 
 def add_commands(commands: Commands) -> None:
     index = commands.add_parser("index", help="build and manage the template index")
-    index_commands = index.add_subparsers(dest="index_command", required=True)
+    index_commands = index.add_subparsers(dest="index_command", required=True, metavar="ACTION")
     _add_build(index_commands)
     _add_updates(index_commands)
     _add_maintenance(index_commands)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -16,10 +16,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import grpc
-
 from thoughtbank.cli_common import (
     Commands,
+    existing_file,
     finite_float,
     fraction,
     positive_float,
@@ -37,33 +36,28 @@ from thoughtbank.retriever.augment_file import (
     read_rows,
 )
 from thoughtbank.retriever.base_client import DEFAULT_TIMEOUT
+from thoughtbank.retriever.cli_errors import Command, explain_connection_errors
 from thoughtbank.retriever.client import ThoughtbankClient
-from thoughtbank.retriever.errors import IndexUnavailableError, ThoughtbankError
-from thoughtbank.retriever.types import DEFAULT_K, RetrievalQuery, RetrievalResult
+from thoughtbank.retriever.types import (
+    DEFAULT_K,
+    AugmentedPrompt,
+    IndexInfo,
+    RetrievalQuery,
+    RetrievalResult,
+)
 from thoughtbank.text_safety import terminal_safe
 
 DEFAULT_SERVER = "127.0.0.1:50051"
-Command = Callable[[argparse.Namespace], int]
-
-
-def explain_unavailable(command: Command) -> Command:
-    """Turn UNAVAILABLE into a message that says how to start a server or where to point."""
-
-    @functools.wraps(command)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return command(args)
-        except ThoughtbankError as exc:
-            if exc.code != grpc.StatusCode.UNAVAILABLE:
-                raise
-            raise IndexUnavailableError(
-                f"the thoughtbank server at {args.server} is not available ({exc.message}).\n"
-                "Start one with `thoughtbank serve --index INDEX_DIR --port PORT`, point "
-                "--server (or $THOUGHTBANK_SERVER) at a running one, or use --index INDEX_DIR "
-                "to query an index in-process."
-            ) from exc
-
-    return run
+# Values of a probe embedding shown by `info --json`; the rest only make the output unreadable.
+PROBE_VALUES_SHOWN = 4
+QUERY_EXAMPLES = """examples:
+  thoughtbank query "How many apples are left?" --server 127.0.0.1:50051 --k 3
+  thoughtbank query "What is 12 * 7?" --task gsm8k --json
+  thoughtbank query "What is 12 * 7?" --index INDEX_DIR      # no server: the index in-process"""
+AUGMENT_EXAMPLES = """examples:
+  thoughtbank augment "How many apples are left?" --server 127.0.0.1:50051
+  thoughtbank augment "What is 12 * 7?" --k 2 --max-template-tokens 300
+  thoughtbank augment "What is 12 * 7?" --tls-ca ca.pem --token-file token --json"""
 
 
 def connection_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -96,6 +90,8 @@ def request_of(args: argparse.Namespace) -> RetrievalQuery:
 
 def print_hits(result: RetrievalResult) -> None:
     print_safe(f"index version {result.index_version}")
+    if not result.hits:
+        print_safe("no template matched (see --min-score and --task)", file=sys.stderr)
     for rank, hit in enumerate(result.hits, 1):
         print_safe(
             f"\n#{rank}  score {hit.score:.3f}  task {hit.template.task}  id {hit.template.id}"
@@ -104,7 +100,7 @@ def print_hits(result: RetrievalResult) -> None:
         print_safe(hit.template.text)
 
 
-@explain_unavailable
+@explain_connection_errors
 def cmd_query(args: argparse.Namespace) -> int:
     with open_client(args) as client:
         result = client.retrieve(request_of(args))
@@ -115,7 +111,19 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
-@explain_unavailable
+def explain_empty_prompt(augmented: AugmentedPrompt, max_template_tokens: int | None) -> None:
+    """Say on stderr when the prompt holds no template, and the likely reason."""
+    if augmented.hits:
+        return
+    reason = (
+        f"none fits within --max-template-tokens {max_template_tokens}"
+        if max_template_tokens is not None
+        else "none matched (see --min-score and --task)"
+    )
+    print_safe(f"thoughtbank: the prompt holds no template: {reason}", file=sys.stderr)
+
+
+@explain_connection_errors
 def cmd_augment(args: argparse.Namespace) -> int:
     with open_client(args) as client:
         augmented = client.augment(request_of(args), max_template_tokens=args.max_template_tokens)
@@ -123,15 +131,36 @@ def cmd_augment(args: argparse.Namespace) -> int:
         print_json(asdict(augmented))
     else:
         print_safe(augmented.prompt)
+    explain_empty_prompt(augmented, args.max_template_tokens)
     return 0
 
 
-@explain_unavailable
+def summarized_probes(probes: list[list[float]]) -> list[dict[str, Any]]:
+    """Each probe embedding as its dimension, norm and first values, not hundreds of floats."""
+    return [
+        {
+            "dimension": len(vector),
+            "norm": round(math.sqrt(sum(x * x for x in vector)), 6),
+            "first_values": vector[:PROBE_VALUES_SHOWN],
+        }
+        for vector in probes
+    ]
+
+
+def info_as_json(info: IndexInfo) -> dict[str, Any]:
+    value = asdict(info)
+    probes = value["manifest"].get("embedder_probes")
+    if probes:
+        value["manifest"]["embedder_probes"] = summarized_probes(probes)
+    return value
+
+
+@explain_connection_errors
 def cmd_info(args: argparse.Namespace) -> int:
     with open_client(args) as client:
         info = client.index_info()
     if args.json:
-        print_json(asdict(info))
+        print_json(info_as_json(info))
         return 0
     print_safe(
         f"index version {info.index_version}: {info.count} templates, {info.index_type} "
@@ -142,7 +171,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-@explain_unavailable
+@explain_connection_errors
 def cmd_template(args: argparse.Namespace) -> int:
     with open_client(args) as client:
         template = client.get_template(args.id)
@@ -185,7 +214,7 @@ async def _augment_file(args: argparse.Namespace, settings: BatchSettings) -> in
     return 0
 
 
-@explain_unavailable
+@explain_connection_errors
 def cmd_augment_file(args: argparse.Namespace) -> int:
     if not args.queries.is_file():
         raise FileNotFoundError(f"no queries file {args.queries}")
@@ -208,12 +237,22 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("THOUGHTBANK_SERVER") or DEFAULT_SERVER,  # empty: unset
         help=f"HOST:PORT of a running server (default: $THOUGHTBANK_SERVER or {DEFAULT_SERVER})",
     )
-    target.add_argument("--index", type=Path, help="query this index in-process instead")
+    target.add_argument(
+        "--index", type=Path, help="query this index directory in-process instead of a server"
+    )
     parser.add_argument(
         "--timeout", type=positive_float, default=DEFAULT_TIMEOUT, help="deadline per call, seconds"
     )
-    parser.add_argument("--token-file", type=Path, help="file with the server's bearer token")
-    parser.add_argument("--tls-ca", type=Path, help="PEM root certificates: connect with TLS")
+    parser.add_argument(
+        "--token-file",
+        type=existing_file,
+        help="file with the server's bearer token (default: no token)",
+    )
+    parser.add_argument(
+        "--tls-ca",
+        type=existing_file,
+        help="PEM root certificates: connect with TLS (default: plaintext)",
+    )
     parser.add_argument(
         "--wait", action="store_true", help="wait (up to --timeout) for a server that is starting"
     )
@@ -221,15 +260,21 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
 
 def add_retrieval_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=positive_int, default=DEFAULT_K, help="templates to return")
-    parser.add_argument("--task", default="", help="prefer templates of this task")
-    parser.add_argument("--min-score", type=finite_float, help="drop hits scoring below this")
+    parser.add_argument(
+        "--task", default="", help="prefer templates of this task (default: the server predicts it)"
+    )
+    parser.add_argument(
+        "--min-score",
+        type=finite_float,
+        help="drop hits scoring below this (default: the index's calibrated minimum, if any)",
+    )
     parser.add_argument("--diversity", type=fraction, default=0.0, help="MMR diversity, 0..1")
 
 
 def add_read_command(
-    commands: Commands, name: str, help_text: str, func: Command
+    commands: Commands, name: str, help_text: str, func: Command, examples: str | None = None
 ) -> argparse.ArgumentParser:
-    parser = commands.add_parser(name, help=help_text)
+    parser = commands.add_parser(name, help=help_text, epilog=examples)
     add_connection_args(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(func=func)
@@ -237,17 +282,21 @@ def add_read_command(
 
 
 def add_commands(commands: Commands) -> None:
-    query = add_read_command(commands, "query", "top-k templates for a query", cmd_query)
+    query = add_read_command(
+        commands, "query", "top-k templates for a query", cmd_query, QUERY_EXAMPLES
+    )
     query.add_argument("text", help="the query")
     add_retrieval_args(query)
 
-    augment = add_read_command(commands, "augment", "the augmented prompt for a query", cmd_augment)
+    augment = add_read_command(
+        commands, "augment", "the augmented prompt for a query", cmd_augment, AUGMENT_EXAMPLES
+    )
     augment.add_argument("text", help="the query")
     add_retrieval_args(augment)
     augment.add_argument(
         "--max-template-tokens",
         type=positive_int,
-        help="token budget for the templates in the prompt",
+        help="token budget for the templates in the prompt (default: no budget)",
     )
 
     add_read_command(commands, "info", "what the served index is", cmd_info)
@@ -275,6 +324,11 @@ def add_commands(commands: Commands) -> None:
         default=DEFAULT_CONCURRENCY,
         help="most calls in flight at once",
     )
-    batch.add_argument("--limit", type=positive_int, help="stop after this many rows")
+    batch.add_argument(
+        "--limit", type=positive_int, help="stop after this many rows (default: all rows)"
+    )
     batch.add_argument("--quiet", action="store_true", help="no progress bar")
-    batch.set_defaults(func=cmd_augment_file)
+    batch.set_defaults(
+        func=cmd_augment_file,
+        interrupt_note=lambda args: f"the rows augmented so far are in {args.out}",
+    )

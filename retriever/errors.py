@@ -32,6 +32,10 @@ class IndexUnavailableError(ThoughtbankError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+#: What a server still loading its index answers (UNAVAILABLE); clients recognise it by this.
+INDEX_LOADING_MESSAGE = "no index is loaded yet; retry shortly"
+
+
 class AuthenticationError(ThoughtbankError):
     code = grpc.StatusCode.UNAUTHENTICATED
 

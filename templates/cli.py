@@ -18,17 +18,50 @@ from thoughtbank.cli_common import (
     non_negative_int,
     positive_float,
     positive_int,
+    print_safe,
+    quiet_model_loading,
 )
+from thoughtbank.echo import echo
 from thoughtbank.templates.distill import Distiller, ExtractiveDistiller
-from thoughtbank.templates.job import LeakagePolicy, MiningOptions, mine_templates
+from thoughtbank.templates.job import (
+    LeakagePolicy,
+    MiningOptions,
+    MiningSummary,
+    mine_templates,
+    rejects_file,
+)
+from thoughtbank.templates.journal import journal_path
 from thoughtbank.templates.leakage import DEFAULT_MAX_QUERY_SPAN_WORDS, LeakageGuard
 from thoughtbank.templates.merge import DEFAULT_MERGE_THRESHOLD, EmbedFunction
-from thoughtbank.templates.readers import DEFAULT_MAX_FIELD_BYTES
+from thoughtbank.templates.readers import (
+    DEFAULT_MAX_FIELD_BYTES,
+    REQUIRED_COLUMNS,
+    SCHEMA_COLUMNS,
+    first_row_columns,
+)
 from thoughtbank.templates.selection import SelectionRules, Strategy
+
+EXAMPLES = """examples:
+  thoughtbank mine logs.jsonl.gz --out templates.jsonl
+  thoughtbank mine export.csv --columns query=prompt,llm=model --performance-scale 100
+  thoughtbank mine logs.jsonl.gz --distiller chat --llm openai:gpt-4o-mini --workers 8
+  thoughtbank mine logs.jsonl.gz --resume        # go on after an interruption"""
 
 
 def _model_names(text: str) -> frozenset[str]:
     return frozenset(name.strip() for name in text.split(",") if name.strip())
+
+
+def schema_column_map(text: str) -> dict[str, str]:
+    """``--columns``: a column map whose names are all columns of the log schema."""
+    mapping = column_map(text)
+    unknown = [name for name in mapping if name not in SCHEMA_COLUMNS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown schema column(s) {', '.join(echo(n) for n in unknown)}; "
+            f"known: {', '.join(SCHEMA_COLUMNS)}"
+        )
+    return mapping
 
 
 def _distiller(args: argparse.Namespace) -> Distiller:
@@ -54,6 +87,7 @@ def _embed(args: argparse.Namespace) -> EmbedFunction | None:
         return None
     from thoughtbank.index import Embedder
 
+    quiet_model_loading(not args.no_progress)
     return Embedder().encode
 
 
@@ -76,17 +110,66 @@ def _options(args: argparse.Namespace) -> MiningOptions:
     )
 
 
+def _schema_advice(args: argparse.Namespace) -> str:
+    """What the first log holds against what mining needs, and the ``--columns`` form."""
+    found = first_row_columns(args.logs[0])
+    mapped = set(found) | {name for name, own in (args.columns or {}).items() if own in found}
+    missing = [name for name in REQUIRED_COLUMNS if name not in mapped]
+    if not found or not missing:
+        return ""
+    example = ",".join(f"{name}=YOUR_COLUMN" for name in missing)
+    return (
+        f"\n{args.logs[0]} has columns {', '.join(found)}; mining needs "
+        f"{', '.join(REQUIRED_COLUMNS)} (missing: {', '.join(missing)}). "
+        f"Map yours with --columns {example}"
+    )
+
+
+def _why_no_templates(args: argparse.Namespace, summary: MiningSummary) -> str:
+    rejects = rejects_file(_options(args), args.out)
+    if not summary.rows_read:
+        return f"no templates: the logs hold no rows ({summary.files_damaged} damaged or empty)"
+    if summary.rows_read == summary.rows_rejected:
+        return (
+            f"no templates: none of the {summary.rows_rejected} rows could be used "
+            f"(reasons in {rejects})" + _schema_advice(args)
+        )
+    return (
+        f"no templates: {summary.groups_without_eligible_response} of {summary.groups} groups "
+        f"had no response to distil (see --min-performance, --allow-models, --deny-models), "
+        f"{summary.leakage_dropped} were dropped for leakage, {summary.failed} failed"
+    )
+
+
 def cmd_mine(args: argparse.Namespace) -> int:
     summary = mine_templates(args.logs, args.out, _distiller(args), _options(args), _embed(args))
     print(json.dumps(summary.as_dict(), indent=2))
     for failure in summary.failures:
-        print(f"failed group {failure}", file=sys.stderr)
+        print_safe(f"failed group {failure}", file=sys.stderr)
+    if not summary.templates:
+        print_safe(f"thoughtbank: {_why_no_templates(args, summary)}", file=sys.stderr)
+        return 1
     return 1 if summary.failed else 0
 
 
+def _interrupt_note(args: argparse.Namespace) -> str:
+    return (
+        f"finished groups are kept in {journal_path(args.out)}; "
+        "run the same command with --resume to go on"
+    )
+
+
 def _add_selection_arguments(mine: argparse.ArgumentParser) -> None:
-    mine.add_argument("--strategy", default="fusion", choices=[s.value for s in Strategy])
-    mine.add_argument("--top-n", type=positive_int, default=3, help="responses per template")
+    mine.add_argument(
+        "--strategy",
+        default="fusion",
+        choices=[s.value for s in Strategy],
+        help="how responses are ranked: fusion (5 best by performance, then judge), "
+        "performance, balanced or cost (performance vs cost), judge",
+    )
+    mine.add_argument(
+        "--top-n", type=positive_int, default=3, help="responses distilled into each template"
+    )
     mine.add_argument(
         "--min-performance",
         type=fraction,
@@ -101,19 +184,28 @@ def _add_selection_arguments(mine: argparse.ArgumentParser) -> None:
         "--deny-models",
         type=_model_names,
         default=frozenset(),
-        help="comma-separated models never to distil from",
+        help="comma-separated models never to distil from (default: none)",
     )
 
 
 def _add_distiller_arguments(mine: argparse.ArgumentParser) -> None:
-    mine.add_argument("--distiller", default="extractive", choices=["extractive", "chat"])
-    mine.add_argument("--llm", help="chat model: openai:MODEL or python:package.module:factory")
+    mine.add_argument(
+        "--distiller",
+        default="extractive",
+        choices=["extractive", "chat"],
+        help="extractive: steps cut from the responses, no LLM; chat: an LLM writes them",
+    )
+    mine.add_argument(
+        "--llm", help="chat model: openai:MODEL or python:package.module:factory (needs chat)"
+    )
     mine.add_argument("--workers", type=positive_int, default=4, help="concurrent distillations")
     mine.add_argument("--timeout", type=positive_float, default=120.0, help="seconds per LLM call")
     mine.add_argument(
         "--retries", type=non_negative_int, default=3, help="retries of a transient LLM error"
     )
-    mine.add_argument("--rate-limit", type=positive_float, help="LLM calls per second at most")
+    mine.add_argument(
+        "--rate-limit", type=positive_float, help="LLM calls per second at most (default: no limit)"
+    )
     mine.add_argument(
         "--pitfalls",
         action="store_true",
@@ -134,7 +226,7 @@ def _add_distiller_arguments(mine: argparse.ArgumentParser) -> None:
 
 
 def add_commands(commands: Commands) -> None:
-    mine = commands.add_parser("mine", help="distil templates from multi-LLM logs")
+    mine = commands.add_parser("mine", help="distil templates from multi-LLM logs", epilog=EXAMPLES)
     mine.add_argument(
         "logs", nargs="+", type=Path, help="log files (.jsonl, .jsonl.gz, .csv, .csv.gz, .parquet)"
     )
@@ -145,7 +237,12 @@ def add_commands(commands: Commands) -> None:
         help="templates JSONL to write (default: templates.jsonl)",
     )
     mine.add_argument("--rejects", type=Path, help="bad rows file (default: OUT.rejects)")
-    mine.add_argument("--columns", type=column_map, help="map schema names to columns")
+    mine.add_argument(
+        "--columns",
+        type=schema_column_map,
+        help="map schema names to the logs' columns: query=prompt,llm=model "
+        "(default: the names as they are)",
+    )
     mine.add_argument(
         "--performance-scale",
         type=positive_float,
@@ -169,4 +266,4 @@ def add_commands(commands: Commands) -> None:
     mine.add_argument("--no-merge", action="store_true", help="keep near-duplicate templates")
     mine.add_argument("--resume", action="store_true", help="skip groups finished by a past run")
     mine.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    mine.set_defaults(func=cmd_mine)
+    mine.set_defaults(func=cmd_mine, interrupt_note=_interrupt_note)

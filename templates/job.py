@@ -243,6 +243,11 @@ def _mine_or_fail(
         return JournalEntry(group_key(group), "failed", f"{where}: {type(exc).__name__}: {exc}")
 
 
+def rejects_file(options: MiningOptions, out_path: Path) -> Path:
+    """Where the job writes its rejected rows: ``--rejects``, else ``OUT.rejects``."""
+    return options.rejects_path or out_path.with_name(out_path.name + ".rejects")
+
+
 def _spool_logs(
     paths: list[Path],
     spool: GroupSpool,
@@ -250,7 +255,7 @@ def _spool_logs(
     out_path: Path,
     summary: MiningSummary,
 ) -> None:
-    rejects = RejectSink(options.rejects_path or out_path.with_name(out_path.name + ".rejects"))
+    rejects = RejectSink(rejects_file(options, out_path))
     try:
         records = iter_log_records(
             paths, rejects, options.column_map, options.performance_scale, options.max_field_bytes
@@ -283,14 +288,19 @@ def _distil_groups(
     limit = max(1, options.workers) * IN_FLIGHT_PER_WORKER
     in_flight: set[Future[JournalEntry]] = set()
     with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
-        while True:
-            while len(in_flight) < limit and (group := next(groups, None)) is not None:
-                in_flight.add(pool.submit(_mine_or_fail, group, distiller, options, profiles))
-            if not in_flight:
-                return
-            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-            journal.append([future.result() for future in done])
-            progress.update(len(done))
+        try:
+            while True:
+                while len(in_flight) < limit and (group := next(groups, None)) is not None:
+                    in_flight.add(pool.submit(_mine_or_fail, group, distiller, options, profiles))
+                if not in_flight:
+                    return
+                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                journal.append([future.result() for future in done])
+                progress.update(len(done))
+        except BaseException:
+            # Interrupted: stop at the groups already running rather than mine the queue.
+            pool.shutdown(cancel_futures=True)
+            raise
 
 
 def _finish(

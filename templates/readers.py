@@ -32,6 +32,15 @@ REQUIRED_COLUMNS = ("task_name", "query", "llm", "response", "performance")
 TEXT_COLUMNS = ("task_name", "query", "llm", "response")
 #: FusionBench's CSV layout has no ``query_id``; its ``task_id`` ("gsm8k-0") identifies the query.
 QUERY_ID_COLUMNS = ("query_id", "task_id")
+#: Every column the reader uses: what ``--columns`` may map a file's own columns to.
+SCHEMA_COLUMNS = (
+    *REQUIRED_COLUMNS,
+    *QUERY_ID_COLUMNS,
+    "cost",
+    "llm_judge",
+    "ground_truth",
+    "metric",
+)
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 SUPPORTED_SUFFIXES = (*JSONL_SUFFIXES, ".csv", ".parquet")
 PARQUET_BATCH_ROWS = 8192
@@ -270,6 +279,10 @@ def _log_format(path: Path) -> str:
 def check_log_paths(paths: Iterable[Path]) -> None:
     """Fail before any work when a path is missing or of an unsupported format."""
     for path in paths:
+        if path.is_dir():
+            raise ValueError(
+                f"{path} is a directory; pass the log files in it (e.g. {path}/*.jsonl)"
+            )
         if not path.is_file():
             raise ValueError(f"{path}: no such log file")
         if not _log_format(path) or (_log_format(path) == ".parquet" and path.suffix == ".gz"):
@@ -285,6 +298,18 @@ def _row_source(path: Path) -> Iterator[tuple[int, Any]]:
     if suffix == ".parquet":
         return _iter_parquet_rows(path)
     return _iter_jsonl_rows(path)
+
+
+def first_row_columns(path: Path) -> list[str]:
+    """The column names of the first parsed row of ``path`` ([] if it has none or is damaged),
+    to show what a file holds when none of its rows fit the schema."""
+    try:
+        for _line, row in _row_source(path):
+            if isinstance(row, Mapping):
+                return [str(name) for name in row]
+    except (FileDamage, *STREAM_ERRORS):
+        pass
+    return []
 
 
 class _SeenRecords:

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-from thoughtbank.cli_common import Commands, fraction, positive_int
+from thoughtbank.cli_common import (
+    Commands,
+    existing_file,
+    finite_float,
+    fraction,
+    positive_float,
+    positive_int,
+    quiet_model_loading,
+)
 from thoughtbank.retriever.evaluation.lexical import HybridConfig
 
 
@@ -47,6 +56,7 @@ def cmd_retrieval(args: argparse.Namespace) -> int:
             min_confidence=args.task_min_confidence, lexical_weight=args.lexical_weight
         ),
     )
+    quiet_model_loading(sys.stderr.isatty())
     corpus = embed_corpus(queries, Embedder(args.model, device=args.device))
     evaluation = evaluate_retrieval(corpus, queries, settings)
     if args.report:
@@ -65,7 +75,7 @@ def _add_retrieval(commands: Commands) -> None:
     )
     parser.add_argument(
         "--queries",
-        type=Path,
+        type=existing_file,
         required=True,
         help="JSONL(.gz) with task_name and query (and split for --train/--test)",
     )
@@ -73,9 +83,11 @@ def _add_retrieval(commands: Commands) -> None:
     mode.add_argument(
         "--leave-one-out", action="store_true", help="every query against all others (default)"
     )
-    mode.add_argument("--train", help="value of the split column that forms the index")
+    mode.add_argument(
+        "--train", help="value of the split column that forms the index (default: leave one out)"
+    )
     parser.add_argument("--test", default="test", help="split value of the test queries")
-    parser.add_argument("--split-column", default="split")
+    parser.add_argument("--split-column", default="split", help="column naming each query's split")
     parser.add_argument(
         "--folds",
         type=positive_int,
@@ -107,9 +119,13 @@ def _add_retrieval(commands: Commands) -> None:
         help="also random, BM25, dense, and one ablation per part",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--report", type=Path, help="folder for retrieval.json and a PNG chart")
+    parser.add_argument(
+        "--report", type=Path, help="folder for retrieval.json and a PNG chart (default: none)"
+    )
     parser.add_argument("--model", default="bundled:all-MiniLM-L6-v2", help="embedding model")
-    parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    parser.add_argument(
+        "--device", default="cpu", choices=["auto", "cpu", "cuda"], help="device to embed on"
+    )
     parser.set_defaults(func=cmd_retrieval)
 
 
@@ -153,16 +169,22 @@ def _add_e2e(commands: Commands) -> None:
     )
     parser.add_argument(
         "--queries",
-        type=Path,
+        type=existing_file,
         required=True,
         help="JSONL(.gz) with task_name, query, ground_truth and metric",
     )
     parser.add_argument("--index", type=Path, required=True, help="index directory")
     parser.add_argument("--split", default="", help="only queries of this split (e.g. test)")
-    parser.add_argument("--limit", type=positive_int, help="answer at most this many queries")
+    parser.add_argument(
+        "--limit", type=positive_int, help="answer at most this many queries (default: all)"
+    )
     parser.add_argument("--k", type=positive_int, default=3, help="templates per prompt")
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per LLM call")
-    parser.add_argument("--out", type=Path, help="per-query results JSONL (for calibrate --e2e)")
+    parser.add_argument(
+        "--timeout", type=positive_float, default=120.0, help="seconds per LLM call"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="per-query results JSONL (for calibrate --e2e; default: none)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=cmd_e2e)
 
@@ -189,11 +211,13 @@ def _add_calibrate(commands: Commands) -> None:
     )
     parser.add_argument("--index", type=Path, required=True, help="index directory")
     parser.add_argument(
-        "--e2e", type=Path, help="results of `eval e2e --out` (default: retrieval margins, no LLM)"
+        "--e2e",
+        type=existing_file,
+        help="results of `eval e2e --out` (default: retrieval margins, no LLM)",
     )
     parser.add_argument(
         "--wrong-task-cost",
-        type=float,
+        type=finite_float,
         default=1.0,
         help="margins: loss of serving another task's template vs the gain of a same-task one",
     )
@@ -212,7 +236,7 @@ def _add_templates(commands: Commands) -> None:
     parser = commands.add_parser(
         "templates", help="template quality battery: leaks, boilerplate, formats (no LLM)"
     )
-    parser.add_argument("templates", type=Path, help="templates JSONL written by mine")
+    parser.add_argument("templates", type=existing_file, help="templates JSONL written by mine")
     parser.add_argument(
         "--logs",
         type=Path,
@@ -220,13 +244,15 @@ def _add_templates(commands: Commands) -> None:
         required=True,
         help="the logs the templates were mined from (ground truth, options)",
     )
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=cmd_templates)
 
 
 def add_commands(commands: Commands) -> None:
     evaluate = commands.add_parser("eval", help="measure and calibrate retrieval quality")
-    eval_commands = evaluate.add_subparsers(dest="eval_command", required=True)
+    eval_commands = evaluate.add_subparsers(
+        dest="eval_command", required=True, metavar="EVALUATION"
+    )
     _add_retrieval(eval_commands)
     _add_templates(eval_commands)
     _add_e2e(eval_commands)

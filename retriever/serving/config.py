@@ -283,8 +283,13 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             dest=option.name,
             type=_flag_type(option.name),
             default=argparse.SUPPRESS,
-            help=f"{option.metadata['help']} (default: {option.default})",
+            help=option.metadata["help"] + _default_note(option.default),
         )
+
+
+def _default_note(default: object) -> str:
+    # An option with no default (None) is unset or required; "(default: None)" tells nothing.
+    return "" if default is None else f" (default: {default})"
 
 
 def _flag_type(name: str) -> Callable[[str], Any]:

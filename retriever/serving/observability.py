@@ -79,16 +79,22 @@ class ServerMetrics:
         return int(server.server_port)
 
 
+_STANDARD_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+}
+
+
+def extra_fields(record: logging.LogRecord) -> dict[str, object]:
+    """The ``extra=`` fields of a record (port, version...): what both formats must show."""
+    return {k: v for k, v in vars(record).items() if k not in _STANDARD_RECORD_FIELDS}
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, and any ``extra=`` fields."""
 
-    _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
-        "message",
-        "asctime",
-    }
-
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(
                 timespec="milliseconds"
             ),
@@ -96,10 +102,27 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        entry.update({k: v for k, v in vars(record).items() if k not in self._STANDARD})
+        entry.update(extra_fields(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """``time level logger message key=value ...``: the JSON format's fields, for people."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = " ".join(
+            f"{k}={json.dumps(v, default=str)}" for k, v in extra_fields(record).items()
+        )
+        if not fields:
+            return line
+        head, newline, rest = line.partition("\n")  # fields before any traceback
+        return f"{head} {fields}{newline}{rest}"
 
 
 def configure_logging(log_format: str, level: str) -> None:
@@ -108,6 +131,6 @@ def configure_logging(log_format: str, level: str) -> None:
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(TextFormatter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     logging.getLogger("faiss").setLevel(logging.WARNING)

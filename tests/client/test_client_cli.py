@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 
+import grpc
 import pytest
 
 from thoughtbank._version import __version__
 from thoughtbank.cli import main
+from thoughtbank.protos import pb2_grpc
+from thoughtbank.retriever.errors import INDEX_LOADING_MESSAGE
+
+from conftest import REPO_ROOT
 
 QUESTION = "Where do people usually keep their winter coats?"
 
@@ -63,6 +73,95 @@ def test_missing_server_says_how_to_start_one(capsys: pytest.CaptureFixture[str]
     message = capsys.readouterr().err
     assert message.startswith("thoughtbank: UNAVAILABLE: the thoughtbank server at 127.0.0.1:1")
     assert "thoughtbank serve --index INDEX_DIR" in message
+
+
+class StillLoading(pb2_grpc.ThoughtTemplateServiceServicer):
+    """Answers as a server does before its index is loaded."""
+
+    def Retrieve(self, request, context):
+        context.abort(grpc.StatusCode.UNAVAILABLE, INDEX_LOADING_MESSAGE)
+
+
+@contextmanager
+def in_process_server(
+    servicer: pb2_grpc.ThoughtTemplateServiceServicer,
+    credentials: grpc.ServerCredentials | None = None,
+) -> Iterator[str]:
+    """``servicer`` on a free loopback port (TLS with ``credentials``); yields its address."""
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    pb2_grpc.add_ThoughtTemplateServiceServicer_to_server(servicer, server)
+    address = "127.0.0.1:0"
+    port = (
+        server.add_secure_port(address, credentials)
+        if credentials
+        else server.add_insecure_port(address)
+    )
+    server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.stop(None)
+
+
+def test_a_plaintext_client_of_a_tls_server_is_told_to_pass_tls_ca(
+    tls_files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cert, key = tls_files
+    credentials = grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())])
+    with in_process_server(pb2_grpc.ThoughtTemplateServiceServicer(), credentials) as address:
+        assert main(["query", QUESTION, "--server", address, "--timeout", "5"]) == 2
+    message = capsys.readouterr().err
+    assert f"{address} speaks TLS and this client connected without it" in message
+    assert "pass --tls-ca" in message and "Start one with" not in message
+
+
+def test_a_server_loading_its_index_is_not_called_missing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with in_process_server(StillLoading()) as address:
+        assert main(["query", QUESTION, "--server", address, "--timeout", "5"]) == 2
+    message = capsys.readouterr().err
+    assert "is running and still loading its index" in message and "--wait" in message
+    assert "Start one with" not in message
+
+
+def test_wait_without_a_server_says_what_it_waited_for(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["query", QUESTION, "--server", "127.0.0.1:1", "--wait", "--timeout", "1"]) == 2
+    message = capsys.readouterr().err
+    assert message.startswith("thoughtbank: DEADLINE_EXCEEDED: waited 1 s (--timeout)")
+    assert "the thoughtbank server at 127.0.0.1:1" in message
+
+
+def test_an_empty_prompt_says_why(demo_server, capsys: pytest.CaptureFixture[str]) -> None:
+    tight = ["--server", demo_server.address, "--max-template-tokens", "1"]
+    assert main(["augment", QUESTION, *tight]) == 0
+    out, err = capsys.readouterr()
+    assert QUESTION in out
+    assert "the prompt holds no template: none fits within --max-template-tokens 1" in err
+
+
+def test_info_json_summarizes_the_probe_embeddings(
+    demo_server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    info = run_json(capsys, "info", "--server", demo_server.address, "--json")
+    probes = info["manifest"]["embedder_probes"]
+    assert probes and all(probe["dimension"] == info["dimension"] for probe in probes)
+    assert all(len(probe["first_values"]) == 4 and probe["norm"] > 0 for probe in probes)
+
+
+@pytest.mark.slow
+def test_a_closed_pipe_ends_the_command_quietly(demo_index: Path) -> None:
+    command = [sys.executable, "-m", "thoughtbank.cli", "info", "--index", str(demo_index)]
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader went away before the first line, as `| head -0` does
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141
+    assert "Broken pipe" not in stderr and "Traceback" not in stderr
 
 
 def test_server_errors_are_one_line(demo_server, capsys: pytest.CaptureFixture[str]) -> None:
@@ -166,3 +265,16 @@ def test_augment_file_on_fusionbench_queries(
         row["query"] in row["augmented_prompt"] and len(row["template_ids"]) == 3 for row in rows
     )
     assert "200 augmented rows written" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--token-file", "--tls-ca"])
+def test_credential_files_are_checked_where_they_enter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str
+) -> None:
+    absent = tmp_path / "absent.pem"
+    for given, message in [(absent, f"no such file '{absent}'"), (tmp_path, "is a directory")]:
+        with pytest.raises(SystemExit) as refused:
+            main(["query", QUESTION, flag, str(given)])
+        assert refused.value.code == 2
+        err = capsys.readouterr().err
+        assert f"argument {flag}: " in err and message in err

@@ -58,10 +58,12 @@ def test_index_lifecycle_through_every_command(
     assert code == 0 and json.loads(out)["added"] == 1 and json.loads(out)["count"] == 33
     assert load_index(index).manifest.embed_field == "query+template"  # kept from the parent
 
-    code, out, _ = _run(
-        capsys, "index", "remove", "--ids", "cli-new", template.id, "--index", str(index)
+    code, out, err = _run(
+        capsys, "index", "remove", "--ids", "cli-new", template.id, "no-such", "--index", str(index)
     )
-    assert code == 0 and json.loads(out)["count"] == 31
+    removed = json.loads(out)
+    assert code == 0 and removed["count"] == 31 and removed["removed"] == 2
+    assert removed["not_found"] == ["no-such"] and "nothing done for them: no-such" in err
 
     first, second, third = list_versions(index)
     code, out, _ = _run(capsys, "index", "list", "--index", str(index))
@@ -121,3 +123,38 @@ def test_bad_input_gets_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixt
     bad.write_text('{"id": "x"}\n')
     code, _, err = _run(capsys, "index", "build", str(bad), "--out", str(tmp_path / "i"))
     assert code == 2 and "bad.jsonl:1: not a thought template" in err
+
+
+def test_building_into_a_live_index_names_the_version_it_replaces(
+    demo_templates: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index = tmp_path / "index"
+    code, out, err = _run(capsys, "index", "build", str(demo_templates), "--out", str(index))
+    first = json.loads(out)["version"]
+    assert code == 0 and "replaced" not in err
+    code, out, err = _run(capsys, "index", "build", str(demo_templates), "--out", str(index))
+    second = json.loads(out)["version"]
+    assert code == 0 and current_version(index) == second
+    assert f"replaced live version {first} with {second}" in err
+    assert f"thoughtbank index rollback {first} --index {index}" in err
+
+
+def test_a_log_or_a_folder_is_not_a_templates_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_text(
+        json.dumps({"task_name": "t", "query": "q", "llm": "m", "response": "r", "performance": 1})
+        + "\n"
+    )
+    for given, message in [
+        (log, "looks like a mining log, not templates: run `thoughtbank mine"),
+        (tmp_path / "log.jsonl.gz", "looks like a mining log"),
+        (tmp_path, "is a directory, not a templates JSONL file"),
+    ]:
+        if given.suffix == ".gz":
+            given.write_bytes(b"")
+        with pytest.raises(SystemExit):
+            main(["index", "build", str(given), "--out", str(tmp_path / "i")])
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "i").exists()

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import logging
 from pathlib import Path
 
 import pytest
 
 from thoughtbank.retriever.serving.config import add_config_flags, config_from_args
 from thoughtbank.retriever.serving.micro_batcher import MicroBatcher
+from thoughtbank.retriever.serving.observability import JsonFormatter, TextFormatter
 
 
 def _parse(*argv: str) -> argparse.Namespace:
@@ -105,3 +108,12 @@ def test_a_failing_batch_fails_each_of_its_callers() -> None:
 
     outcomes = asyncio.run(scenario())
     assert [str(o) for o in outcomes] == ["model crashed"] * 3
+
+
+def test_text_logs_keep_the_fields_json_logs_carry() -> None:
+    record = logging.LogRecord("thoughtbank.server", logging.INFO, "", 0, "listening", None, None)
+    record.port, record.version = 50051, "v1"
+    text = TextFormatter().format(record)
+    assert text.endswith('INFO thoughtbank.server listening port=50051 version="v1"')
+    fields = json.loads(JsonFormatter().format(record))
+    assert (fields["port"], fields["version"]) == (50051, "v1")
