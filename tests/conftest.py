@@ -61,3 +61,11 @@ def demo_server(demo_index: Path) -> Iterator:
         yield server
     finally:
         assert server.stop() == 0
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel ``make dist`` builds (``pip wheel --no-deps``), built once per session."""
+    from wheel_support import build_wheel
+
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
