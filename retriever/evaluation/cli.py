@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from thoughtbank.cli_common import Commands, fraction, positive_int
@@ -47,8 +48,9 @@ def cmd_retrieval(args: argparse.Namespace) -> int:
             min_confidence=args.task_min_confidence, lexical_weight=args.lexical_weight
         ),
     )
-    corpus = embed_corpus(queries, Embedder(args.model, device=args.device))
-    evaluation = evaluate_retrieval(corpus, queries, settings)
+    progress = not args.no_progress and sys.stderr.isatty()
+    corpus = embed_corpus(queries, Embedder(args.model, device=args.device), progress)
+    evaluation = evaluate_retrieval(corpus, queries, settings, progress)
     if args.report:
         write_report(evaluation, args.report, 3 if 3 in args.k else args.k[0])
     print(
@@ -110,6 +112,7 @@ def _add_retrieval(commands: Commands) -> None:
     parser.add_argument("--report", type=Path, help="folder for retrieval.json and a PNG chart")
     parser.add_argument("--model", default="bundled:all-MiniLM-L6-v2", help="embedding model")
     parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     parser.set_defaults(func=cmd_retrieval)
 
 
