@@ -8,6 +8,7 @@ of the README's ``127.0.0.1:50051``. Each block must exit 0 without a traceback.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
@@ -22,6 +23,8 @@ from conftest import REPO_ROOT
 
 README_ADDRESS = "127.0.0.1:50051"
 MARKED_BLOCK = re.compile(r"<!-- doctest(?::\s*server\s+(\S+))?\s*-->\n```bash\n(.*?)```", re.S)
+BASH_BLOCK = re.compile(r"^```bash\n(.*?)^```", re.S | re.M)
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,30 @@ def readme_blocks() -> list[Block]:
         Block(text.count("\n", 0, match.start()) + 1, match.group(2), match.group(1))
         for match in MARKED_BLOCK.finditer(text)
     ]
+
+
+def readme_command_lines() -> list[str]:
+    """Every ``thoughtbank ...`` line of every bash block, continuation lines joined."""
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    lines = []
+    for block in BASH_BLOCK.findall(text):
+        for line in block.replace("\\\n", " ").splitlines():
+            if line.startswith("thoughtbank "):
+                lines.append(line.split("#")[0])
+    return lines
+
+
+def command_parser(line: str) -> argparse.ArgumentParser:
+    """The (sub)parser of the command ``line`` names: ``thoughtbank index build ...``."""
+    from thoughtbank.cli import build_parser
+
+    parser = build_parser()
+    for word in line.split()[1:]:
+        subcommands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subcommands or word not in subcommands[0].choices:
+            break
+        parser = subcommands[0].choices[word]
+    return parser
 
 
 def run_block(script: str, folder: Path) -> subprocess.CompletedProcess[str]:
@@ -61,6 +88,15 @@ def run_block(script: str, folder: Path) -> subprocess.CompletedProcess[str]:
 def test_the_readme_marks_blocks_for_the_doc_test() -> None:
     blocks = readme_blocks()
     assert len(blocks) >= 2 and any(b.server_index for b in blocks)
+
+
+def test_every_option_a_readme_command_shows_exists() -> None:
+    lines = readme_command_lines()
+    assert len(lines) > 20
+    for line in lines:
+        known = {flag for action in command_parser(line)._actions for flag in action.option_strings}
+        unknown = set(FLAG.findall(line)) - known
+        assert not unknown, f"README: {line.strip()!r} shows options its command lacks: {unknown}"
 
 
 @pytest.mark.slow
