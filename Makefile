@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install install-dev demo test test-fast lint typecheck protos bench bench-quick clean
+.PHONY: install install-dev demo dist test test-fast lint typecheck protos bench bench-quick clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,12 @@ typecheck: install-dev
 protos: install-dev
 	$(PY) protos/generate.py
 
+# The wheel that README's "Installing" names: dist/thoughtbank-VERSION-py3-none-any.whl.
+dist:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	rm -rf dist
+	$(PIP) wheel --no-deps -q -w dist .
+
 bench: install-dev
 	$(PY) -m benchmarks.run_all
 
@@ -58,4 +64,4 @@ bench-quick: install-dev
 	$(PY) -m benchmarks.run_all --quick
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 
-ENGINE_INSTALL = "pip install 'thoughtbank[cpu]' (or 'thoughtbank[gpu]' for FAISS with CUDA)"
+ENGINE_INSTALL = "pip install '.[cpu]' in a checkout (or '.[gpu]' for FAISS with CUDA)"
 # One import name per engine requirement that the client SDK lacks.
 ENGINE_MODULES = (
     "numpy",

@@ -2,7 +2,7 @@
 
     python -m benchmarks.gpu_check
 
-Needs faiss-gpu (``pip install 'thoughtbank[gpu]'``, CUDA 12 wheels) and a visible GPU; where
+Needs faiss-gpu (``pip install '.[gpu]'``, CUDA 12 wheels) and a visible GPU; where
 either is missing it says so and exits 0. Otherwise it builds flat and ivf indexes through
 ``build_faiss_index(..., device="cuda")`` and the CPU path, and checks:
 

@@ -48,8 +48,8 @@ def import_faiss() -> ModuleType:
         import faiss
     except ImportError as exc:
         raise FaissMissingError(
-            "FAISS is not installed. Install exactly one of: pip install 'thoughtbank[cpu]' "
-            "(faiss-cpu) or pip install 'thoughtbank[gpu]' (faiss-gpu, needs CUDA)"
+            "FAISS is not installed. Install exactly one of: pip install '.[cpu]' "
+            "(faiss-cpu) or pip install '.[gpu]' (faiss-gpu, needs CUDA)"
         ) from exc
     faiss.cvar.distance_compute_blas_threshold = BLAS_THRESHOLD
     return faiss

@@ -9,6 +9,7 @@ adds a ``thought_templates`` variable to a chain's input for any prompt template
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -28,6 +29,12 @@ from thoughtbank.retriever.prompt import format_template_block
 from thoughtbank.retriever.types import DEFAULT_K, RetrievalQuery, RetrievalResult, ScoredTemplate
 
 NO_TEMPLATES = "(no similar solved questions were found)"
+# Keywords ``invoke``/``ainvoke`` take per call: every RetrievalQuery field but the query itself.
+RETRIEVAL_OPTIONS = frozenset(field.name for field in dataclasses.fields(RetrievalQuery)) - {
+    "query"
+}
+# LangChain leaves its own ``verbose`` among the keywords it hands on to the retriever.
+LANGCHAIN_KEYWORDS = frozenset({"verbose"})
 
 
 def hit_to_document(hit: ScoredTemplate) -> Document:
@@ -83,10 +90,21 @@ class ThoughtTemplateRetriever(BaseRetriever):
             raise ValueError("give an address, a client or an async_client")
         return self
 
-    def request(self, query: str) -> RetrievalQuery:
-        return RetrievalQuery(
+    def request(self, query: str, **options: Any) -> RetrievalQuery:
+        """The request for ``query``: this retriever's settings, then per-call ``options``.
+
+        ``options`` are RetrievalQuery fields (``k``, ``task``, ``min_score``, ``diversity``,
+        ``exclude_ids``...), as given to ``invoke(query, k=1)``.
+        """
+        unknown = sorted(options.keys() - RETRIEVAL_OPTIONS - LANGCHAIN_KEYWORDS)
+        if unknown:
+            allowed = ", ".join(sorted(RETRIEVAL_OPTIONS))
+            raise TypeError(f"unknown retrieval option(s) {', '.join(unknown)}; known: {allowed}")
+        settings = RetrievalQuery(
             query, k=self.k, task=self.task, min_score=self.min_score, diversity=self.diversity
         )
+        chosen = {name: value for name, value in options.items() if name in RETRIEVAL_OPTIONS}
+        return dataclasses.replace(settings, **chosen)
 
     def _sync_client(self) -> ThoughtbankClient:
         if self.client is None:
@@ -103,26 +121,26 @@ class ThoughtTemplateRetriever(BaseRetriever):
             self._async_clients[loop] = AsyncThoughtbankClient(self.address, **self.client_options)
         return self._async_clients[loop]
 
-    def search(self, query: str) -> RetrievalResult:
+    def search(self, query: str, **options: Any) -> RetrievalResult:
         """The full typed result for ``query`` with this retriever's settings (sync)."""
-        return self._sync_client().retrieve(self.request(query))
+        return self._sync_client().retrieve(self.request(query, **options))
 
-    async def asearch(self, query: str) -> RetrievalResult:
+    async def asearch(self, query: str, **options: Any) -> RetrievalResult:
         """The full typed result for ``query`` with this retriever's settings (async)."""
         client = self._loop_client()
         if client is None:
-            return await asyncio.to_thread(self.search, query)
-        return await client.retrieve(self.request(query))
+            return await asyncio.to_thread(self.search, query, **options)
+        return await client.retrieve(self.request(query, **options))
 
     def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **options: Any
     ) -> list[Document]:
-        return [hit_to_document(hit) for hit in self.search(query).hits]
+        return [hit_to_document(hit) for hit in self.search(query, **options).hits]
 
     async def _aget_relevant_documents(
-        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **options: Any
     ) -> list[Document]:
-        return [hit_to_document(hit) for hit in (await self.asearch(query)).hits]
+        return [hit_to_document(hit) for hit in (await self.asearch(query, **options)).hits]
 
     def close(self) -> None:
         """Close the sync client; async clients made from ``address`` go with their loop."""

@@ -243,7 +243,7 @@ def _openai_model(model_name: str, timeout_s: float | None) -> BaseChatModel:
         from langchain_openai import ChatOpenAI
     except ImportError as exc:
         raise RuntimeError(
-            "--llm openai:MODEL needs langchain-openai: pip install 'thoughtbank[openai]'"
+            "--llm openai:MODEL needs langchain-openai: pip install '.[openai]'"
         ) from exc
     # Retries are the CallPolicy's, so the client's own are off.
     return ChatOpenAI(model=model_name, timeout=timeout_s, max_retries=0)

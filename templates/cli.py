@@ -106,7 +106,7 @@ def _options(args: argparse.Namespace) -> MiningOptions:
         performance_scale=args.performance_scale,
         max_field_bytes=args.max_field_bytes,
         rejects_path=args.rejects,
-        progress=not args.no_progress,
+        progress=not args.no_progress and sys.stderr.isatty(),
     )
 
 

@@ -6,14 +6,14 @@ bounded number in flight, so memory does not grow with the number of groups. Eve
 group is appended to a journal (``OUT.journal``) as one JSON line, in the order groups finish,
 so a killed job loses nothing it finished; ``resume=True`` skips journaled groups and retries
 failed ones. The final output is rebuilt from the journal, near-duplicates merged and sorted,
-so the same logs and options give the same file whatever the order groups finished in.
+so the same logs and options give the same file whatever the order groups finished in; the
+merge's clusters are kept in ``OUT.merge`` so that a resumed job does not embed again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
@@ -24,13 +24,21 @@ from typing import Any
 
 from tqdm import tqdm
 
+from thoughtbank.progress import progress_bar, with_progress
 from thoughtbank.templates.distill import Distillation, Distiller, DistillRequest
 from thoughtbank.templates.journal import Journal, JournalEntry, journal_path
 from thoughtbank.templates.leakage import Leak, LeakageGuard
 from thoughtbank.templates.merge import (
     DEFAULT_MERGE_THRESHOLD,
     EmbedFunction,
-    merge_near_duplicates,
+    apply_clusters,
+    near_duplicate_clusters,
+)
+from thoughtbank.templates.merge_cache import (
+    load_clusters,
+    merge_cache_path,
+    merge_key,
+    save_clusters,
 )
 from thoughtbank.templates.readers import (
     DEFAULT_MAX_FIELD_BYTES,
@@ -260,15 +268,7 @@ def _spool_logs(
         records = iter_log_records(
             paths, rejects, options.column_map, options.performance_scale, options.max_field_bytes
         )
-        spool.add_all(
-            tqdm(
-                records,
-                desc="reading rows",
-                unit=" rows",
-                file=sys.stderr,
-                disable=not options.progress,
-            )
-        )
+        spool.add_all(with_progress(records, "reading rows", "rows", options.progress))
     finally:
         rejects.close()
     summary.rows_read = spool.rows + rejects.count
@@ -303,6 +303,23 @@ def _distil_groups(
             raise
 
 
+def _merge(
+    templates: list[ThoughtTemplate],
+    embed: EmbedFunction,
+    options: MiningOptions,
+    out_path: Path,
+) -> list[ThoughtTemplate]:
+    """Near-duplicates merged; a resumed job reuses the clusters of its last finished merge."""
+    cache = merge_cache_path(out_path)
+    key = merge_key(templates, options.merge_threshold)
+    clusters = load_clusters(cache, key, len(templates)) if options.resume else None
+    if clusters is None:
+        threshold, progress = options.merge_threshold, options.progress
+        clusters = near_duplicate_clusters(templates, embed, threshold, progress)
+        save_clusters(cache, key, clusters)
+    return apply_clusters(templates, clusters)
+
+
 def _finish(
     journal: Journal,
     embed: EmbedFunction | None,
@@ -315,7 +332,7 @@ def _finish(
     templates = journal.templates()
     summary.leakage_flagged = sum(1 for t in templates if t.flags)
     if embed is not None:
-        merged = merge_near_duplicates(templates, embed, options.merge_threshold)
+        merged = _merge(templates, embed, options, out_path)
         summary.merged, templates = len(templates) - len(merged), merged
     summary.templates = write_templates(out_path, templates)
     summary.groups_without_eligible_response = journal.count("skipped")
@@ -353,13 +370,8 @@ def mine_templates(
             profiles = learn_task_profiles(spool.groups(), options.rules)
             pending = (g for g in spool.groups() if not journal.is_finished(group_key(g)))
             summary.groups_resumed = journal.finished_count()
-            with tqdm(
-                total=summary.groups,
-                initial=summary.groups_resumed,
-                desc="groups",
-                unit=" groups",
-                file=sys.stderr,
-                disable=not options.progress,
+            with progress_bar(
+                "groups", "groups", options.progress, summary.groups, summary.groups_resumed
             ) as progress:
                 _distil_groups(pending, journal, distiller, options, profiles, progress)
     finally:

@@ -95,3 +95,11 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         timeout=60,
     )
     return cert, key
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel ``make dist`` builds (``pip wheel --no-deps``), built once per session."""
+    from wheel_support import build_wheel
+
+    return build_wheel(tmp_path_factory.mktemp("wheel"))

@@ -57,8 +57,9 @@ def cmd_retrieval(args: argparse.Namespace) -> int:
         ),
     )
     quiet_model_loading(sys.stderr.isatty())
-    corpus = embed_corpus(queries, Embedder(args.model, device=args.device))
-    evaluation = evaluate_retrieval(corpus, queries, settings)
+    progress = not args.no_progress and sys.stderr.isatty()
+    corpus = embed_corpus(queries, Embedder(args.model, device=args.device), progress)
+    evaluation = evaluate_retrieval(corpus, queries, settings, progress)
     if args.report:
         write_report(evaluation, args.report, 3 if 3 in args.k else args.k[0])
     print(
@@ -126,6 +127,7 @@ def _add_retrieval(commands: Commands) -> None:
     parser.add_argument(
         "--device", default="cpu", choices=["auto", "cpu", "cuda"], help="device to embed on"
     )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     parser.set_defaults(func=cmd_retrieval)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from thoughtbank.index import import_faiss, train_task_router
+from thoughtbank.progress import with_progress
 from thoughtbank.retriever.evaluation.dataset import Fold
 from thoughtbank.retriever.evaluation.lexical import HybridConfig, LexicalScorer, hybrid_order
 from thoughtbank.retriever.serving.task_routing import route_task
@@ -123,15 +124,17 @@ def bm25_ranker(corpus: EvalCorpus, fold: Fold, depth: int) -> np.ndarray:
     return np.stack(rows)
 
 
-def predict_routing(corpus: EvalCorpus, folds: Sequence[Fold], config: HybridConfig) -> TaskRouting:
+def predict_routing(
+    corpus: EvalCorpus, folds: Sequence[Fold], config: HybridConfig, progress: bool = False
+) -> TaskRouting:
     """Predict each test query's task with a classifier trained, calibrated and measured as
     the index build does, on its fold's ``train_rows`` only, so no query's own fold ever
-    trains what ranks it."""
+    trains what ranks it. ``progress`` shows a bar of folds trained on stderr."""
     count = len(corpus.texts)
     predicted = np.full(count, "", dtype=object)
     confidence = np.zeros(count, dtype=np.float32)
     routed = np.full(count, "", dtype=object)
-    for fold in folds:
+    for fold in with_progress(folds, "training task routers", "folds", progress):
         train, test = fold.train_rows, fold.test_rows
         classifier, quality = train_task_router(
             [corpus.texts[r] for r in train], corpus.embeddings[train], corpus.tasks[train].tolist()

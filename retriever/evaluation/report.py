@@ -10,6 +10,14 @@ from thoughtbank.retriever.evaluation.retrieval import RetrievalEvaluation
 
 CHART_FILE = "retrieval_p_at_k.png"
 JSON_FILE = "retrieval.json"
+# Chart geometry in inches at CHART_DPI: a fixed width, and per task a group of one bar per
+# method, never thinner than a line of label text.
+CHART_WIDTH_INCHES = 10.0
+CHART_DPI = 100
+BAR_INCHES = 0.12
+GROUP_GAP_INCHES = 0.12
+MIN_GROUP_INCHES = 0.3
+CHART_MARGIN_INCHES = 1.6
 
 
 def format_table(evaluation: RetrievalEvaluation, ks: tuple[int, ...]) -> str:
@@ -53,26 +61,37 @@ def write_report(evaluation: RetrievalEvaluation, folder: Path, k: int) -> list[
 
 
 def _bar_chart(reports: dict[str, RetrievalReport], k: int, path: Path) -> None:
+    """Horizontal bars, one group per task: the height grows with the task count and the labels
+    stay at reading size, where vertical groups of 15 tasks x 6 methods made a 6,300 px strip."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        raise RuntimeError("--report needs matplotlib: pip install 'thoughtbank[dev]'") from exc
-    tasks = sorted(reports["thoughtbank"].per_task)
-    labels = [*tasks, "overall"]
-    width = 0.8 / len(reports)
-    figure, axes = plt.subplots(figsize=(max(8.0, 0.7 * len(labels) * len(reports)), 5))
-    for position, (name, report) in enumerate(reports.items()):
-        values = [report.per_task[t].precision[k] for t in tasks] + [report.overall.precision[k]]
-        axes.bar([i + position * width for i in range(len(labels))], values, width, label=name)
-    axes.set_xticks(
-        [i + 0.4 - width / 2 for i in range(len(labels))], labels, rotation=45, ha="right"
+        raise RuntimeError("--report needs matplotlib: pip install '.[dev]'") from exc
+    labels = ["overall", *sorted(reports["thoughtbank"].per_task)]
+    methods = list(reports)
+    group_height = max(MIN_GROUP_INCHES, BAR_INCHES * len(methods) + GROUP_GAP_INCHES)
+    figure, axes = plt.subplots(
+        figsize=(CHART_WIDTH_INCHES, CHART_MARGIN_INCHES + group_height * len(labels)),
+        layout="constrained",
     )
-    axes.set_ylabel(f"same-task precision@{k}")
-    axes.set_ylim(0, 1.05)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    bar = 0.8 / len(methods)
+    for position, name in enumerate(methods):
+        values = [_precision(reports[name], label, k) for label in labels]
+        rows = [i - 0.4 + (position + 0.5) * bar for i in range(len(labels))]
+        axes.barh(rows, values, bar, label=name)
+    axes.set_yticks(range(len(labels)), labels, fontsize=10)
+    axes.set_ylim(len(labels) - 0.5, -0.5)  # overall at the top, then tasks A-Z
+    axes.set_xlabel(f"same-task precision@{k}")
+    axes.set_xlim(0, 1)
+    axes.grid(axis="x", alpha=0.3)
+    figure.legend(loc="outside lower center", ncols=min(len(methods), 6))
+    figure.savefig(path, dpi=CHART_DPI)
     plt.close(figure)
+
+
+def _precision(report: RetrievalReport, label: str, k: int) -> float:
+    scores = report.overall if label == "overall" else report.per_task[label]
+    return float(scores.precision[k])

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from thoughtbank.index import Embedder, calibration_error
+from thoughtbank.progress import progress_bar
 from thoughtbank.retriever.evaluation.dataset import LabeledQuery, Protocol
 from thoughtbank.retriever.evaluation.lexical import HybridConfig
 from thoughtbank.retriever.evaluation.metrics import RetrievalReport, build_report
@@ -63,17 +64,23 @@ class RetrievalEvaluation:
         return result
 
 
-def embed_corpus(queries: Sequence[LabeledQuery], embedder: Embedder) -> EvalCorpus:
+def embed_corpus(
+    queries: Sequence[LabeledQuery], embedder: Embedder, progress: bool = False
+) -> EvalCorpus:
     texts = [q.query for q in queries]
-    return EvalCorpus(
-        texts, np.array([q.task for q in queries], dtype=object), embedder.encode(texts)
-    )
+    vectors = embedder.encode(texts, show_progress=progress)
+    return EvalCorpus(texts, np.array([q.task for q in queries], dtype=object), vectors)
 
 
 def evaluate_retrieval(
-    corpus: EvalCorpus, queries: Sequence[LabeledQuery], settings: EvalSettings
+    corpus: EvalCorpus,
+    queries: Sequence[LabeledQuery],
+    settings: EvalSettings,
+    progress: bool = False,
 ) -> RetrievalEvaluation:
-    """Rank every fold's test queries with each method and score them."""
+    """Rank every fold's test queries with each method and score them.
+
+    ``progress`` shows bars on stderr: task routers trained, then (method, fold) runs ranked."""
     if settings.task_label not in TASK_LABEL_MODES:
         raise ValueError(
             f"task label must be one of {TASK_LABEL_MODES}, got {settings.task_label!r}"
@@ -83,17 +90,21 @@ def evaluate_retrieval(
     if settings.task_label == "given":
         routing = given_routing(corpus)
     else:
-        prediction = predict_routing(corpus, folds, settings.hybrid)
+        prediction = predict_routing(corpus, folds, settings.hybrid, progress)
         routing = prediction.of
     depth = max(settings.ks)
     tested = np.concatenate([f.test_rows for f in folds])
+    methods = method_rankers(corpus, settings.hybrid, routing, settings.baselines)
     reports = {}
-    for name, ranker in method_rankers(
-        corpus, settings.hybrid, routing, settings.baselines
-    ).items():
-        ranked = np.concatenate([ranker(corpus, fold, depth) for fold in folds])
-        retrieved = np.where(ranked == MISSING, "", corpus.tasks[np.maximum(ranked, 0)])
-        reports[name] = build_report(name, retrieved, corpus.tasks[tested], settings.ks)
+    with progress_bar("ranking", "fold runs", progress, len(methods) * len(folds)) as bar:
+        for name, ranker in methods.items():
+            runs = []
+            for fold in folds:
+                runs.append(ranker(corpus, fold, depth))
+                bar.update(1)
+            ranked = np.concatenate(runs)
+            retrieved = np.where(ranked == MISSING, "", corpus.tasks[np.maximum(ranked, 0)])
+            reports[name] = build_report(name, retrieved, corpus.tasks[tested], settings.ks)
     return RetrievalEvaluation(reports, *_routing_summary(prediction, corpus.tasks, tested))
 
 

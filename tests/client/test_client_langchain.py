@@ -101,3 +101,18 @@ def test_local_client_serves_the_async_path_in_a_thread(demo_index: Path) -> Non
 def test_a_retriever_needs_somewhere_to_retrieve_from() -> None:
     with pytest.raises(ValueError, match="give an address, a client or an async_client"):
         ThoughtTemplateRetriever(k=3)
+
+
+def test_invoke_keywords_override_settings_for_one_call(retriever) -> None:
+    assert len(retriever.invoke(QUESTIONS["gsm8k"], k=1)) == 1
+    only_mbpp = retriever.invoke(QUESTIONS["gsm8k"], k=4, task="mbpp")
+    assert {d.metadata["task"] for d in only_mbpp} == {"mbpp"}
+    assert asyncio.run(retriever.ainvoke(QUESTIONS["gsm8k"], min_score=0.99)) == []
+    top = retriever.invoke(QUESTIONS["gsm8k"], k=1)[0]
+    assert top.id not in {d.id for d in retriever.invoke(QUESTIONS["gsm8k"], exclude_ids=[top.id])}
+    assert len(retriever.invoke(QUESTIONS["gsm8k"])) == 2
+
+
+def test_an_unknown_invoke_keyword_is_named(retriever) -> None:
+    with pytest.raises(TypeError, match=r"unknown retrieval option\(s\) top_k; known: diversity"):
+        retriever.invoke(QUESTIONS["gsm8k"], top_k=1)

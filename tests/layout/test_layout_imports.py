@@ -14,7 +14,8 @@ import tomllib
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 SKIPPED_FOLDERS = {"tests", "benchmarks", "build", ".venv"}
 # Stages in data-flow order; a module may import its own stage, earlier ones and the shared
-# top-level modules (schema, normalize, text_safety, files, cli_common, extras, _version).
+# top-level modules (schema, normalize, text_safety, files, cli_common, extras, progress,
+# _version).
 STAGES = (
     "thoughtbank.templates",
     "thoughtbank.index",

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from wheel_support import fresh_venv, run
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 ENGINE_MODULES = ("torch", "sentence_transformers", "faiss", "sklearn", "pyarrow", "rank_bm25")
 
 CLIENT_CALL = """
@@ -29,34 +27,20 @@ print(json.dumps({
 """
 
 
-def run(*command: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(c) for c in command], cwd=cwd, capture_output=True, text=True, timeout=300
-    )
-
-
 @pytest.mark.slow
-def test_client_without_extras_against_a_server(tmp_path: Path, demo_server) -> None:
-    wheel_dir = tmp_path / "wheel"
-    built = run(
-        sys.executable,
+def test_client_without_extras_against_a_server(
+    tmp_path: Path, built_wheel: Path, demo_server
+) -> None:
+    python = fresh_venv(tmp_path / "venv")
+    installed = run(
+        python,
         "-m",
         "pip",
-        "wheel",
-        "--no-deps",
+        "install",
         "-q",
-        "-w",
-        wheel_dir,
-        PACKAGE_ROOT,
+        "--disable-pip-version-check",
+        built_wheel,
         cwd=tmp_path,
-    )
-    assert built.returncode == 0, built.stderr
-    (wheel,) = wheel_dir.glob("thoughtbank-*.whl")
-    created = run(sys.executable, "-m", "venv", tmp_path / "venv", cwd=tmp_path)
-    assert created.returncode == 0, created.stderr
-    python = tmp_path / "venv" / "bin" / "python"
-    installed = run(
-        python, "-m", "pip", "install", "-q", "--disable-pip-version-check", wheel, cwd=tmp_path
     )
     assert installed.returncode == 0, installed.stderr
 
@@ -92,4 +76,4 @@ def test_client_without_extras_against_a_server(tmp_path: Path, demo_server) -> 
 
     mine = run(thoughtbank, "mine", "logs.jsonl", "--out", "templates.jsonl", cwd=tmp_path)
     assert mine.returncode == 2
-    assert "thoughtbank[cpu]" in mine.stderr and "thoughtbank[gpu]" in mine.stderr
+    assert "'.[cpu]'" in mine.stderr and "'.[gpu]'" in mine.stderr

@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from thoughtbank.cli import main
-from thoughtbank.retriever.evaluation.dataset import write_sample
+from thoughtbank.retriever.evaluation.dataset import Protocol, read_labeled_queries, write_sample
+from thoughtbank.retriever.evaluation.retrieval import (
+    EvalSettings,
+    embed_corpus,
+    evaluate_retrieval,
+)
 
 QUERIES = "fusionbench_14_task_queries.jsonl.gz"
 
@@ -68,6 +73,23 @@ def test_train_test_split_with_the_label_is_perfect(
     assert result["count"] == 14 * 4
     assert result["p_at_1"] == result["p_at_3"] == 1.0
     assert "task_inference" not in result
+
+
+@pytest.mark.slow
+def test_progress_bars_only_when_asked(
+    sample_queries: Path, embedder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    queries = read_labeled_queries(sample_queries)
+    corpus = embed_corpus(queries, embedder)
+    capsys.readouterr()  # the model's own loading bar, if this loaded it
+    settings = EvalSettings(protocol=Protocol(folds=2), baselines=True)
+    quiet = evaluate_retrieval(corpus, queries, settings)
+    assert capsys.readouterr().err == ""
+    shown = evaluate_retrieval(corpus, queries, settings, progress=True)
+    bars = capsys.readouterr().err
+    assert "training task routers" in bars and "2/2" in bars
+    assert "ranking" in bars and "12/12" in bars  # 6 methods x 2 folds
+    assert shown.to_dict() == quiet.to_dict()
 
 
 def test_table_output(sample_queries: Path, capsys: pytest.CaptureFixture[str]) -> None:
