@@ -11,8 +11,28 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
+
+
+def _text(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _texts(value: Any, name: str) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"{name} must be a list of strings")
+    return tuple(value)
+
+
+def _number(value: Any, name: str, optional: bool = False) -> float | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    return float(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +50,13 @@ class SourceResponse:
         """Tolerant of keys added by later versions: unknown keys are ignored."""
         if not isinstance(data, dict):
             raise TypeError(f"a source response must be an object, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(
+            llm=_text(data.get("llm"), "sources.llm"),
+            performance=_number(data.get("performance"), "sources.performance") or 0.0,
+            cost=_number(data.get("cost"), "sources.cost", optional=True),
+            llm_judge=_number(data.get("llm_judge"), "sources.llm_judge", optional=True),
+            query_id=_text(data.get("query_id", ""), "sources.query_id"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +86,12 @@ class TemplateFields:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TemplateFields:
+        if not isinstance(data, dict):
+            raise TypeError(f"fields must be an object, got {type(data).__name__}")
         return cls(
-            task_summary=str(data["task_summary"]),
-            reasoning_steps=tuple(str(step) for step in data["reasoning_steps"]),
-            answer_format=str(data["answer_format"]),
+            task_summary=_text(data.get("task_summary"), "fields.task_summary"),
+            reasoning_steps=_texts(data.get("reasoning_steps"), "fields.reasoning_steps"),
+            answer_format=_text(data.get("answer_format"), "fields.answer_format"),
         )
 
 
@@ -140,21 +167,24 @@ class ThoughtTemplate:
     def from_dict(cls, data: dict[str, Any]) -> ThoughtTemplate:
         """Read a template written by this or an earlier version (missing fields get defaults)."""
         fields_data = data.get("fields")
+        sources = data.get("sources", [])
+        if not isinstance(sources, list):
+            raise TypeError(f"sources must be a list, got {type(sources).__name__}")
         return cls(
-            id=str(data["id"]),
-            task=str(data["task"]),
-            text=str(data["text"]),
-            source_query=str(data["source_query"]),
-            source_models=tuple(data.get("source_models", ())),
-            source_query_ids=tuple(data.get("source_query_ids", ())),
-            sources=tuple(SourceResponse.from_dict(s) for s in data.get("sources", ())),
+            id=_text(data["id"], "id"),
+            task=_text(data["task"], "task"),
+            text=_text(data["text"], "text"),
+            source_query=_text(data["source_query"], "source_query"),
+            source_models=_texts(data.get("source_models", []), "source_models"),
+            source_query_ids=_texts(data.get("source_query_ids", []), "source_query_ids"),
+            sources=tuple(SourceResponse.from_dict(s) for s in sources),
             fields=TemplateFields.from_dict(fields_data) if fields_data else None,
-            pitfalls=str(data.get("pitfalls", "")),
-            distiller=str(data.get("distiller", "")),
-            distiller_version=str(data.get("distiller_version", "")),
-            created_at=str(data.get("created_at", "")),
-            merged_queries=tuple(data.get("merged_queries", ())),
-            flags=tuple(data.get("flags", ())),
+            pitfalls=_text(data.get("pitfalls", ""), "pitfalls"),
+            distiller=_text(data.get("distiller", ""), "distiller"),
+            distiller_version=_text(data.get("distiller_version", ""), "distiller_version"),
+            created_at=_text(data.get("created_at", ""), "created_at"),
+            merged_queries=_texts(data.get("merged_queries", []), "merged_queries"),
+            flags=_texts(data.get("flags", []), "flags"),
         )
 
     @classmethod
