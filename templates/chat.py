@@ -2,8 +2,10 @@
 
 The model is asked for FusionFactory's three parts (core task summary, 1-3 reasoning steps,
 answer format) plus an optional pitfalls note, as a JSON object. Replies are parsed leniently
-(JSON in prose or a code fence, steps as a list or as numbered lines, or the rendered
-"Task: / Reasoning steps: / Answer format:" layout) because models drift from the format.
+(JSON in prose or a code fence, wrapped in a list or with texts nested in lists and objects,
+steps as a list or as numbered lines, or the rendered "Task: / Reasoning steps: / Answer
+format:" layout) because models drift from the format; a reply of the wrong shape is an
+``OutputParserException``, retried like any unparseable reply.
 Calls run under a ``CallPolicy``: a per-call timeout, retries with exponential backoff on
 transient errors (timeouts, connection and rate-limit errors, unparseable replies) and an
 optional rate limit shared by all workers.
