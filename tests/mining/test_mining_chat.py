@@ -214,5 +214,5 @@ def test_bad_llm_specs(spec: str, message: str) -> None:
 
 def test_openai_without_the_extra_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "langchain_openai", None)
-    with pytest.raises(RuntimeError, match=r"pip install 'thoughtbank\[openai\]'"):
+    with pytest.raises(RuntimeError, match=r"pip install '\.\[openai\]'"):
         load_chat_model("openai:gpt-4o-mini")
