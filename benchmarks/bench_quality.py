@@ -43,19 +43,12 @@ from thoughtbank.retriever.evaluation.retrieval import (
     evaluate_retrieval,
 )
 from thoughtbank.templates import RejectSink
-from thoughtbank.templates.quality import evaluate_template_file
+from thoughtbank.templates.quality import RATES, evaluate_template_file
 from thoughtbank.templates.readers import iter_log_records
 
 QUERIES = "fusionbench_14_task_queries.jsonl.gz"
 TASK_GOAL = 0.85
 OVERALL_GOAL = 0.95
-RATES = (
-    "leak_rate",
-    "boilerplate_rate",
-    "option_in_summary_rate",
-    "degenerate_step_rate",
-    "wrong_answer_format_rate",
-)
 #: Queries per task family in the routing indexes (a fixed, seeded sample).
 ROUTING_QUERIES = {True: 60, False: 300}
 ROUTING_GOAL = 0.95

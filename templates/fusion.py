@@ -188,8 +188,10 @@ def clean_step(unit: str, context: StepContext) -> str | None:
 def answered_part(response: str) -> str:
     """``response`` up to its first answer statement or the next question it made up: base
     models run on into a few-shot continuation ("The answer is (G).\n\nQuestion: ...")."""
-    ends = [m.end() for m in _ANSWER_STATEMENT.finditer(response)][:1]
-    ends += [m.start() for m in _NEXT_QUESTION.finditer(response) if m.start() > 0][:1]
+    answer = _ANSWER_STATEMENT.search(response)
+    question = next((m for m in _NEXT_QUESTION.finditer(response) if m.start() > 0), None)
+    ends = [answer.end()] if answer else []
+    ends += [question.start()] if question else []
     return response[: min(ends)] if ends else response
 
 

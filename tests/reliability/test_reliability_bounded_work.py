@@ -138,18 +138,32 @@ def test_the_sdk_takes_answers_over_grpcs_default_size_and_names_its_own_limit(
             client.retrieve_batch(queries[:10], k=100)
 
 
+class BlockingRecorder:
+    """A micro-batcher ``process`` that records each batch and holds its thread until
+    ``release`` is set, so a test can queue callers while a batch computes."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.computing = threading.Event()
+        self.release = threading.Event()
+
+    def process(self, items, cores):
+        self.batches.append(list(items))
+        self.computing.set()
+        self.release.wait(10)
+        return list(items)
+
+
 def test_a_single_request_waits_behind_one_item_of_each_batch_not_the_whole_batch() -> None:
     """Two callers' batches of 10 and then a single request: once the batch computing ends, the
     next micro-batch holds one item of each caller, the single request's included."""
-    batches: list[list[str]] = []
-    computing = threading.Event()
-    release = threading.Event()
-
-    def record(items, cores):
-        batches.append(list(items))
-        computing.set()
-        release.wait(10)
-        return list(items)
+    recorder = BlockingRecorder()
+    batches, computing, release, record = (
+        recorder.batches,
+        recorder.computing,
+        recorder.release,
+        recorder.process,
+    )
 
     async def scenario() -> None:
         batcher = MicroBatcher(record, max_batch_size=4, max_wait_s=0.0, workers=1)
@@ -184,15 +198,13 @@ def test_a_single_request_waits_behind_one_item_of_each_batch_not_the_whole_batc
 def test_a_new_caller_goes_before_the_batches_already_in_turn() -> None:
     """Three batches have been served once each; a single request arriving then is in the next
     micro-batch, ahead of the lanes in turn (the end of the turn would be two batches later)."""
-    batches: list[list[str]] = []
-    computing = threading.Event()
-    release = threading.Event()
-
-    def record(items, cores):
-        batches.append(list(items))
-        computing.set()
-        release.wait(10)
-        return list(items)
+    recorder = BlockingRecorder()
+    batches, computing, release, record = (
+        recorder.batches,
+        recorder.computing,
+        recorder.release,
+        recorder.process,
+    )
 
     async def scenario() -> None:
         batcher = MicroBatcher(record, max_batch_size=2, max_wait_s=0.0, workers=1)
