@@ -129,7 +129,7 @@ class RpcGuard:
 
         try:
             self._authenticate(context)
-            reservation = self._admit(context, hits)
+            reservation = self._admit(rpc, context, hits)
             response = await handler()
             size = response.ByteSize()
             reservation.resize(size)
@@ -155,20 +155,21 @@ class RpcGuard:
         finally:
             observe()
 
-    def _admit(self, context: grpc.aio.ServicerContext, hits: int) -> Reservation:
+    def _admit(self, rpc: str, context: grpc.aio.ServicerContext, hits: int) -> Reservation:
         if self._in_flight >= self._max_in_flight:
             raise ServerOverloadedError(
                 f"server is at its limit of {self._max_in_flight} concurrent requests; "
                 "retry with backoff"
             )
         reservation = self._outbound.reserve(context.peer(), hits)
+        in_flight = self._metrics.in_flight.labels(rpc)
         self._in_flight += 1
-        self._metrics.in_flight.inc()
+        in_flight.inc()
 
         def ended(_context: object) -> None:
             reservation.release()
             self._in_flight -= 1
-            self._metrics.in_flight.dec()
+            in_flight.dec()
 
         context.add_done_callback(ended)
         return reservation

@@ -33,7 +33,8 @@ class ServerMetrics:
         )
         self.in_flight = Gauge(
             "thoughtbank_requests_in_flight",
-            "RPCs admitted and not yet ended (their answers sent)",
+            "RPCs admitted and not yet ended (their answers sent), by method",
+            ["rpc"],
             registry=self.registry,
         )
         self.unsent_bytes = Gauge(

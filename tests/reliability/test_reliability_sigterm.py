@@ -2,22 +2,23 @@
 with OK, requests sent after it are refused as UNAVAILABLE (never cut off half-way), and the
 process exits 0.
 
-"In flight" is made certain by large RetrieveBatch calls that take seconds on this machine and
-are checked to be unfinished when the signal is sent. Health is watched over a stream opened
-before the signal, since a draining server refuses new calls, health checks included.
+"In flight" is made certain by large RetrieveBatch calls that take seconds on this machine: the
+signal is sent once the server's metrics count them all as admitted, and they are checked to be
+unfinished then (a call still on its way at the signal would rightly be refused). Health is
+watched over a stream opened before the signal, since a draining server refuses new calls,
+health checks included.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from reliability_support import NOT_SERVING, SERVING, ClosedLoopLoad, wait_for
+from reliability_support import NOT_SERVING, SERVING, ClosedLoopLoad, metric_value, wait_for
 
 from thoughtbank.retriever import RetrievalQuery, RetrievalResult, ThoughtbankClient
 from thoughtbank.retriever.serving.process import ServerProcess
@@ -65,8 +66,15 @@ def slow_batch(address: str, offset: int) -> list[RetrievalResult]:
         return client.retrieve_batch(queries)
 
 
+def slow_calls_admitted(server: ServerProcess) -> float:
+    assert server.metrics_port is not None
+    series = 'thoughtbank_requests_in_flight{rpc="RetrieveBatch"}'
+    return metric_value(server.host, server.metrics_port, series)
+
+
 def test_sigterm_under_load_drains_and_exits_zero(demo_index) -> None:
-    server = ServerProcess(demo_index, extra_args=("--grace", str(GRACE_SECONDS)))
+    flags = ("--grace", str(GRACE_SECONDS), "--metrics-port", "0")
+    server = ServerProcess(demo_index, extra_args=flags)
     watch = HealthWatch(server.address)
     load = ClosedLoopLoad(server.address, clients=CLIENTS).start()
     pool = ThreadPoolExecutor(SLOW_CALLS)
@@ -79,7 +87,9 @@ def test_sigterm_under_load_drains_and_exits_zero(demo_index) -> None:
         slow: list[Future[list[RetrievalResult]]] = [
             pool.submit(slow_batch, server.address, i) for i in range(SLOW_CALLS)
         ]
-        time.sleep(0.5)
+        wait_for(
+            lambda: slow_calls_admitted(server) == SLOW_CALLS, 60, "the slow calls to be admitted"
+        )
         assert not any(f.done() for f in slow), "the slow calls must be in flight at SIGTERM"
         server.send_signal(signal.SIGTERM)
 

@@ -95,14 +95,18 @@ def in_flight(server: ServerProcess) -> float:
 
 
 def gauges(server: ServerProcess) -> dict[str, float]:
+    """The two gauges, each summed over its labels (in-flight calls are counted per RPC)."""
     url = f"http://{server.host}:{server.metrics_port}/metrics"
     with urllib.request.urlopen(url, timeout=10) as response:
         text = response.read().decode()
-    return {
-        name: float(value)
-        for name, _, value in (line.partition(" ") for line in text.splitlines())
-        if name in ("thoughtbank_requests_in_flight", "thoughtbank_unsent_response_bytes")
-    }
+    totals = dict.fromkeys(
+        ("thoughtbank_requests_in_flight", "thoughtbank_unsent_response_bytes"), 0.0
+    )
+    for series, _, value in (line.partition(" ") for line in text.splitlines()):
+        name = series.partition("{")[0]
+        if name in totals:
+            totals[name] += float(value)
+    return totals
 
 
 @pytest.fixture
