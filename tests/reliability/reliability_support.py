@@ -33,6 +33,7 @@ __all__ = [
     "LoadReport",
     "health_status",
     "metric_value",
+    "metrics_text",
     "read_template_identity",
     "run_cli",
     "template_identity",
@@ -63,10 +64,15 @@ def health_status(address: str, service: str = "") -> int:
     return reply.status
 
 
+def metrics_text(host: str, port: int) -> str:
+    """The server's /metrics page."""
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as response:
+        return response.read().decode()
+
+
 def metric_value(host: str, port: int, series: str) -> float:
     """The value of one Prometheus ``series`` (name with labels) on /metrics; 0 if absent."""
-    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
+    text = metrics_text(host, port)
     found = re.search(rf"^{re.escape(series)} (\S+)$", text, re.MULTILINE)
     return float(found.group(1)) if found else 0.0
 

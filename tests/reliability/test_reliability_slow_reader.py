@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import socket
 import struct
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import h2.connection
 import h2.events
 import h2.settings
 import pytest
-from reliability_support import wait_for
+from reliability_support import metrics_text, wait_for
 
 from thoughtbank.protos import pb2
 from thoughtbank.retriever import ThoughtbankClient
@@ -96,9 +95,8 @@ def in_flight(server: ServerProcess) -> float:
 
 def gauges(server: ServerProcess) -> dict[str, float]:
     """The two gauges, each summed over its labels (in-flight calls are counted per RPC)."""
-    url = f"http://{server.host}:{server.metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=10) as response:
-        text = response.read().decode()
+    assert server.metrics_port is not None
+    text = metrics_text(server.host, server.metrics_port)
     totals = dict.fromkeys(
         ("thoughtbank_requests_in_flight", "thoughtbank_unsent_response_bytes"), 0.0
     )
