@@ -127,3 +127,27 @@ def column_map(text: str) -> dict[str, str]:
     if any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
         raise argparse.ArgumentTypeError(f"expected NAME=COLUMN[,NAME=COLUMN...], got {text!r}")
     return {name.strip(): column.strip() for name, column in pairs}
+
+
+# Embedding backends and precisions (``thoughtbank.index.embedder`` runs them); here so that
+# parsers can offer them without importing the engine.
+EMBEDDING_BACKENDS = ("auto", "torch", "onnx")
+DEFAULT_EMBED_BATCH_SIZE = 64
+EMBEDDING_PRECISIONS = ("auto", "fp32", "bf16", "int8")
+
+
+def add_embedding_flags(parser: argparse.ArgumentParser, default: str | None) -> None:
+    """``--backend`` and ``--precision``; ``default`` None means "as the index records"."""
+    note = "auto: the fastest that keeps quality" if default else "default: the index's"
+    parser.add_argument(
+        "--backend",
+        default=default,
+        choices=EMBEDDING_BACKENDS,
+        help=f"embedding backend ({note})",
+    )
+    parser.add_argument(
+        "--precision",
+        default=default,
+        choices=EMBEDDING_PRECISIONS,
+        help=f"embedding precision: fp32, bf16 (torch), int8 (onnx) ({note})",
+    )

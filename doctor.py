@@ -84,11 +84,11 @@ def check_model_cache() -> Check:
 
 def check_backend() -> Check:
     """FAISS and the embedder together: encode two sentences, find the first among them."""
-    from thoughtbank.index import Embedder, import_faiss
+    from thoughtbank.index import import_faiss, load_embedder
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # proves the model needs no network
     faiss = import_faiss()
-    embedder = Embedder()
+    embedder = load_embedder()
     vectors = embedder.encode(["How many apples are left?", "Write a sorting function."])
     index = faiss.IndexFlatIP(vectors.shape[1])
     index.add(vectors)
@@ -98,7 +98,7 @@ def check_backend() -> Check:
     return Check(
         "backend",
         OK,
-        f"FAISS {faiss.__version__}, embedder on {embedder.device} "
+        f"FAISS {faiss.__version__}, embedder {embedder.describe()} "
         f"({embedder.dimension} dims): encode + search work",
     )
 

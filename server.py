@@ -45,7 +45,11 @@ from thoughtbank.retriever.errors import (
 from thoughtbank.retriever.prompt import load_prompt_template
 from thoughtbank.retriever.serving import conversions as convert
 from thoughtbank.retriever.serving.config import ServerConfig, add_config_flags, config_from_args
-from thoughtbank.retriever.serving.engine import RetrievalEngine, all_or_first_error
+from thoughtbank.retriever.serving.engine import (
+    EmbeddingChoice,
+    RetrievalEngine,
+    all_or_first_error,
+)
 from thoughtbank.retriever.serving.micro_batcher import MicroBatcher
 from thoughtbank.retriever.serving.observability import ServerMetrics, configure_logging
 from thoughtbank.retriever.serving.outbound import OutboundBudget, Reservation
@@ -402,6 +406,7 @@ def _engine_settings(config: ServerConfig) -> dict[str, Any]:
     settings: dict[str, Any] = {
         "max_query_chars": config.max_query_chars,
         "max_template_chars": config.max_template_chars,
+        "embedding": EmbeddingChoice(config.backend, config.precision),
     }
     if config.prompt_template_file is not None:
         settings["prompt_template"] = load_prompt_template(config.prompt_template_file.read_text())

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from benchmarks.bench_serving import build_synthetic_index
 from benchmarks.common import ClosedLoopLoad, percentile_ms, ratio, run_cli, timed
-from thoughtbank.index import Embedder, current_version
+from thoughtbank.index import Embedder, TorchEmbedder, current_version
 from thoughtbank.retriever.serving.process import ServerProcess
 
 CLIENTS = 32
@@ -72,7 +72,7 @@ def swap_under_load(index_dir: Path, size: int, embedder: Embedder) -> dict[str,
 
 def run(quick: bool) -> dict[str, float]:
     size = 10_000 if quick else 100_000
-    embedder = Embedder()
+    embedder = TorchEmbedder()
     with tempfile.TemporaryDirectory(prefix="bench-hot-swap-") as folder:
         index_dir = Path(folder) / "index"
         build_synthetic_index(size, index_dir, embedder)

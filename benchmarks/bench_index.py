@@ -29,7 +29,13 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import machine_info, percentile_ms, ratio
-from thoughtbank.index import Embedder, IndexSettings, build_index, builder, load_index
+from thoughtbank.index import (
+    IndexSettings,
+    TorchEmbedder,
+    build_index,
+    builder,
+    load_index,
+)
 from thoughtbank.index.embedder import PROBE_SENTENCES
 from thoughtbank.index.faiss_backend import BLAS_THRESHOLD, import_faiss
 from thoughtbank.templates import ThoughtTemplate
@@ -87,7 +93,7 @@ def clustered_vectors(count: int, seed: int = 0, clusters: int = 1_000) -> np.nd
     return vectors
 
 
-class SyntheticEmbedder(Embedder):
+class SyntheticEmbedder(TorchEmbedder):
     """Serves precomputed vectors for ``query <row>`` texts, so builds at 1M skip the model."""
 
     def __init__(self, vectors: np.ndarray) -> None:
@@ -238,7 +244,7 @@ def benchmark_texts(count: int) -> list[str]:
 
 def bench_embedding(count: int, root: Path) -> dict[str, float]:
     texts = benchmark_texts(count)
-    embedder = Embedder()
+    embedder = TorchEmbedder()
     embedder.encode(texts[:64])  # load and warm the model outside both timings
     start = time.perf_counter()
     embedder.encode(texts)

@@ -20,7 +20,7 @@ import psutil
 
 from benchmarks.bench_serving import build_synthetic_index
 from benchmarks.common import LOAD_QUERIES, ratio, run_cli
-from thoughtbank.index import Embedder, load_index
+from thoughtbank.index import Embedder, TorchEmbedder, load_index
 from thoughtbank.retriever import ThoughtbankClient
 from thoughtbank.retriever.serving.process import ServerProcess
 
@@ -66,7 +66,7 @@ def served_rss(index_dir: Path) -> int:
 
 def run(quick: bool) -> dict[str, float]:
     size = 10_000 if quick else 100_000
-    embedder = Embedder()
+    embedder = TorchEmbedder()
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as folder:
         small_dir, full_dir = Path(folder) / "small", Path(folder) / "full"
         build_synthetic_index(SMALL_INDEX, small_dir, embedder)

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from thoughtbank.cli import main as thoughtbank_main
-from thoughtbank.index import Embedder, train_task_router
+from thoughtbank.index import Embedder, TorchEmbedder, train_task_router
 from thoughtbank.retriever.evaluation.dataset import (
     Protocol,
     read_labeled_queries,
@@ -156,7 +156,7 @@ def run(quick: bool) -> dict[str, float]:
         )
         queries = read_labeled_queries(path)
     started = time.perf_counter()
-    embedder = Embedder()
+    embedder = TorchEmbedder()
     corpus = embed_corpus(queries, embedder)
     figures = {"embed_seconds": time.perf_counter() - started}
     for name, protocol in (("loo", Protocol()), ("split", Protocol(leave_one_out=False))):

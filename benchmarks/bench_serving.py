@@ -48,7 +48,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from benchmarks.common import LOAD_QUERIES, percentile_ms, ratio
-from thoughtbank.index import Embedder, LoadedIndex, build_index, load_index
+from thoughtbank.index import Embedder, LoadedIndex, TorchEmbedder, build_index, load_index
 from thoughtbank.retriever.serving.engine import WARM_UP_BATCH_SIZES, RetrievalEngine
 from thoughtbank.retriever.types import RetrievalQuery
 from thoughtbank.templates import ThoughtTemplate
@@ -75,7 +75,7 @@ def load_queries(count: int) -> list[str]:
     return [f"{SEED_QUESTIONS[i % len(SEED_QUESTIONS)]} (case {i})" for i in range(count)]
 
 
-class PrecomputedEmbedder(Embedder):
+class PrecomputedEmbedder(TorchEmbedder):
     """The bundled model, except for texts whose vectors were given: those are looked up.
 
     Lets ``build_index`` store synthetic vectors while the manifest's fingerprint (computed
@@ -475,7 +475,7 @@ def run(quick: bool) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as folder:
         _in_child("--build", str(size), folder)
         figures = {"templates": float(size)}
-        figures.update(measure(Path(folder), Embedder(), seconds))
+        figures.update(measure(Path(folder), TorchEmbedder(), seconds))
         figures.update(json.loads(_in_child("--langchain", folder, str(seconds))))
     for clients in CONCURRENCY:
         figures[f"ratio_to_ceiling_{clients}"] = (
@@ -556,7 +556,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.build:
         size, folder = args.build
-        build_synthetic_index(int(size), Path(folder), Embedder())
+        build_synthetic_index(int(size), Path(folder), TorchEmbedder())
         return 0
     if args.langchain:
         folder, seconds = args.langchain

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from benchmarks.common import ratio, timed
 from thoughtbank.demo import demo_logs_path
-from thoughtbank.index import Embedder, build_index
+from thoughtbank.index import TorchEmbedder, build_index
 from thoughtbank.retriever.client import ThoughtbankClient
 from thoughtbank.retriever.serving.process import ServerProcess
 from thoughtbank.templates import ExtractiveDistiller, mine_templates, read_templates
@@ -62,7 +62,7 @@ def warm_retrieve_seconds(address: str, runs: int) -> float:
 def demo_index(root: Path) -> Path:
     templates = root / "templates.jsonl"
     mine_templates([demo_logs_path()], templates, ExtractiveDistiller())
-    build_index(list(read_templates(templates)), root / "index", Embedder())
+    build_index(list(read_templates(templates)), root / "index", TorchEmbedder())
     return root / "index"
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from thoughtbank.cli_common import Commands
 from thoughtbank.demo import demo_logs_path
-from thoughtbank.index import Embedder, build_index
+from thoughtbank.index import build_index, load_embedder
 from thoughtbank.retriever import ThoughtbankClient
 from thoughtbank.retriever.serving.process import ServerProcess
 from thoughtbank.templates import ExtractiveDistiller, MiningOptions, mine_templates, read_templates
@@ -35,7 +35,8 @@ def run_demo(workdir: Path | None = None) -> None:
             f"== mined {summary.templates} templates from {summary.rows_read} log rows "
             f"({summary.groups} queries) -> {templates_path}"
         )
-        manifest = build_index(list(read_templates(templates_path)), root / "index", Embedder())
+        templates = list(read_templates(templates_path))
+        manifest = build_index(templates, root / "index", load_embedder())
         print(f"== built index version {manifest.version}: {manifest.task_counts}")
         with ServerProcess(root / "index") as server:
             print(f"== server listening on {server.address}")

@@ -12,6 +12,8 @@ from thoughtbank.index.artifact import (
     damage_of,
     list_versions,
     load_index,
+    manifest_backend,
+    manifest_embedder,
     prune,
     rollback,
     set_min_scores,
@@ -27,7 +29,13 @@ from thoughtbank.index.builder import (
     build_index,
     remove_templates,
 )
-from thoughtbank.index.embedder import BUNDLED_MODEL, Embedder, EmbedderError
+from thoughtbank.index.embedder import (
+    BUNDLED_MODEL,
+    Embedder,
+    EmbedderError,
+    TorchEmbedder,
+    load_embedder,
+)
 from thoughtbank.index.faiss_backend import IdFilter, import_faiss
 from thoughtbank.index.task_classifier import TaskClassifier
 from thoughtbank.index.task_routing import RoutingQuality, calibration_error, train_task_router
@@ -48,6 +56,7 @@ __all__ = [
     "RoutingQuality",
     "SourceFile",
     "TaskClassifier",
+    "TorchEmbedder",
     "UpdateResult",
     "add_templates",
     "build_index",
@@ -57,7 +66,10 @@ __all__ = [
     "default_threads",
     "import_faiss",
     "list_versions",
+    "load_embedder",
     "load_index",
+    "manifest_backend",
+    "manifest_embedder",
     "prune",
     "remove_templates",
     "rollback",

@@ -38,7 +38,14 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import numpy as np
 
-from thoughtbank.index.embedder import Embedder
+from thoughtbank.cli_common import DEFAULT_EMBED_BATCH_SIZE
+from thoughtbank.files import sha256_file
+from thoughtbank.index.embedder import (
+    BACKEND_PRECISIONS,
+    Embedder,
+    load_embedder,
+    resolve_backend,
+)
 from thoughtbank.index.faiss_backend import (
     IdFilter,
     IndexSpec,
@@ -127,6 +134,11 @@ class IndexManifest:
     #: The task classifier's held-out routing quality and the tasks it does not route to
     #: (None for versions built before it was measured: every task is routed).
     task_routing: RoutingQuality | None = None
+    #: How the embedder ran (versions built before backends were recorded: torch fp32).
+    backend: str = "torch"
+    precision: str = "fp32"
+    #: sha256 of the model file that produced the vectors ("" when unknown).
+    model_sha256: str = ""
     format_version: int = FORMAT_VERSION
 
     @property
@@ -197,14 +209,6 @@ def template_int_id(template_id: str) -> int:
     """Stable 63-bit FAISS id of a template (derived from its content-hash id)."""
     digest = hashlib.sha256(template_id.encode()).digest()
     return int.from_bytes(digest[:8], "big") & 0x7FFF_FFFF_FFFF_FFFF
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fsync_path(path: Path) -> None:
@@ -430,6 +434,34 @@ def verify_version(folder: Path) -> IndexManifest:
     return manifest
 
 
+def manifest_embedder(
+    manifest: IndexManifest,
+    backend: str | None = None,
+    precision: str | None = None,
+    device: str = "cpu",
+    batch_size: int = DEFAULT_EMBED_BATCH_SIZE,
+) -> Embedder:
+    """The embedder ``manifest``'s version was built with, or the backend and precision asked
+    instead (None keeps the manifest's); ``verify_embedder`` decides whether it may be used."""
+    backend, precision = manifest_backend(manifest, backend, precision)
+    return load_embedder(manifest.embedder, backend, precision, device, batch_size)
+
+
+def manifest_backend(
+    manifest: IndexManifest, backend: str | None = None, precision: str | None = None
+) -> tuple[str, str]:
+    """(backend, precision) to embed with for ``manifest``'s version: the manifest's unless
+    asked otherwise. Another backend asked without a precision keeps the manifest's precision
+    where it runs it, else takes its own ``auto``."""
+    if backend is None:
+        return resolve_backend(manifest.backend, precision or manifest.precision)
+    backend, _ = resolve_backend(backend, "auto")
+    if precision is None:
+        runs_it = manifest.precision in BACKEND_PRECISIONS[backend]
+        precision = manifest.precision if runs_it else "auto"
+    return resolve_backend(backend, precision)
+
+
 def verify_embedder(manifest: IndexManifest, embedder: Embedder) -> None:
     """Refuse an embedder whose vectors would not be comparable with the index's.
 
@@ -440,10 +472,11 @@ def verify_embedder(manifest: IndexManifest, embedder: Embedder) -> None:
     if embedder.dimension != manifest.dimension or not embedder.probes_match(stored):
         raise EmbedderMismatchError(
             f"index {manifest.version} was built by embedder {manifest.embedder!r} "
-            f"(dimension {manifest.dimension}, fingerprint {manifest.embedder_fingerprint}); "
-            f"{embedder.model_id!r} (dimension {embedder.dimension}, fingerprint "
-            f"{embedder.fingerprint()}) gives different vectors: query with the model that "
-            "built it"
+            f"({manifest.backend} {manifest.precision}, dimension {manifest.dimension}, "
+            f"fingerprint {manifest.embedder_fingerprint}); {embedder.model_id!r} "
+            f"({embedder.describe()}, dimension {embedder.dimension}, fingerprint "
+            f"{embedder.fingerprint()}) gives different vectors: query with the model, backend "
+            "and precision that built it"
         )
 
 

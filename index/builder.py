@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from thoughtbank.files import sha256_file
 from thoughtbank.index.artifact import (
     IndexArtifactError,
     IndexManifest,
@@ -25,7 +26,7 @@ from thoughtbank.index.artifact import (
     current_version,
     index_lock,
     load_index,
-    sha256_file,
+    manifest_embedder,
     template_int_id,
     verify_embedder,
     write_version,
@@ -65,11 +66,22 @@ class EmbedderIdentity:
     dimension: int
     fingerprint: str
     probes: list[list[float]]
+    backend: str = "torch"
+    precision: str = "fp32"
+    model_sha256: str = ""
 
     @classmethod
     def of(cls, embedder: Embedder) -> EmbedderIdentity:
         probes = np.round(embedder.probe_vectors.astype(np.float64), 5).tolist()
-        return cls(embedder.model_id, embedder.dimension, embedder.fingerprint(), probes)
+        return cls(
+            embedder.model_id,
+            embedder.dimension,
+            embedder.fingerprint(),
+            probes,
+            embedder.backend,
+            embedder.precision,
+            embedder.model_sha256,
+        )
 
     @classmethod
     def of_manifest(cls, manifest: IndexManifest) -> EmbedderIdentity:
@@ -78,6 +90,9 @@ class EmbedderIdentity:
             manifest.dimension,
             manifest.embedder_fingerprint,
             manifest.embedder_probes,
+            manifest.backend,
+            manifest.precision,
+            manifest.model_sha256,
         )
 
 
@@ -162,6 +177,9 @@ def _commit(
             dimension=draft.embedder.dimension,
             embedder_fingerprint=draft.embedder.fingerprint,
             embedder_probes=draft.embedder.probes,
+            backend=draft.embedder.backend,
+            precision=draft.embedder.precision,
+            model_sha256=draft.embedder.model_sha256,
             count=len(draft.templates),
             task_counts=dict(sorted(Counter(t.task for t in draft.templates).items())),
             files=files,
@@ -282,7 +300,7 @@ def _derived_draft(
 def add_templates(
     index_dir: Path,
     templates: Sequence[ThoughtTemplate],
-    make_embedder: Callable[[str], Embedder] = Embedder,
+    make_embedder: Callable[[IndexManifest], Embedder] = manifest_embedder,
     *,
     device: str = "cpu",
     show_progress: bool = False,
@@ -290,8 +308,8 @@ def add_templates(
 ) -> UpdateResult:
     """Add new templates (replacing those of the same task and query) as a new live version.
 
-    Only new templates are embedded, with ``make_embedder(model id of the live version)``,
-    which must give the same vectors as the embedder that built it.
+    Only new templates are embedded, with ``make_embedder(live version's manifest)``, which
+    must give the same vectors as the embedder that built it.
     """
     index_dir = Path(index_dir)
     incoming = _unique(templates)
@@ -301,7 +319,7 @@ def add_templates(
         new = [t for t in incoming if t.id not in known]
         if not new:
             return UpdateResult(live.manifest, unchanged=len(incoming))
-        embedder = make_embedder(live.manifest.embedder)
+        embedder = make_embedder(live.manifest)
         verify_embedder(live.manifest, embedder)
         new_keys = {_replacement_key(t) for t in new}
         keep_rows = [

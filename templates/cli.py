@@ -85,10 +85,10 @@ def _distiller(args: argparse.Namespace) -> Distiller:
 def _embed(args: argparse.Namespace) -> EmbedFunction | None:
     if args.no_merge:
         return None
-    from thoughtbank.index import Embedder
+    from thoughtbank.index import load_embedder
 
     quiet_model_loading(not args.no_progress)
-    return Embedder().encode
+    return load_embedder().encode
 
 
 def _options(args: argparse.Namespace) -> MiningOptions:

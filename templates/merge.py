@@ -4,7 +4,7 @@ Many queries of one task distil to (almost) the same template; keeping each woul
 of a retrieval with copies. Templates whose text embeddings have cosine similarity at or above a
 threshold are merged greedily, in (task, id) order so the result does not depend on the order
 groups finished in. The embedding function is a parameter (the CLI passes the index stage's
-``Embedder().encode``) so that this stage does not depend on the index stage.
+``load_embedder().encode``) so that this stage does not depend on the index stage.
 
 Embedding every template takes minutes on a large log, so texts are embedded in chunks under a
 progress bar, and the clusters (positions in (task, id) order) can be kept by the mining job

@@ -27,9 +27,9 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def embedder():
-    from thoughtbank.index import Embedder
+    from thoughtbank.index import load_embedder
 
-    return Embedder()
+    return load_embedder()
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from thoughtbank.cli_common import (
     Commands,
+    add_embedding_flags,
     existing_file,
     finite_float,
     fraction,
@@ -31,7 +32,7 @@ def k_list(text: str) -> tuple[int, ...]:
 
 
 def cmd_retrieval(args: argparse.Namespace) -> int:
-    from thoughtbank.index import Embedder
+    from thoughtbank.index import load_embedder
     from thoughtbank.retriever.evaluation.dataset import Protocol, read_labeled_queries
     from thoughtbank.retriever.evaluation.report import format_table, write_report
     from thoughtbank.retriever.evaluation.retrieval import (
@@ -58,7 +59,8 @@ def cmd_retrieval(args: argparse.Namespace) -> int:
     )
     quiet_model_loading(sys.stderr.isatty())
     progress = not args.no_progress and sys.stderr.isatty()
-    corpus = embed_corpus(queries, Embedder(args.model, device=args.device), progress)
+    embedder = load_embedder(args.model, args.backend, args.precision, args.device)
+    corpus = embed_corpus(queries, embedder, progress)
     evaluation = evaluate_retrieval(corpus, queries, settings, progress)
     if args.report:
         write_report(evaluation, args.report, 3 if 3 in args.k else args.k[0])
@@ -127,6 +129,7 @@ def _add_retrieval(commands: Commands) -> None:
     parser.add_argument(
         "--device", default="cpu", choices=["auto", "cpu", "cuda"], help="device to embed on"
     )
+    add_embedding_flags(parser, "auto")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     parser.set_defaults(func=cmd_retrieval)
 

@@ -24,7 +24,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from thoughtbank.cli_common import MAX_PORT
+from thoughtbank.cli_common import EMBEDDING_BACKENDS, EMBEDDING_PRECISIONS, MAX_PORT
 from thoughtbank.echo import echo
 from thoughtbank.retriever.serving.engine import DEFAULT_MAX_QUERY_CHARS
 from thoughtbank.retriever.serving.sanitize import DEFAULT_MAX_TEMPLATE_CHARS
@@ -66,6 +66,14 @@ class ServerConfig:
     )
     tls_key: Path | None = field(
         default=None, metadata=_doc("PEM private key for TLS (with --tls-cert)")
+    )
+    backend: str | None = field(
+        default=None,
+        metadata=_doc("embedding backend instead of the index's: auto, torch or onnx"),
+    )
+    precision: str | None = field(
+        default=None,
+        metadata=_doc("embedding precision instead of the index's: auto, fp32, bf16 or int8"),
     )
     max_query_chars: int = field(
         default=DEFAULT_MAX_QUERY_CHARS, metadata=_doc("longest accepted query, in characters")
@@ -171,6 +179,10 @@ def _problems(config: ServerConfig) -> typing.Iterator[str]:
         yield f"reload_interval must be 0 (off) or at least {MIN_RELOAD_INTERVAL} s"
     if config.max_query_chars * 4 >= config.max_message_bytes:
         yield "max_query_chars must stay below the message limit (4 bytes per character)"
+    for name, choices in (("backend", EMBEDDING_BACKENDS), ("precision", EMBEDDING_PRECISIONS)):
+        value = getattr(config, name)
+        if value is not None and value not in choices:
+            yield f"{name} must be one of {', '.join(choices)}, got {echo(value)}"
     if config.log_format not in LOG_FORMATS:
         yield f"log_format must be one of {', '.join(LOG_FORMATS)}, got {echo(config.log_format)}"
     if config.log_level.upper() not in LOG_LEVELS:

@@ -22,8 +22,11 @@ from thoughtbank.echo import clip, echo
 from thoughtbank.index import (
     Embedder,
     IdFilter,
+    IndexManifest,
     LoadedIndex,
     load_index,
+    manifest_backend,
+    manifest_embedder,
     template_int_id,
     verify_embedder,
 )
@@ -62,6 +65,21 @@ MMR_POOL_FACTOR = 4
 MIN_MMR_POOL = 20
 # A request routed to a task looks for its hits among this many nearest templates of any task.
 SCOPED_FETCH = 32
+
+
+@dataclass(frozen=True)
+class EmbeddingChoice:
+    """The embedding backend and precision a server asks for; None keeps the index's."""
+
+    backend: str | None = None
+    precision: str | None = None
+
+    def resolved(self, manifest: IndexManifest) -> tuple[str, str, str]:
+        """(model, backend, precision) an engine on ``manifest``'s version embeds with."""
+        return (manifest.embedder, *manifest_backend(manifest, self.backend, self.precision))
+
+
+SAME_AS_INDEX = EmbeddingChoice()
 
 
 @dataclass(frozen=True)
@@ -115,8 +133,10 @@ class RetrievalEngine:
         prompt_template: PromptTemplate = DEFAULT_PROMPT,
         max_template_chars: int = DEFAULT_MAX_TEMPLATE_CHARS,
         routing: TaskRouting = DEFAULT_ROUTING,
+        embedding: EmbeddingChoice = SAME_AS_INDEX,
     ) -> None:
         verify_embedder(index.manifest, embedder)
+        self.embedding = embedding
         self.routing = routing
         self.index = index
         self.embedder = embedder
@@ -152,20 +172,33 @@ class RetrievalEngine:
 
         ``settings`` are the constructor's keyword arguments (``max_query_chars``, ...).
         """
-        index = load_index(index_dir, version)
-        return cls(index, embedder or Embedder(index.manifest.embedder), **settings)
+        return cls.of_index(load_index(index_dir, version), embedder, **settings)
+
+    @classmethod
+    def of_index(
+        cls, index: LoadedIndex, embedder: Embedder | None = None, **settings: Any
+    ) -> RetrievalEngine:
+        """An engine on ``index``: with ``embedder``, or the one ``settings["embedding"]``
+        chooses for it (by default the backend and precision that built it)."""
+        if embedder is None:
+            embedding = settings.get("embedding", SAME_AS_INDEX)
+            embedder = manifest_embedder(index.manifest, embedding.backend, embedding.precision)
+        return cls(index, embedder, **settings)
 
     def reloaded(self, index_dir: Path, version: str) -> RetrievalEngine:
-        """A retriever for another version with the same settings (and model, when it matches)."""
+        """A retriever for another version with the same settings (and embedder, when the
+        version asks for the same model, backend and precision)."""
         index = load_index(index_dir, version)
-        same_model = index.manifest.embedder == self.embedder.model_id
-        return RetrievalEngine(
+        wanted = self.embedding.resolved(index.manifest)
+        current = (self.embedder.model_id, self.embedder.backend, self.embedder.precision)
+        return RetrievalEngine.of_index(
             index,
-            self.embedder if same_model else Embedder(index.manifest.embedder),
+            self.embedder if wanted == current else None,
             max_query_chars=self.max_query_chars,
             prompt_template=self.prompt_template,
             max_template_chars=self.max_template_chars,
             routing=self.routing,
+            embedding=self.embedding,
         )
 
     def warm_up(self) -> None:
@@ -490,8 +523,7 @@ class RetrievalEngine:
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` by the embedder's tokenizer: a model-neutral budget measure."""
-        tokenizer = self.embedder.model.tokenizer
-        return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+        return self.embedder.count_tokens(text)
 
     def get_template(self, template_id: str) -> ThoughtTemplate:
         if not template_id:

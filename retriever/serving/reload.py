@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from thoughtbank.index import (
-    Embedder,
     IndexArtifactError,
     IndexDamagedError,
     LoadedIndex,
@@ -104,7 +103,7 @@ class LiveEngine:
         index, self._first_index = self._first_index, None
         if index is None or index.version != version:
             index = load_index(self.index_dir, version)
-        return RetrievalEngine(index, Embedder(index.manifest.embedder), **self._settings)
+        return RetrievalEngine.of_index(index, **self._settings)
 
     def _load(self, version: str) -> RetrievalEngine:
         if self.engine is None:

@@ -54,23 +54,43 @@ def index_dir(built_index: Path, tmp_path: Path) -> Path:
     return copy
 
 
-class ShiftedEmbedder(Embedder):
-    """Another model as far as vectors go: the bundled one's output, rotated and renormalized."""
+class WrappedEmbedder(Embedder):
+    """The default embedder's vectors, changed by ``change`` and renormalized."""
+
+    def __init__(self, inner: Embedder) -> None:
+        super().__init__(inner.model_id, inner.precision)
+        self.backend = inner.backend
+        self.inner = inner
+
+    @property
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
 
     def encode(self, texts, show_progress: bool = False) -> np.ndarray:
-        vectors = np.roll(super().encode(texts, show_progress), 1, axis=1)
-        vectors[:, 0] += 0.5
+        vectors = self.change(self.inner.encode(texts, show_progress))
         return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
 
+    def change(self, vectors: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
-class NoisyEmbedder(Embedder):
+
+class ShiftedEmbedder(WrappedEmbedder):
+    """Another model as far as vectors go: the bundled one's output, rotated."""
+
+    def change(self, vectors: np.ndarray) -> np.ndarray:
+        vectors = np.roll(vectors, 1, axis=1)
+        vectors[:, 0] += 0.5
+        return vectors
+
+
+class NoisyEmbedder(WrappedEmbedder):
     """The same model on another device: last-bits noise (what bf16 or another BLAS gives)."""
 
-    def encode(self, texts, show_progress: bool = False) -> np.ndarray:
-        vectors = super().encode(texts, show_progress)
-        noise = np.random.default_rng(0).normal(0, 2e-3, vectors.shape).astype(np.float32)
-        noisy = vectors + noise
-        return noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
+    def change(self, vectors: np.ndarray) -> np.ndarray:
+        return vectors + np.random.default_rng(0).normal(0, 2e-3, vectors.shape)
 
 
 def test_load_verifies_and_searches_the_live_version(index_dir: Path, templates) -> None:
@@ -169,7 +189,7 @@ def test_ids_are_stable_across_add_and_remove(index_dir: Path, templates, embedd
     before = load_index(index_dir)
     revised = dataclasses.replace(templates[0], id="revised-0", text=templates[0].text + " v2")
     new = dataclasses.replace(templates[1], id="new-1", source_query="A brand new question?")
-    result = add_templates(index_dir, [revised, new, templates[2]], lambda _model: embedder)
+    result = add_templates(index_dir, [revised, new, templates[2]], lambda _live: embedder)
     assert (result.added, result.replaced, result.unchanged) == (2, 1, 1)
     after_add = load_index(index_dir)
     kept = set(before.templates) - {template_int_id(templates[0].id)}
@@ -193,7 +213,7 @@ def test_ids_are_stable_across_add_and_remove(index_dir: Path, templates, embedd
 
 def test_add_of_known_templates_writes_no_version(index_dir: Path, templates, embedder) -> None:
     before = list_versions(index_dir)
-    result = add_templates(index_dir, templates, lambda _model: embedder)
+    result = add_templates(index_dir, templates, lambda _live: embedder)
     assert not result.created_version and result.unchanged == len(templates)
     assert list_versions(index_dir) == before
 
@@ -208,22 +228,24 @@ def test_bad_removals_change_nothing(index_dir: Path, templates) -> None:
 
 
 def test_fingerprint_mismatch_is_refused_with_the_building_model_named(
-    index_dir: Path, templates
+    index_dir: Path, templates, embedder: Embedder
 ) -> None:
     manifest = load_index(index_dir).manifest
-    other = ShiftedEmbedder()
+    other = ShiftedEmbedder(embedder)
     with pytest.raises(EmbedderMismatchError, match="built by embedder 'bundled:all-MiniLM"):
         verify_embedder(manifest, other)
     before = list_versions(index_dir)
     extra = dataclasses.replace(templates[0], id="extra", source_query="Another question?")
     with pytest.raises(EmbedderMismatchError):
-        add_templates(index_dir, [extra], lambda _model: other)
+        add_templates(index_dir, [extra], lambda _live: other)
     assert list_versions(index_dir) == before
 
 
-def test_float_noise_from_another_device_is_not_a_mismatch(index_dir: Path) -> None:
+def test_float_noise_from_another_device_is_not_a_mismatch(
+    index_dir: Path, embedder: Embedder
+) -> None:
     manifest = load_index(index_dir).manifest
-    noisy = NoisyEmbedder()
+    noisy = NoisyEmbedder(embedder)
     verify_embedder(manifest, noisy)
     assert noisy.fingerprint()  # a display string, whether or not the noise flipped it
 
