@@ -2,9 +2,10 @@
 embedding model's weights plus the index's vectors plus its template text.
 
 Two servers are measured after a warm-up of real requests: one on a small index (1k templates)
-and one on the full one (100k, 10k with ``--quick``). The whole-process ratio includes the
-interpreter, torch and gRPC; the marginal ratio (RSS difference over data difference) says what
-each stored template really costs against its raw bytes.
+and one on the full one (100k, 10k with ``--quick``), both on the default embedding backend.
+The whole-process ratio includes the interpreter, onnxruntime and gRPC; the marginal ratio (RSS
+difference over data difference) says what each stored template really costs against its raw
+bytes.
 
 Usage: ``python -m benchmarks.bench_memory [--quick]``
 """
@@ -20,7 +21,8 @@ import psutil
 
 from benchmarks.bench_serving import build_synthetic_index
 from benchmarks.common import LOAD_QUERIES, ratio, run_cli
-from thoughtbank.index import Embedder, TorchEmbedder, load_index
+from thoughtbank.index import Embedder, TorchEmbedder, load_embedder, load_index
+from thoughtbank.index.onnx_embedder import OnnxEmbedder
 from thoughtbank.retriever import ThoughtbankClient
 from thoughtbank.retriever.serving.process import ServerProcess
 
@@ -50,7 +52,10 @@ class IndexBytes:
 
 
 def model_bytes(embedder: Embedder) -> int:
-    """Bytes of the embedding model's parameters and buffers."""
+    """Bytes of the embedding model: the ONNX file, or torch's parameters and buffers."""
+    if isinstance(embedder, OnnxEmbedder):
+        return embedder.model_path.stat().st_size
+    assert isinstance(embedder, TorchEmbedder)
     tensors = [*embedder.model.parameters(), *embedder.model.buffers()]
     return sum(t.numel() * t.element_size() for t in tensors)
 
@@ -66,7 +71,7 @@ def served_rss(index_dir: Path) -> int:
 
 def run(quick: bool) -> dict[str, float]:
     size = 10_000 if quick else 100_000
-    embedder = TorchEmbedder()
+    embedder = load_embedder()  # the default backend, as `thoughtbank serve` would run it
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as folder:
         small_dir, full_dir = Path(folder) / "small", Path(folder) / "full"
         build_synthetic_index(SMALL_INDEX, small_dir, embedder)
@@ -74,6 +79,7 @@ def run(quick: bool) -> dict[str, float]:
         small, full = IndexBytes.of(small_dir), IndexBytes.of(full_dir)
         small_rss, full_rss = served_rss(small_dir), served_rss(full_dir)
     model = model_bytes(embedder)
+    print(f"server embeds with {embedder.describe()}")
     ideal = model + full.total
     return {
         "templates": float(size),

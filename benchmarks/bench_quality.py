@@ -30,8 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from thoughtbank.cli import main as thoughtbank_main
-from thoughtbank.index import Embedder, TorchEmbedder, train_task_router
+from thoughtbank.index import Embedder, TorchEmbedder, load_embedder, train_task_router
 from thoughtbank.retriever.evaluation.dataset import (
+    LabeledQuery,
     Protocol,
     read_labeled_queries,
     write_sample,
@@ -164,8 +165,20 @@ def run(quick: bool) -> dict[str, float]:
         started = time.perf_counter()
         figures |= _figures(name, evaluate_retrieval(corpus, queries, settings))
         figures[f"{name}_eval_seconds"] = time.perf_counter() - started
+    figures |= default_backend_figures(queries, figures["split_p_at_3"])
     figures |= template_figures(_data_dir(), quick)
     return figures | routing_figures(_data_dir(), embedder, quick)
+
+
+def default_backend_figures(queries: list[LabeledQuery], fp32_p_at_3: float) -> dict[str, float]:
+    """The quality gate of the default embedding backend: split P@3 against torch fp32's."""
+    fast = load_embedder()
+    settings = EvalSettings(protocol=Protocol(leave_one_out=False), ks=(1, 3))
+    evaluation = evaluate_retrieval(embed_corpus(queries, fast), queries, settings)
+    p_at_3 = evaluation.reports["thoughtbank"].overall.precision[3]
+    delta = p_at_3 - fp32_p_at_3
+    print(f"split P@3 on {fast.describe()}: {p_at_3:.4f} ({delta:+.4f} vs torch fp32; goal 0.005)")
+    return {"split_p_at_3_default_backend": p_at_3, "p_at_3_delta_default_vs_fp32": delta}
 
 
 def main() -> None:

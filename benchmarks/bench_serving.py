@@ -16,6 +16,10 @@ lands on both terms of a ratio instead of on one. The 1-client level, a latency 
 many short rounds; the throughput levels use a few longer ones, since each round starts with
 the closed loop filling up.
 
+The default (fast) embedding backend gets its own index, server and in-process ceiling, at 1
+and 32 clients: its served rate against torch fp32's ceiling and its own, and its 1-client p50
+against torch fp32's served p50 and against its own retriever plus an idle round trip.
+
 Fairness: the p99 of one client's single Retrieves while 32 other clients send RetrieveBatch of
 1,000 queries each, beside its p99 without them, in alternating rounds of the same run. The
 batches come from a process of their own, so that parsing their answers does not delay the
@@ -48,7 +52,14 @@ from typing import Any, TypeVar
 import numpy as np
 
 from benchmarks.common import LOAD_QUERIES, percentile_ms, ratio
-from thoughtbank.index import Embedder, LoadedIndex, TorchEmbedder, build_index, load_index
+from thoughtbank.index import (
+    Embedder,
+    LoadedIndex,
+    TorchEmbedder,
+    build_index,
+    load_embedder,
+    load_index,
+)
 from thoughtbank.retriever.serving.engine import WARM_UP_BATCH_SIZES, RetrievalEngine
 from thoughtbank.retriever.types import RetrievalQuery
 from thoughtbank.templates import ThoughtTemplate
@@ -75,21 +86,35 @@ def load_queries(count: int) -> list[str]:
     return [f"{SEED_QUESTIONS[i % len(SEED_QUESTIONS)]} (case {i})" for i in range(count)]
 
 
-class PrecomputedEmbedder(TorchEmbedder):
-    """The bundled model, except for texts whose vectors were given: those are looked up.
+class PrecomputedEmbedder(Embedder):
+    """``model``, except for texts whose vectors were given: those are looked up.
 
     Lets ``build_index`` store synthetic vectors while the manifest's fingerprint (computed
-    from the model's own probe embeddings) stays that of the real model the server loads.
+    from the model's own probe embeddings) and backend stay those of the real model the
+    server loads.
     """
 
-    def __init__(self, vectors: dict[str, np.ndarray]) -> None:
-        super().__init__()
+    def __init__(self, vectors: dict[str, np.ndarray], model: Embedder) -> None:
+        super().__init__(model.model_id, model.precision)
+        self.backend = model.backend
         self._vectors = vectors
+        self._model = model
+
+    @property
+    def dimension(self) -> int:
+        return self._model.dimension
+
+    @property
+    def model_sha256(self) -> str:
+        return self._model.model_sha256
+
+    def count_tokens(self, text: str) -> int:
+        return self._model.count_tokens(text)
 
     def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         if texts and all(text in self._vectors for text in texts):
             return np.stack([self._vectors[text] for text in texts])
-        return super().encode(texts, show_progress)
+        return self._model.encode(texts, show_progress)
 
 
 def synthetic_corpus(size: int, embedder: Embedder) -> tuple[list[ThoughtTemplate], np.ndarray]:
@@ -122,7 +147,8 @@ def build_synthetic_index(size: int, index_dir: Path, embedder: Embedder) -> Non
     """Write the synthetic index of ``size`` templates into ``index_dir``."""
     templates, vectors = synthetic_corpus(size, embedder)
     texts = [t.source_query for t in templates]
-    build_index(templates, index_dir, PrecomputedEmbedder(dict(zip(texts, vectors, strict=True))))
+    vectors_by_text = dict(zip(texts, vectors, strict=True))
+    build_index(templates, index_dir, PrecomputedEmbedder(vectors_by_text, embedder))
 
 
 @functools.cache
@@ -455,6 +481,31 @@ def measure(index_dir: Path, embedder: Embedder, seconds: float) -> dict[str, fl
     return figures
 
 
+def measure_fast_backend(index_dir: Path, seconds: float) -> dict[str, float]:
+    """The 1- and 32-client levels again on an index built on the default (fast) backend,
+    served and ceilinged on it: figures prefixed ``fast_``."""
+    from thoughtbank.retriever.serving.process import ServerProcess
+
+    index = load_index(index_dir)
+    embedder = load_embedder()
+    retriever = in_model_thread(RetrievalEngine, index, embedder)
+    print(f"fast backend: {embedder.describe()}", file=sys.stderr)
+    figures: dict[str, float] = {}
+    with (
+        ServerProcess(index_dir, extra_args=("--log-level", "WARNING")) as server,
+        LoadGenerator(server.address) as load,
+    ):
+        for clients in (1, 32):
+            level = measure_level(
+                load, index, embedder, clients, seconds, retriever if clients == 1 else None
+            )
+            figures.update({f"fast_{name}": value for name, value in level.items()})
+        gap = figures["fast_ceiling_p50_ms_1"] / 1000
+        idle = load.idle_round(gap, seconds / ROUNDS[1])
+        figures["fast_grpc_idle_round_trip_p50_ms"] = percentile_ms(idle["latencies"], 50)
+    return figures
+
+
 def _in_child(*args: str) -> str:
     """Run ``python -m benchmarks.bench_serving ARGS`` and return its standard output."""
     return subprocess.run(
@@ -473,10 +524,13 @@ def run(quick: bool) -> dict[str, float]:
     which would flatter the served figures."""
     size, seconds = (10_000, 4.0) if quick else (100_000, 15.0)
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as folder:
-        _in_child("--build", str(size), folder)
+        fp32_dir, fast_dir = Path(folder) / "fp32", Path(folder) / "fast"
+        _in_child("--build", str(size), str(fp32_dir), "torch")
+        _in_child("--build", str(size), str(fast_dir), "auto")
         figures = {"templates": float(size)}
-        figures.update(measure(Path(folder), TorchEmbedder(), seconds))
-        figures.update(json.loads(_in_child("--langchain", folder, str(seconds))))
+        figures.update(measure(fp32_dir, TorchEmbedder(), seconds))
+        figures.update(measure_fast_backend(fast_dir, seconds))
+        figures.update(json.loads(_in_child("--langchain", str(fp32_dir), str(seconds))))
     for clients in CONCURRENCY:
         figures[f"ratio_to_ceiling_{clients}"] = (
             figures[f"served_rps_{clients}"] / figures[f"ceiling_rps_{clients}"]
@@ -484,6 +538,19 @@ def run(quick: bool) -> dict[str, float]:
         figures[f"ratio_to_langchain_{clients}"] = (
             figures[f"served_rps_{clients}"] / figures["langchain_rps"]
         )
+    figures["serve_fast_vs_fp32_ceiling_32"] = ratio(
+        figures["fast_served_rps_32"], figures["ceiling_rps_32"]
+    )
+    figures["serve_fast_vs_own_ceiling_32"] = ratio(
+        figures["fast_served_rps_32"], figures["fast_ceiling_rps_32"]
+    )
+    figures["p50_fast_vs_fp32_served_1"] = ratio(
+        figures["fast_served_p50_ms_1"], figures["served_p50_ms_1"]
+    )
+    figures["p50_fast_vs_retriever_plus_rtt_1"] = ratio(
+        figures["fast_served_p50_ms_1"],
+        figures["fast_retriever_p50_ms_1"] + figures["fast_grpc_idle_round_trip_p50_ms"],
+    )
     figures["p50_ratio_to_one_call_1"] = figures["served_p50_ms_1"] / figures["ceiling_p50_ms_1"]
     figures["p50_ratio_to_retriever_1"] = figures["served_p50_ms_1"] / figures["retriever_p50_ms_1"]
     return figures
@@ -520,6 +587,14 @@ def report(figures: dict[str, float]) -> None:
         f"{figures['grpc_idle_round_trip_p50_ms']:.1f} ms"
     )
     print(
+        f"default backend: 32 clients {figures['fast_served_rps_32']:.1f} req/s = "
+        f"{figures['serve_fast_vs_fp32_ceiling_32']:.2f}x the torch fp32 ceiling (goal >= 2.5), "
+        f"{figures['serve_fast_vs_own_ceiling_32']:.2f}x its own (goal >= 0.85); 1-client p50 "
+        f"{figures['fast_served_p50_ms_1']:.1f} ms = {figures['p50_fast_vs_fp32_served_1']:.2f}x "
+        f"torch fp32's (goal <= 0.5), {figures['p50_fast_vs_retriever_plus_rtt_1']:.2f}x "
+        "retriever + idle round trip (goal <= 1.10)"
+    )
+    print(
         f"32 clients: {figures['ratio_to_ceiling_32']:.2f}x ceiling (goal >= 0.85), "
         f"{figures['ratio_to_langchain_32']:.2f}x LangChain (goal >= 2)"
     )
@@ -538,7 +613,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--load", metavar="ADDRESS", help=argparse.SUPPRESS
     )  # the load process (LoadGenerator)
     parser.add_argument(
-        "--build", nargs=2, metavar=("SIZE", "DIR"), help=argparse.SUPPRESS
+        "--build", nargs=3, metavar=("SIZE", "DIR", "BACKEND"), help=argparse.SUPPRESS
     )  # the build process (run)
     parser.add_argument(
         "--langchain", nargs=2, metavar=("DIR", "SECONDS"), help=argparse.SUPPRESS
@@ -555,8 +630,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(_send_batches(address, int(clients)))
         return 0
     if args.build:
-        size, folder = args.build
-        build_synthetic_index(int(size), Path(folder), TorchEmbedder())
+        size, folder, backend = args.build
+        build_synthetic_index(int(size), Path(folder), load_embedder(backend=backend))
         return 0
     if args.langchain:
         folder, seconds = args.langchain

@@ -27,7 +27,7 @@ from benchmarks.common import machine_info
 
 REPORT_DIR = Path(__file__).resolve().parent / "report"
 #: Run order: the serving and index figures first, the slow mining runs after.
-AREAS = ("serving", "index", "hot_swap", "memory", "startup", "mining", "quality")
+AREAS = ("embed", "serving", "index", "hot_swap", "memory", "startup", "mining", "quality")
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,55 @@ HEADLINES = (
         "embed_build_vs_raw",
         "build_index templates/s with the real model / raw Embedder.encode texts/s",
         ">= 0.9",
+    ),
+    Headline(
+        "serve_fast_vs_fp32_ceiling_32",
+        "serving",
+        "serve_fast_vs_fp32_ceiling_32",
+        "served req/s at 32 clients on the default backend / torch fp32 in-process ceiling",
+        ">= 2.5",
+    ),
+    Headline(
+        "serve_fast_vs_own_ceiling_32",
+        "serving",
+        "serve_fast_vs_own_ceiling_32",
+        "served req/s at 32 clients on the default backend / its own in-process ceiling",
+        ">= 0.85",
+    ),
+    Headline(
+        "p50_fast_vs_fp32_served_1",
+        "serving",
+        "p50_fast_vs_fp32_served_1",
+        "1-client served p50 on the default backend / on torch fp32",
+        "<= 0.5",
+    ),
+    Headline(
+        "p50_fast_vs_retriever_plus_rtt_1",
+        "serving",
+        "p50_fast_vs_retriever_plus_rtt_1",
+        "1-client served p50, default backend / (in-process retrieve + idle no-op round trip)",
+        "<= 1.10",
+    ),
+    Headline(
+        "build_fast_vs_fp32",
+        "embed",
+        "build_fast_vs_fp32",
+        "build_index templates/s on the default backend / on torch fp32",
+        ">= 2.5",
+    ),
+    Headline(
+        "quality_p_at_3_delta_vs_fp32",
+        "quality",
+        "p_at_3_delta_default_vs_fp32",
+        "split P@3 on the default backend - on torch fp32",
+        ">= -0.005",
+    ),
+    Headline(
+        "server_rss_vs_ideal_100k",
+        "memory",
+        "rss_vs_ideal",
+        "server RSS at 100k templates / (model file + vectors + template text), default backend",
+        "<= 2",
     ),
     Headline(
         "hot_swap_seconds_100k",

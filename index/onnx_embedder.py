@@ -154,6 +154,7 @@ class _Runtime:
     config: SentenceConfig
     input_names: frozenset[str]
     pad_id: int
+    path: Path
     sha256: str
 
 
@@ -183,6 +184,9 @@ def _load_runtime(model_id: str, precision: str) -> _Runtime:
     path, digest = cached_onnx_model(model_dir, precision)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # The arena keeps the peak of the longest batch ever seen (about 0.8 GiB for 32 texts of
+    # 256 tokens) for the process's life; without it a server's RSS returns to its base.
+    options.enable_cpu_mem_arena = False
     try:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own unrelated exception types
@@ -197,7 +201,7 @@ def _load_runtime(model_id: str, precision: str) -> _Runtime:
     tokenizer.no_padding()
     pad_id = tokenizer.token_to_id("[PAD]") or 0
     names = frozenset(i.name for i in session.get_inputs())
-    return _Runtime(session, tokenizer, counter, config, names, pad_id, digest)
+    return _Runtime(session, tokenizer, counter, config, names, pad_id, path, digest)
 
 
 class OnnxEmbedder(Embedder):
@@ -218,6 +222,11 @@ class OnnxEmbedder(Embedder):
     @property
     def model_sha256(self) -> str:
         return self._runtime.sha256
+
+    @property
+    def model_path(self) -> Path:
+        """The cached ONNX file this embedder runs."""
+        return self._runtime.path
 
     def count_tokens(self, text: str) -> int:
         return len(self._runtime.counter.encode(text, add_special_tokens=False).ids)
