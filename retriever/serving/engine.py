@@ -201,10 +201,11 @@ class RetrievalEngine:
             embedding=self.embedding,
         )
 
-    def warm_up(self) -> None:
+    def warm_up(self, model: bool = True) -> None:
         """Run a few batches of varied sizes and lengths: the model's first calls at each input
-        shape are slow, and they should not be a client's."""
-        for size in WARM_UP_BATCH_SIZES:
+        shape are slow, and they should not be a client's. ``model=False``, for an embedder
+        that already served, runs one request: the new index's first search and routing."""
+        for size in WARM_UP_BATCH_SIZES if model else (1,):
             queries = [RetrievalQuery("warm-up question " * (1 + i % 8)) for i in range(size)]
             self.retrieve_batch(queries)
 

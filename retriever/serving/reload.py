@@ -110,7 +110,8 @@ class LiveEngine:
             engine = self._open(version)
         else:
             engine = self.engine.reloaded(self.index_dir, version)
-        engine.warm_up()
+        # An embedder kept from the live engine is warm already: its warm-up is shared.
+        engine.warm_up(model=self.engine is None or engine.embedder is not self.engine.embedder)
         return engine
 
     async def _load_in_own_thread(self, version: str) -> RetrievalEngine:
