@@ -3,13 +3,18 @@
 Both keep their OpenMP thread count per calling thread, so a server running several batches
 at once can give each batch its share of the cores instead of letting every batch start a
 thread per core (measured on 2 cores: two batches of 16 on one thread each embed 234 texts/s,
-one batch on two threads 218/s).
+one batch on two threads 218/s). Nothing here imports torch: a server on the onnx backend never
+loads it, and a process that has not loaded it has no torch threads to set.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import sys
 import threading
+
+import psutil
 
 from thoughtbank.index.faiss_backend import import_faiss
 
@@ -18,20 +23,20 @@ _budget = threading.local()
 
 @functools.cache
 def default_threads() -> int:
-    """The threads torch uses when nobody sets them: one per physical core."""
-    import torch
-
-    return torch.get_num_threads()
+    """One thread per physical core this process may run on, as torch picks by default."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    physical = psutil.cpu_count(logical=False)
+    return max(1, min(filter(None, (usable, physical))))
 
 
 def use_threads(count: int) -> None:
-    """Make torch and FAISS calls from this thread use ``count`` threads."""
-    import torch
-
-    # torch sets a thread's count from the process-wide value on first use; trigger that first
-    # so it cannot later override the count set here.
-    torch.get_num_threads()
-    torch.set_num_threads(count)
+    """Make torch (when loaded) and FAISS calls from this thread use ``count`` threads."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        # torch sets a thread's count from the process-wide value on first use; trigger that
+        # first so it cannot later override the count set here.
+        torch.get_num_threads()
+        torch.set_num_threads(count)
     _budget.count = count
 
 

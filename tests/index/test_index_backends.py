@@ -30,8 +30,10 @@ from thoughtbank.index import (
 )
 from thoughtbank.index.embedder import Embedder, bundled_model_dir, resolve_backend
 from thoughtbank.index.onnx_embedder import OnnxEmbedder, cached_onnx_model
+from thoughtbank.retriever import ThoughtbankClient
 from thoughtbank.retriever.serving.config import ServerConfig
 from thoughtbank.retriever.serving.engine import EmbeddingChoice, RetrievalEngine
+from thoughtbank.retriever.serving.process import ServerProcess
 from thoughtbank.retriever.types import RetrievalQuery
 from thoughtbank.templates import ThoughtTemplate, read_templates
 
@@ -407,14 +409,24 @@ def test_onnx_process_retrieves_from_the_cached_export(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="index/threads.py default_threads() imports torch at the first FAISS search "
-    "(set_faiss_threads -> faiss_search_threads), so an onnx engine still loads torch",
-)
 def test_onnx_process_never_imports_torch(onnx_process: dict[str, Any]) -> None:
     """Opening an onnx index and retrieving never imports torch."""
     assert onnx_process["modules"]["torch"] is False
+
+
+@pytest.mark.slow
+def test_server_on_onnx_never_maps_torch(onnx_index: Path, onnx_cache: Path) -> None:
+    """A served Retrieve on the onnx backend answers, and the server process never loaded
+    torch's library (read from its memory maps, which no import trick can hide)."""
+    env = {**os.environ, "THOUGHTBANK_CACHE": str(onnx_cache), "HF_HUB_OFFLINE": "1"}
+    with (
+        ServerProcess(onnx_index, env=env) as server,
+        ThoughtbankClient(server.address) as client,
+    ):
+        hits = client.retrieve(PROCESS_QUERY, k=2).hits
+        maps = Path(f"/proc/{server.pid}/maps").read_text()
+    assert hits
+    assert "libtorch" not in maps
 
 
 # CLI
