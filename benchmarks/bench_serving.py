@@ -117,8 +117,11 @@ class PrecomputedEmbedder(Embedder):
         return self._model.encode(texts, show_progress)
 
 
-def synthetic_corpus(size: int, embedder: Embedder) -> tuple[list[ThoughtTemplate], np.ndarray]:
-    """``size`` templates with unit vectors clustered around the seed questions' embeddings."""
+def synthetic_corpus(
+    size: int, embedder: Embedder, edition: int = 0
+) -> tuple[list[ThoughtTemplate], np.ndarray]:
+    """``size`` templates with unit vectors clustered around the seed questions' embeddings;
+    another ``edition`` words every template differently."""
     rng = np.random.default_rng(0)
     centers = embedder.encode(list(SEED_QUESTIONS))
     cluster = rng.integers(0, len(centers), size)
@@ -129,7 +132,8 @@ def synthetic_corpus(size: int, embedder: Embedder) -> tuple[list[ThoughtTemplat
     templates = []
     for i, c in enumerate(cluster):
         query = f"{SEED_QUESTIONS[c]} [synthetic {i}]"
-        text = f"Task: variant {i}\nReasoning steps:\n1. Restate.\n2. Solve.\nAnswer format: X"
+        text = f"Task: variant {i}.{edition}\nReasoning steps:\n1. Restate.\n2. Solve.\n"
+        text += "Answer format: X"
         task = TASKS[c % len(TASKS)]
         templates.append(
             ThoughtTemplate(
@@ -143,9 +147,9 @@ def synthetic_corpus(size: int, embedder: Embedder) -> tuple[list[ThoughtTemplat
     return templates, vectors
 
 
-def build_synthetic_index(size: int, index_dir: Path, embedder: Embedder) -> None:
+def build_synthetic_index(size: int, index_dir: Path, embedder: Embedder, edition: int = 0) -> None:
     """Write the synthetic index of ``size`` templates into ``index_dir``."""
-    templates, vectors = synthetic_corpus(size, embedder)
+    templates, vectors = synthetic_corpus(size, embedder, edition)
     texts = [t.source_query for t in templates]
     vectors_by_text = dict(zip(texts, vectors, strict=True))
     build_index(templates, index_dir, PrecomputedEmbedder(vectors_by_text, embedder))

@@ -62,7 +62,7 @@ from thoughtbank.index.task_classifier import (
 from thoughtbank.index.task_routing import RoutingQuality
 from thoughtbank.index.threads import set_faiss_threads
 from thoughtbank.schema import ThoughtTemplate
-from thoughtbank.templates.store import read_templates, write_templates
+from thoughtbank.templates.store import parse_template_line, write_templates
 
 FORMAT_VERSION = 2
 CURRENT_FILE = "CURRENT"
@@ -491,6 +491,9 @@ class LoadedIndex:
     embeddings: np.ndarray
     row_of: dict[int, int]
     task_classifier: TaskClassifier | None = None
+    #: The template id of each line of the templates file, by the line's digest: the next
+    #: version's load takes an identical line's template from here instead of parsing it.
+    line_ids: dict[bytes, int] = field(default_factory=dict)
 
     @property
     def version(self) -> str:
@@ -528,13 +531,46 @@ class LoadedIndex:
         return scores, ids
 
 
-def _read_version_files(folder: Path) -> tuple[Any, list[ThoughtTemplate], np.ndarray]:
+@dataclass
+class _TemplateLines:
+    """The templates of a version's file in order, with their FAISS ids and line digests."""
+
+    ordered: list[ThoughtTemplate] = field(default_factory=list)
+    int_ids: list[int] = field(default_factory=list)
+    line_ids: dict[bytes, int] = field(default_factory=dict)
+
+
+def _read_template_lines(path: Path, previous: LoadedIndex | None) -> _TemplateLines:
+    """Parse the templates file; a line byte-identical to one of ``previous`` reuses its
+    template (parsing and hashing ids is most of a load, and a new version mostly repeats the
+    last one)."""
+    read = _TemplateLines()
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            digest = hashlib.blake2b(line, digest_size=16).digest()
+            int_id = previous.line_ids.get(digest) if previous else None
+            if previous is not None and int_id is not None:
+                template = previous.templates[int_id]
+            else:
+                template = parse_template_line(line, path, number)
+                int_id = template_int_id(template.id)
+            read.ordered.append(template)
+            read.int_ids.append(int_id)
+            read.line_ids[digest] = int_id
+    return read
+
+
+def _read_version_files(
+    folder: Path, previous: LoadedIndex | None
+) -> tuple[Any, _TemplateLines, np.ndarray]:
     """FAISS index, templates and embeddings of a verified folder; parse errors are damage."""
     faiss = import_faiss()
     with _reading(folder, INDEX_FILE):
         faiss_index = faiss.read_index(str(folder / INDEX_FILE))
     with _reading(folder, TEMPLATES_FILE):
-        ordered = list(read_templates(folder / TEMPLATES_FILE))
+        lines = _read_template_lines(folder / TEMPLATES_FILE, previous)
     with _reading(folder, EMBEDDINGS_FILE):
         embeddings = np.load(folder / EMBEDDINGS_FILE, allow_pickle=False)
         if not isinstance(embeddings, np.ndarray) or embeddings.ndim != 2:
@@ -545,7 +581,7 @@ def _read_version_files(folder: Path) -> tuple[Any, list[ThoughtTemplate], np.nd
             raise IndexArtifactError(
                 f"{folder / EMBEDDINGS_FILE}: {embeddings.dtype} values, not float32"
             )
-    return faiss_index, ordered, embeddings
+    return faiss_index, lines, embeddings
 
 
 def _check_agreement(
@@ -586,23 +622,28 @@ def _check_agreement(
         )
 
 
-def load_index(index_dir: Path, version: str | None = None) -> LoadedIndex:
-    """Load and verify ``version`` (default: the live one); any damage is ``IndexDamagedError``."""
+def load_index(
+    index_dir: Path, version: str | None = None, previous: LoadedIndex | None = None
+) -> LoadedIndex:
+    """Load and verify ``version`` (default: the live one); any damage is ``IndexDamagedError``.
+
+    ``previous``, a version already loaded, lends its templates for identical lines.
+    """
     index_dir = Path(index_dir)
     folder = version_dir(index_dir, version or current_version(index_dir))
     manifest = verify_version(folder)
-    faiss_index, ordered, embeddings = _read_version_files(folder)
-    int_ids = [template_int_id(t.id) for t in ordered]
+    faiss_index, lines, embeddings = _read_version_files(folder, previous)
     with _reading(folder):
-        _check_agreement(folder, manifest, faiss_index, ordered, int_ids, embeddings)
+        _check_agreement(folder, manifest, faiss_index, lines.ordered, lines.int_ids, embeddings)
     return LoadedIndex(
         manifest=manifest,
         faiss_index=faiss_index,
-        templates=dict(zip(int_ids, ordered, strict=True)),
+        templates=dict(zip(lines.int_ids, lines.ordered, strict=True)),
         path=folder,
         embeddings=embeddings,
-        row_of={int_id: row for row, int_id in enumerate(int_ids)},
+        row_of={int_id: row for row, int_id in enumerate(lines.int_ids)},
         task_classifier=_read_task_classifier(folder, manifest),
+        line_ids=lines.line_ids,
     )
 
 

@@ -13,12 +13,16 @@ def read_templates(path: Path) -> Iterator[ThoughtTemplate]:
     """Stream templates from a JSONL file; a bad line is an error naming file and line."""
     with Path(path).open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                yield ThoughtTemplate.from_json(line)
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{number}: not a thought template: {exc}") from exc
+            if line.strip():
+                yield parse_template_line(line, path, number)
+
+
+def parse_template_line(line: str | bytes, path: Path, number: int) -> ThoughtTemplate:
+    """The template on line ``number`` of ``path``; a bad one is an error naming both."""
+    try:
+        return ThoughtTemplate.from_json(line.decode() if isinstance(line, bytes) else line)
+    except (ValueError, KeyError, TypeError) as exc:  # UnicodeDecodeError is a ValueError
+        raise ValueError(f"{path}:{number}: not a thought template: {exc}") from exc
 
 
 def write_templates(path: Path, templates: Iterable[ThoughtTemplate]) -> int:

@@ -58,6 +58,11 @@ def template_to_pb(template: ThoughtTemplate) -> pb2.ThoughtTemplate:
     return message
 
 
+def template_pb_bytes(template: ThoughtTemplate) -> int:
+    """The bytes ``template`` takes on the wire, without its own field framing."""
+    return template_to_pb(template).ByteSize()
+
+
 def hit_to_pb(hit: ScoredTemplate) -> pb2.ScoredTemplate:
     return pb2.ScoredTemplate(
         template=template_to_pb(hit.template), score=hit.score, index_version=hit.index_version
@@ -105,13 +110,13 @@ class ResponseBound:
     largest_hits_bytes: tuple[int, ...]  # [n]: the n largest hits together, framed
 
     @classmethod
-    def of(
-        cls, templates: Iterable[ThoughtTemplate], version: str, tasks: Iterable[str]
-    ) -> ResponseBound:
+    def of(cls, template_sizes: Iterable[int], version: str, tasks: Iterable[str]) -> ResponseBound:
+        """The bound for an index whose templates serialize to ``template_sizes`` bytes."""
+        envelope = pb2.ScoredTemplate(score=1.0, index_version=version).ByteSize()
         hit_sizes = sorted(
             (
-                hit_to_pb(ScoredTemplate(t, 1.0, version)).ByteSize() + FIELD_FRAMING_BYTES
-                for t in templates
+                size + FIELD_FRAMING_BYTES + envelope + FIELD_FRAMING_BYTES
+                for size in template_sizes
             ),
             reverse=True,
         )[:MAX_K]

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from langchain_core.prompts import PromptTemplate
@@ -42,7 +42,7 @@ from thoughtbank.retriever.prompt import (
     check_prompt_template,
     fit_token_budget,
 )
-from thoughtbank.retriever.serving.conversions import ResponseBound
+from thoughtbank.retriever.serving.conversions import ResponseBound, template_pb_bytes
 from thoughtbank.retriever.serving.sanitize import DEFAULT_MAX_TEMPLATE_CHARS, sanitize_template
 from thoughtbank.retriever.serving.task_routing import TaskRouting, route_task
 from thoughtbank.retriever.types import (
@@ -56,6 +56,8 @@ from thoughtbank.retriever.types import (
     ScoredTemplate,
 )
 from thoughtbank.schema import ThoughtTemplate
+
+T = TypeVar("T")
 
 DEFAULT_MAX_QUERY_CHARS = 32_768
 DEFAULT_ROUTING = TaskRouting()
@@ -80,6 +82,23 @@ class EmbeddingChoice:
 
 
 SAME_AS_INDEX = EmbeddingChoice()
+
+
+@dataclass(frozen=True, slots=True)
+class _PreparedTemplate:
+    """What serving needs of one loaded template, worked out once."""
+
+    loaded: ThoughtTemplate  # as read from the index, to recognise it in the next version
+    template: ThoughtTemplate  # sanitized: the one served
+    pb_bytes: int  # its serialized size, for the response bound
+    query_key: str  # its normalized source query, for ``exclude_same_query``
+
+    @classmethod
+    def of(cls, loaded: ThoughtTemplate, max_chars: int) -> _PreparedTemplate:
+        template = sanitize_template(loaded, max_chars)
+        return cls(
+            loaded, template, template_pb_bytes(template), normalize_query(loaded.source_query)
+        )
 
 
 @dataclass(frozen=True)
@@ -134,7 +153,10 @@ class RetrievalEngine:
         max_template_chars: int = DEFAULT_MAX_TEMPLATE_CHARS,
         routing: TaskRouting = DEFAULT_ROUTING,
         embedding: EmbeddingChoice = SAME_AS_INDEX,
+        previous: RetrievalEngine | None = None,
     ) -> None:
+        """``previous``: an engine on an earlier version, whose work on the templates this
+        version shares with it is reused."""
         verify_embedder(index.manifest, embedder)
         self.embedding = embedding
         self.routing = routing
@@ -143,22 +165,36 @@ class RetrievalEngine:
         self.max_query_chars = max_query_chars
         self.prompt_template = check_prompt_template(prompt_template)
         self.max_template_chars = max_template_chars
-        self._templates = {
-            int_id: sanitize_template(template, max_template_chars)
-            for int_id, template in index.templates.items()
-        }
+        self._prepared = self._prepare(index, previous)
+        self._templates = {int_id: p.template for int_id, p in self._prepared.items()}
         self._by_id = {t.id: t for t in self._templates.values()}
         self._task_filters = {
-            task: IdFilter(ids)
+            task: IdFilter(np.array(ids, dtype=np.int64))
             for task, ids in self._group_ids(self._templates, lambda t: t.task).items()
         }
-        self._query_ids = self._group_ids(
-            index.templates, lambda t: normalize_query(t.source_query)
-        )
-        # Computed at load, off the serving path: it serializes every template once.
+        self._query_ids = self._group_ids(self._prepared, lambda p: p.query_key)
+        # Computed at load, off the serving path, from every template's serialized size.
         self.response_bound = ResponseBound.of(
-            self._templates.values(), index.version, self._task_filters
+            (p.pb_bytes for p in self._prepared.values()), index.version, self._task_filters
         )
+
+    def _prepare(
+        self, index: LoadedIndex, previous: RetrievalEngine | None
+    ) -> dict[int, _PreparedTemplate]:
+        """Each template sanitized and measured, or taken from ``previous`` when it loaded the
+        very same template (``load_index`` shares unchanged ones between versions)."""
+        reusable = (
+            previous._prepared
+            if previous is not None and previous.max_template_chars == self.max_template_chars
+            else {}
+        )
+        prepared = {}
+        for int_id, template in index.templates.items():
+            known = reusable.get(int_id)
+            if known is None or known.loaded is not template:
+                known = _PreparedTemplate.of(template, self.max_template_chars)
+            prepared[int_id] = known
+        return prepared
 
     @classmethod
     def open(
@@ -188,7 +224,7 @@ class RetrievalEngine:
     def reloaded(self, index_dir: Path, version: str) -> RetrievalEngine:
         """A retriever for another version with the same settings (and embedder, when the
         version asks for the same model, backend and precision)."""
-        index = load_index(index_dir, version)
+        index = load_index(index_dir, version, previous=self.index)
         wanted = self.embedding.resolved(index.manifest)
         current = (self.embedder.model_id, self.embedder.backend, self.embedder.precision)
         return RetrievalEngine.of_index(
@@ -199,6 +235,7 @@ class RetrievalEngine:
             max_template_chars=self.max_template_chars,
             routing=self.routing,
             embedding=self.embedding,
+            previous=self,
         )
 
     def warm_up(self, model: bool = True) -> None:
@@ -210,14 +247,12 @@ class RetrievalEngine:
             self.retrieve_batch(queries)
 
     @staticmethod
-    def _group_ids(
-        templates: dict[int, ThoughtTemplate], key: Callable[[ThoughtTemplate], str]
-    ) -> dict[str, np.ndarray]:
-        """Template ids by ``key`` (task, normalized query), as FAISS selector arrays."""
+    def _group_ids(items: dict[int, T], key: Callable[[T], str]) -> dict[str, list[int]]:
+        """Template ids by ``key`` (task, normalized query)."""
         grouped: dict[str, list[int]] = defaultdict(list)
-        for int_id, template in templates.items():
-            grouped[key(template)].append(int_id)
-        return {name: np.array(ids, dtype=np.int64) for name, ids in grouped.items()}
+        for int_id, item in items.items():
+            grouped[key(item)].append(int_id)
+        return dict(grouped)
 
     @property
     def version(self) -> str:
@@ -434,8 +469,7 @@ class RetrievalEngine:
         """Exclusions the index holds: an unknown id can never be a hit, so it costs no fetch."""
         excluded = {template_int_id(i) for i in request.exclude_ids} & self._templates.keys()
         if request.exclude_same_query:
-            own = self._query_ids.get(normalize_query(request.query), np.empty(0, np.int64))
-            excluded.update(int(i) for i in own)
+            excluded.update(self._query_ids.get(normalize_query(request.query), ()))
         return excluded
 
     def _filter(
