@@ -246,8 +246,9 @@ class TorchEmbedder(Embedder):
 
 
 def resolve_backend(backend: str, precision: str, device: str = "cpu") -> tuple[str, str]:
-    """(backend, precision) for what was asked, ``auto`` resolved; ``EmbedderError`` for an
-    unknown name or a precision the backend does not run."""
+    """(backend, precision) for what was asked, ``auto`` resolved (an ``auto`` backend with a
+    given precision is one that runs it); ``EmbedderError`` for an unknown name or a precision
+    the backend asked for does not run."""
     if backend not in EMBEDDING_BACKENDS:
         raise EmbedderError(
             f"unknown embedding backend {backend!r}; expected one of {EMBEDDING_BACKENDS}"
@@ -259,6 +260,9 @@ def resolve_backend(backend: str, precision: str, device: str = "cpu") -> tuple[
     if backend == "auto":
         on_gpu = device != "cpu" and resolve_device(device) == "cuda"
         backend = "torch" if on_gpu else AUTO_CPU_BACKEND
+        if precision not in ("auto", *BACKEND_PRECISIONS[backend]):
+            # A precision asked alone picks the backend that runs it ("--precision bf16").
+            backend = next(b for b, p in BACKEND_PRECISIONS.items() if precision in p)
     if precision == "auto":
         precision = AUTO_PRECISION[backend]
     if precision not in BACKEND_PRECISIONS[backend]:

@@ -121,13 +121,15 @@ def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 
 
 def test_auto_resolves_to_onnx_fp32_on_cpu() -> None:
-    """auto is onnx fp32 on a CPU; each backend's auto precision is fp32; asked ones are kept."""
+    """auto is onnx fp32 on a CPU; each backend's auto precision is fp32; asked ones are kept,
+    and a precision asked with an auto backend picks the backend that runs it."""
     assert resolve_backend("auto", "auto") == ("onnx", "fp32")
     assert resolve_backend("auto", "auto", device="cpu") == ("onnx", "fp32")
     assert resolve_backend("auto", "int8") == ("onnx", "int8")
     assert resolve_backend("torch", "auto") == ("torch", "fp32")
     assert resolve_backend("onnx", "auto") == ("onnx", "fp32")
     assert resolve_backend("torch", "bf16") == ("torch", "bf16")
+    assert resolve_backend("auto", "bf16") == ("torch", "bf16")
 
 
 def test_unknown_backend_and_precision_are_named() -> None:

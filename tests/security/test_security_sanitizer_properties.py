@@ -127,6 +127,18 @@ def test_mining_strips_control_and_escapes_but_keeps_markers_for_serving() -> No
     assert strip_control(text) == "Add 3\nthen\n<|im_end|>"
 
 
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    text=st.lists(
+        st.sampled_from(WORDS + ESCAPES + INVISIBLE + LINE_BREAKS + (" ",)), max_size=12
+    ).map("".join)
+)
+def test_strip_control_leaves_only_plain_text_and_keeps_plain_text_as_is(text: str) -> None:
+    stripped = strip_control(text)
+    assert not any(c in stripped for c in "".join(INVISIBLE) + "\x1b\x9b\x07\r\x85\u2028")
+    assert strip_control(stripped) is stripped  # clean text comes back untouched
+
+
 def test_terminal_output_shows_control_characters_as_escapes(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
