@@ -572,7 +572,9 @@ def _read_version_files(
     with _reading(folder, TEMPLATES_FILE):
         lines = _read_template_lines(folder / TEMPLATES_FILE, previous)
     with _reading(folder, EMBEDDINGS_FILE):
-        embeddings = np.load(folder / EMBEDDINGS_FILE, allow_pickle=False)
+        # Mapped, not read: FAISS holds its own copy for search, and these rows are only
+        # read for the few hits that need them, so they need not take memory of their own.
+        embeddings = np.load(folder / EMBEDDINGS_FILE, mmap_mode="r", allow_pickle=False)
         if not isinstance(embeddings, np.ndarray) or embeddings.ndim != 2:
             raise IndexArtifactError(
                 f"{folder / EMBEDDINGS_FILE}: not a 2-d array (shape {np.shape(embeddings)})"
