@@ -13,16 +13,14 @@ coefficients, intercepts) plus class names: it is stored as ``.npz`` + ``.json``
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import mmh3
 import numpy as np
-from scipy import sparse
-from sklearn.feature_extraction.text import HashingVectorizer
-from sklearn.svm import LinearSVC
 
 CLASSIFIER_ARRAYS_FILE = "task_classifier.npz"
 CLASSIFIER_META_FILE = "task_classifier.json"
@@ -33,6 +31,8 @@ READABLE_FORMATS = (1, CLASSIFIER_FORMAT)
 MAX_HASH_BITS = 24
 _START, _END = "\x02", "\x03"
 _WORD_PATTERN = r"(?u)\b\w+\b|[^\w\s]"
+_WORDS = re.compile(_WORD_PATTERN)
+_WHITE_SPACES = re.compile(r"\s\s+")
 
 
 #: Per feature kind, each query's n-gram columns and sublinear term frequencies.
@@ -65,28 +65,44 @@ class TaskPrediction:
     classes: tuple[str, ...]
 
 
+def _ngrams(
+    units: Sequence[str], low: int, high: int, join: Callable[[Sequence[str]], str]
+) -> list[str]:
+    """Every run of ``low``..``high`` consecutive units, joined, shortest first."""
+    return [
+        join(units[start : start + n])
+        for n in range(low, min(high, len(units)) + 1)
+        for start in range(len(units) - n + 1)
+    ]
+
+
+def _char_ngrams(text: str, ngram_range: tuple[int, int]) -> list[str]:
+    """scikit-learn's ``analyzer="char"`` n-grams (runs of whitespace read as one space)."""
+    return _ngrams(_WHITE_SPACES.sub(" ", text), *ngram_range, str)  # a str slice is a str
+
+
+def _word_ngrams(text: str, ngram_range: tuple[int, int]) -> list[str]:
+    """scikit-learn's ``analyzer="word"`` n-grams of the lowercased tokens."""
+    return _ngrams(_WORDS.findall(text.lower()), *ngram_range, " ".join)
+
+
 class _NgramFeatures:
     """Hashed, sublinear-tf, idf-weighted, L2-normalized n-grams of one kind, one query at a time.
 
-    scikit-learn's ``HashingVectorizer`` makes the n-grams; they are hashed here with the same
-    MurmurHash3 into the same columns (a test checks that against ``HashingVectorizer``), because
-    its ``transform`` and scipy's sparse products spend more on validating and allocating than on
-    one query's few hundred n-grams: 0.27 ms per query against 0.12 ms this way, on every
-    request.
+    The n-grams and their MurmurHash3 columns are those of scikit-learn's ``HashingVectorizer``
+    (a test checks that), made here: its ``transform`` and scipy's sparse products spend more on
+    validating and allocating than on one query's few hundred n-grams (0.27 ms per query against
+    0.12 ms), and importing it would load pandas and pyarrow into every server (150 MiB).
     """
 
     def __init__(self, analyzer: str, ngram_range: tuple[int, int], bits: int) -> None:
-        self._analyze = HashingVectorizer(
-            analyzer=analyzer,
-            ngram_range=ngram_range,
-            lowercase=analyzer == "word",
-            token_pattern=_WORD_PATTERN if analyzer == "word" else None,
-        ).build_analyzer()
+        self._make = _char_ngrams if analyzer == "char" else _word_ngrams
+        self._ngram_range = ngram_range
         self.columns = 1 << bits
 
     def counts(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """The query's columns (sorted, distinct) and their sublinear term frequencies."""
-        grams = self._analyze(f"{_START}{text}{_END}")
+        grams = self._make(f"{_START}{text}{_END}", self._ngram_range)
         hashes = np.fromiter(map(mmh3.hash, grams), dtype=np.int64, count=len(grams))
         columns, counts = np.unique(np.abs(hashes) % self.columns, return_counts=True)
         return columns, 1.0 + np.log(counts, dtype=np.float32)
@@ -167,6 +183,8 @@ class TaskClassifier:
         check_training_data(counts, embeddings, tasks)
         features = _feature_kinds(config)
         idf = {kind: features[kind].fit_idf(c) for kind, c in counts.items()}
+        from sklearn.svm import LinearSVC  # training only: a server never loads scikit-learn
+
         model = LinearSVC(C=config.regularization_c)
         model.fit(_stack(features, counts, idf, embeddings, config), list(tasks))
         return cls(
@@ -331,8 +349,11 @@ def _stack(
     idf: dict[str, np.ndarray],
     embeddings: np.ndarray,
     config: FeatureConfig,
-) -> sparse.csr_matrix:
-    """The training matrix: each n-gram kind's weighted rows, then the weighted embeddings."""
+) -> Any:
+    """The training matrix (scipy CSR): each n-gram kind's weighted rows, then the weighted
+    embeddings."""
+    from scipy import sparse
+
     blocks = []
     for kind, rows in counts.items():
         weighted = [_NgramFeatures.weigh(row, idf[kind]) for row in rows]

@@ -65,6 +65,8 @@ def test_ngrams_hash_to_the_columns_of_scikit_learns_hashing_vectorizer(kind: st
         "$\\frac{1}{2} + x^2$",
         "def f(x):\n    return x  # x x x",
         "A A a a a " * 20,
+        "  spaced \t\n out\u3000words  ",
+        "x",
     ]
     config = FeatureConfig()
     reference = (
