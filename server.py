@@ -30,8 +30,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from thoughtbank.cli_common import Commands, quiet_model_loading
-from thoughtbank.echo import clip
+from thoughtbank.echo import clip, echo
 from thoughtbank.index import default_threads, use_threads
+from thoughtbank.index.outcomes import OutcomeRecord, OutcomeStore
 from thoughtbank.protos import SERVICE_NAME, pb2
 from thoughtbank.retriever.errors import (
     INDEX_LOADING_MESSAGE,
@@ -72,6 +73,8 @@ MAX_STREAMS_PER_CONNECTION = 100
 # Descriptors kept for everything but client connections: index and model files, the metrics
 # port, the CURRENT watcher, gRPC's own pollers and pipes.
 RESERVED_FILE_DESCRIPTORS = 64
+# Outcomes committed together at most: one fsync each batch, and a batch never waits long.
+MAX_OUTCOMES_PER_COMMIT = 512
 
 
 class RpcGuard:
@@ -197,6 +200,7 @@ class ThoughtTemplateServicer:
         guard: RpcGuard,
         config: ServerConfig,
         on_batch: Callable[[int], None],
+        outcomes: OutcomeStore,
     ) -> None:
         self._live = live
         self._guard = guard
@@ -209,6 +213,12 @@ class ThoughtTemplateServicer:
             on_batch,
             workers=config.batch_workers,
             cores=default_threads(),
+        )
+        # Outcomes arriving together share one durable commit, in one writer thread.
+        self.outcome_writer: MicroBatcher[OutcomeRecord, bool] = MicroBatcher(
+            lambda records, _cores: outcomes.record(records),
+            MAX_OUTCOMES_PER_COMMIT,
+            config.batch_wait_ms / 1000,
         )
 
     def _engine(self) -> RetrievalEngine:
@@ -304,6 +314,48 @@ class ThoughtTemplateServicer:
             return convert.info_to_pb(self._engine().info())
 
         return await self._guard.handle("GetIndexInfo", context, run)
+
+    async def RecordOutcome(
+        self, request: pb2.RecordOutcomeRequest, context: grpc.aio.ServicerContext
+    ) -> pb2.RecordOutcomeResponse:
+        async def run() -> pb2.RecordOutcomeResponse:
+            (recorded,) = await self._record([convert.outcome_from_pb(request)])
+            return pb2.RecordOutcomeResponse(recorded=recorded)
+
+        return await self._guard.handle("RecordOutcome", context, run)
+
+    async def RecordOutcomes(
+        self, request: pb2.RecordOutcomesRequest, context: grpc.aio.ServicerContext
+    ) -> pb2.RecordOutcomesResponse:
+        async def run() -> pb2.RecordOutcomesResponse:
+            if len(request.outcomes) > self._max_batch_queries:
+                raise InvalidRequestError(
+                    f"{len(request.outcomes)} outcomes in one call, over the limit of "
+                    f"{self._max_batch_queries}; split the call"
+                )
+            records = [
+                convert.outcome_from_pb(message, f"outcomes[{n}].")
+                for n, message in enumerate(request.outcomes)
+            ]
+            recorded = await self._record(records, batch=True)
+            return pb2.RecordOutcomesResponse(
+                results=[pb2.RecordOutcomeResponse(recorded=r) for r in recorded]
+            )
+
+        return await self._guard.handle("RecordOutcomes", context, run)
+
+    async def _record(self, records: Sequence[OutcomeRecord], batch: bool = False) -> list[bool]:
+        """Store ``records`` durably; INVALID_ARGUMENT naming the field of a bad one, before
+        any is stored."""
+        engine = self._engine()
+        for n, record in enumerate(records):
+            unknown = [t for t in record.template_ids if not engine.has_template(t)]
+            if unknown:
+                where = f"outcomes[{n}]." if batch else ""
+                raise InvalidRequestError(
+                    f"{where}template_ids: {echo(', '.join(unknown))} not in the index"
+                )
+        return await self.outcome_writer.submit_all(records)
 
 
 @dataclass(frozen=True)
@@ -483,7 +535,8 @@ async def serve(
     guard = RpcGuard(
         metrics, _read_token(config.auth_token_file), config.max_concurrent_rpcs, outbound
     )
-    servicer = ThoughtTemplateServicer(live, guard, config, metrics.batch_size.observe)
+    outcomes = OutcomeStore(config.index_dir)
+    servicer = ThoughtTemplateServicer(live, guard, config, metrics.batch_size.observe, outcomes)
     add_service(server, servicer, guard)
     reflection.enable_server_reflection(
         (SERVICE_NAME, reflection.SERVICE_NAME, health.SERVICE_NAME), server
@@ -491,6 +544,7 @@ async def serve(
     await health_service.set(health_pb2.HealthCheckResponse.NOT_SERVING)
     await server.start()
     servicer.batcher.start()
+    servicer.outcome_writer.start()
     log.info(
         "listening",
         extra={
@@ -541,6 +595,7 @@ async def _drain(
     await health_service.servicer.enter_graceful_shutdown()
     await server.stop(config.grace)
     await servicer.batcher.close()
+    await servicer.outcome_writer.close()
     log.info("stopped")
 
 

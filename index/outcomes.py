@@ -49,7 +49,7 @@ class OutcomeError(ValueError):
 
 
 @dataclass(frozen=True)
-class Outcome:
+class OutcomeRecord:
     """One answer's score, with the templates that were in its prompt."""
 
     outcome_id: str  # the caller's idempotency key: a retry with the same id is not counted
@@ -113,16 +113,26 @@ class OutcomeStore:
     """The outcomes of one index directory; safe to share between threads and processes."""
 
     def __init__(self, index_dir: Path) -> None:
+        """Nothing is opened or created until the first call: a server whose index folder is
+        read-only serves as before until someone records an outcome."""
         self.path = Path(index_dir) / OUTCOMES_FILE
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._connection: sqlite3.Connection | None = None
 
-    def record(self, outcomes: Sequence[Outcome]) -> list[bool]:
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """The connection, opened on first use (callers hold ``_lock``)."""
+        if self._connection is None:
+            db = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(_SCHEMA)
+            self._connection = db
+        return self._connection
+
+    def record(self, outcomes: Sequence[OutcomeRecord]) -> list[bool]:
         """Check and store ``outcomes`` in one durable commit; per outcome, whether it is new
         (False: its ``outcome_id`` was recorded before, and it is not counted again).
         ``OutcomeError`` for an invalid one, and then none of them is stored."""
@@ -139,7 +149,7 @@ class OutcomeStore:
                 raise
         return recorded
 
-    def _insert(self, outcome: Outcome, now: float) -> bool:
+    def _insert(self, outcome: OutcomeRecord, now: float) -> bool:
         inserted = self._db.execute(
             "INSERT INTO outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (
@@ -191,7 +201,9 @@ class OutcomeStore:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
 
     def __enter__(self) -> OutcomeStore:
         return self

@@ -10,7 +10,9 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from thoughtbank.index.outcomes import OutcomeError, OutcomeRecord
 from thoughtbank.protos import pb2
+from thoughtbank.retriever.errors import InvalidRequestError
 from thoughtbank.retriever.types import (
     MAX_K,
     AugmentedPrompt,
@@ -83,6 +85,28 @@ def query_from_pb(message: pb2.RetrieveRequest | pb2.AugmentPromptRequest) -> Re
         ef_search=message.ef_search if message.HasField("ef_search") else None,
         nprobe=message.nprobe if message.HasField("nprobe") else None,
     )
+
+
+def outcome_from_pb(message: pb2.RecordOutcomeRequest, where: str = "") -> OutcomeRecord:
+    """The checked outcome of a RecordOutcome request; ``InvalidRequestError`` naming the
+    field (after ``where``, its place in a batch) otherwise."""
+    if not message.HasField("score"):
+        raise InvalidRequestError(f"{where}score is required: the answer's score in [0, 1]")
+    record = OutcomeRecord(
+        outcome_id=message.outcome_id,
+        template_ids=tuple(message.template_ids),
+        score=message.score,
+        query=message.query,
+        baseline_score=message.baseline_score if message.HasField("baseline_score") else None,
+        task=message.task,
+        index_version=message.index_version,
+        model=message.model,
+    )
+    try:
+        record.check()
+    except OutcomeError as exc:
+        raise InvalidRequestError(f"{where}{exc}") from exc
+    return record
 
 
 def result_to_pb(result: RetrievalResult) -> pb2.RetrieveResponse:

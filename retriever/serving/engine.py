@@ -560,6 +560,9 @@ class RetrievalEngine:
         """Tokens of ``text`` by the embedder's tokenizer: a model-neutral budget measure."""
         return self.embedder.count_tokens(text)
 
+    def has_template(self, template_id: str) -> bool:
+        return template_id in self._by_id
+
     def get_template(self, template_id: str) -> ThoughtTemplate:
         if not template_id:
             raise InvalidRequestError("id must not be empty")

@@ -14,20 +14,20 @@ import pytest
 from thoughtbank.index.outcomes import (
     MAX_OUTCOME_TEXT_CHARS,
     MAX_TEMPLATES_PER_OUTCOME,
-    Outcome,
     OutcomeError,
+    OutcomeRecord,
     OutcomeStore,
 )
 
 WRITER = """
 import sys
 from pathlib import Path
-from thoughtbank.index.outcomes import Outcome, OutcomeStore
+from thoughtbank.index.outcomes import OutcomeRecord, OutcomeStore
 store = OutcomeStore(Path(sys.argv[1]))
 prefix, batches = sys.argv[2], int(sys.argv[3])
 for b in range(batches):
     ids = [f"{prefix}-{b}-{n}" for n in range(10)]
-    store.record([Outcome(i, ("t1", "t2"), 0.5) for i in ids])
+    store.record([OutcomeRecord(i, ("t1", "t2"), 0.5) for i in ids])
     print(" ".join(ids), flush=True)  # acknowledged only once record returned
 """
 
@@ -42,9 +42,9 @@ def _writer(index_dir: Path, prefix: str, batches: int) -> subprocess.Popen[str]
 
 def test_a_retried_outcome_is_recorded_once(tmp_path: Path) -> None:
     with OutcomeStore(tmp_path) as store:
-        first = Outcome("o1", ("t1", "t2"), 0.8, query="q", baseline_score=0.5, task="gsm8k")
+        first = OutcomeRecord("o1", ("t1", "t2"), 0.8, query="q", baseline_score=0.5, task="gsm8k")
         assert store.record([first]) == [True]
-        assert store.record([first, Outcome("o2", ("t1",), 0.2)]) == [False, True]
+        assert store.record([first, OutcomeRecord("o2", ("t1",), 0.2)]) == [False, True]
         assert store.count() == 2
     with OutcomeStore(tmp_path) as reopened:
         assert reopened.outcome_ids() == {"o1", "o2"}
@@ -53,24 +53,24 @@ def test_a_retried_outcome_is_recorded_once(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("outcome", "field"),
     [
-        (Outcome("", ("t",), 0.5), "outcome_id"),
-        (Outcome("o", (), 0.5), "template_ids"),
-        (Outcome("o", ("t",) * (MAX_TEMPLATES_PER_OUTCOME + 1), 0.5), "template_ids"),
-        (Outcome("o", ("t", ""), 0.5), "template_ids"),
-        (Outcome("o", ("t",), math.nan), "score"),
-        (Outcome("o", ("t",), 1.5), "score"),
-        (Outcome("o", ("t",), -0.1), "score"),
-        (Outcome("o", ("t",), 0.5, baseline_score=math.inf), "baseline_score"),
-        (Outcome("o", ("t",), 0.5, query="x" * (MAX_OUTCOME_TEXT_CHARS + 1)), "query"),
-        (Outcome("o", ("t" * (MAX_OUTCOME_TEXT_CHARS + 1),), 0.5), "template_ids[0]"),
+        (OutcomeRecord("", ("t",), 0.5), "outcome_id"),
+        (OutcomeRecord("o", (), 0.5), "template_ids"),
+        (OutcomeRecord("o", ("t",) * (MAX_TEMPLATES_PER_OUTCOME + 1), 0.5), "template_ids"),
+        (OutcomeRecord("o", ("t", ""), 0.5), "template_ids"),
+        (OutcomeRecord("o", ("t",), math.nan), "score"),
+        (OutcomeRecord("o", ("t",), 1.5), "score"),
+        (OutcomeRecord("o", ("t",), -0.1), "score"),
+        (OutcomeRecord("o", ("t",), 0.5, baseline_score=math.inf), "baseline_score"),
+        (OutcomeRecord("o", ("t",), 0.5, query="x" * (MAX_OUTCOME_TEXT_CHARS + 1)), "query"),
+        (OutcomeRecord("o", ("t" * (MAX_OUTCOME_TEXT_CHARS + 1),), 0.5), "template_ids[0]"),
     ],
 )
 def test_an_invalid_outcome_names_its_field_and_stores_nothing(
-    tmp_path: Path, outcome: Outcome, field: str
+    tmp_path: Path, outcome: OutcomeRecord, field: str
 ) -> None:
     with OutcomeStore(tmp_path) as store:
         with pytest.raises(OutcomeError, match=rf"^{field.replace('[', '.').replace(']', '.')}"):
-            store.record([Outcome("fine", ("t",), 0.5), outcome])
+            store.record([OutcomeRecord("fine", ("t",), 0.5), outcome])
         assert store.count() == 0
 
 
@@ -78,9 +78,11 @@ def test_template_outcomes_count_uses_scores_and_lift(tmp_path: Path) -> None:
     with OutcomeStore(tmp_path) as store:
         store.record(
             [
-                Outcome("a", ("t1", "t2"), 1.0, baseline_score=0.5),
-                Outcome("b", ("t1",), 0.5),
-                Outcome("c", ("t1", "t1"), 0.0, baseline_score=0.25),  # a repeated id counts once
+                OutcomeRecord("a", ("t1", "t2"), 1.0, baseline_score=0.5),
+                OutcomeRecord("b", ("t1",), 0.5),
+                OutcomeRecord(
+                    "c", ("t1", "t1"), 0.0, baseline_score=0.25
+                ),  # a repeated id counts once
             ]
         )
         by_id = {t.template_id: t for t in store.template_outcomes()}
@@ -93,7 +95,7 @@ def test_template_outcomes_count_uses_scores_and_lift(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
-    OutcomeStore(tmp_path).close()  # create the file and WAL mode before the race
+    OutcomeStore(tmp_path).count()  # create the file and WAL mode before the race
     writers = [_writer(tmp_path, name, 30) for name in ("a", "b")]
     for writer in writers:
         assert writer.wait(timeout=120) == 0

@@ -202,3 +202,41 @@ class GetIndexInfoResponse(_message.Message):
     created_at: str
     manifest_json: str
     def __init__(self, index_version: _Optional[str] = ..., count: _Optional[int] = ..., task_counts: _Optional[_Mapping[str, int]] = ..., embedder: _Optional[str] = ..., dimension: _Optional[int] = ..., index_type: _Optional[str] = ..., metric: _Optional[str] = ..., created_at: _Optional[str] = ..., manifest_json: _Optional[str] = ...) -> None: ...
+
+class RecordOutcomeRequest(_message.Message):
+    __slots__ = ("outcome_id", "query", "template_ids", "score", "baseline_score", "task", "index_version", "model")
+    OUTCOME_ID_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_IDS_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_SCORE_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    outcome_id: str
+    query: str
+    template_ids: _containers.RepeatedScalarFieldContainer[str]
+    score: float
+    baseline_score: float
+    task: str
+    index_version: str
+    model: str
+    def __init__(self, outcome_id: _Optional[str] = ..., query: _Optional[str] = ..., template_ids: _Optional[_Iterable[str]] = ..., score: _Optional[float] = ..., baseline_score: _Optional[float] = ..., task: _Optional[str] = ..., index_version: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
+
+class RecordOutcomeResponse(_message.Message):
+    __slots__ = ("recorded",)
+    RECORDED_FIELD_NUMBER: _ClassVar[int]
+    recorded: bool
+    def __init__(self, recorded: _Optional[bool] = ...) -> None: ...
+
+class RecordOutcomesRequest(_message.Message):
+    __slots__ = ("outcomes",)
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    outcomes: _containers.RepeatedCompositeFieldContainer[RecordOutcomeRequest]
+    def __init__(self, outcomes: _Optional[_Iterable[_Union[RecordOutcomeRequest, _Mapping]]] = ...) -> None: ...
+
+class RecordOutcomesResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[RecordOutcomeResponse]
+    def __init__(self, results: _Optional[_Iterable[_Union[RecordOutcomeResponse, _Mapping]]] = ...) -> None: ...

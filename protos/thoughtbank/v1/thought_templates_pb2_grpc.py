@@ -59,6 +59,16 @@ class ThoughtTemplateServiceStub:
                 request_serializer=thoughtbank_dot_v1_dot_thought__templates__pb2.GetIndexInfoRequest.SerializeToString,
                 response_deserializer=thoughtbank_dot_v1_dot_thought__templates__pb2.GetIndexInfoResponse.FromString,
                 _registered_method=True)
+        self.RecordOutcome = channel.unary_unary(
+                '/thoughtbank.v1.ThoughtTemplateService/RecordOutcome',
+                request_serializer=thoughtbank_dot_v1_dot_thought__templates__pb2.RecordOutcomeRequest.SerializeToString,
+                response_deserializer=thoughtbank_dot_v1_dot_thought__templates__pb2.RecordOutcomeResponse.FromString,
+                _registered_method=True)
+        self.RecordOutcomes = channel.unary_unary(
+                '/thoughtbank.v1.ThoughtTemplateService/RecordOutcomes',
+                request_serializer=thoughtbank_dot_v1_dot_thought__templates__pb2.RecordOutcomesRequest.SerializeToString,
+                response_deserializer=thoughtbank_dot_v1_dot_thought__templates__pb2.RecordOutcomesResponse.FromString,
+                _registered_method=True)
 
 
 class ThoughtTemplateServiceServicer:
@@ -99,6 +109,21 @@ class ThoughtTemplateServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordOutcome(self, request, context):
+        """How an answer scored with some templates in its prompt; stored durably before the reply,
+        once per outcome_id (a retry is not counted twice).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordOutcomes(self, request, context):
+        """Many outcomes in one call, for replaying evaluation results.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ThoughtTemplateServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +151,16 @@ def add_ThoughtTemplateServiceServicer_to_server(servicer, server):
                     servicer.GetIndexInfo,
                     request_deserializer=thoughtbank_dot_v1_dot_thought__templates__pb2.GetIndexInfoRequest.FromString,
                     response_serializer=thoughtbank_dot_v1_dot_thought__templates__pb2.GetIndexInfoResponse.SerializeToString,
+            ),
+            'RecordOutcome': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordOutcome,
+                    request_deserializer=thoughtbank_dot_v1_dot_thought__templates__pb2.RecordOutcomeRequest.FromString,
+                    response_serializer=thoughtbank_dot_v1_dot_thought__templates__pb2.RecordOutcomeResponse.SerializeToString,
+            ),
+            'RecordOutcomes': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordOutcomes,
+                    request_deserializer=thoughtbank_dot_v1_dot_thought__templates__pb2.RecordOutcomesRequest.FromString,
+                    response_serializer=thoughtbank_dot_v1_dot_thought__templates__pb2.RecordOutcomesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -263,6 +298,60 @@ class ThoughtTemplateService:
             '/thoughtbank.v1.ThoughtTemplateService/GetIndexInfo',
             thoughtbank_dot_v1_dot_thought__templates__pb2.GetIndexInfoRequest.SerializeToString,
             thoughtbank_dot_v1_dot_thought__templates__pb2.GetIndexInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordOutcome(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/thoughtbank.v1.ThoughtTemplateService/RecordOutcome',
+            thoughtbank_dot_v1_dot_thought__templates__pb2.RecordOutcomeRequest.SerializeToString,
+            thoughtbank_dot_v1_dot_thought__templates__pb2.RecordOutcomeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordOutcomes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/thoughtbank.v1.ThoughtTemplateService/RecordOutcomes',
+            thoughtbank_dot_v1_dot_thought__templates__pb2.RecordOutcomesRequest.SerializeToString,
+            thoughtbank_dot_v1_dot_thought__templates__pb2.RecordOutcomesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,100 @@
+"""RecordOutcome and RecordOutcomes on a real server: stored once, durably, or refused."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from server_testkit import copy_index, rpc_error, service_stub
+
+from thoughtbank.index.outcomes import OutcomeStore
+from thoughtbank.protos import pb2
+from thoughtbank.retriever.serving.process import ServerProcess
+from thoughtbank.templates import read_templates
+
+
+@pytest.fixture(scope="module")
+def index_dir(demo_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_index(demo_index, tmp_path_factory.mktemp("outcomes") / "index")
+
+
+@pytest.fixture(scope="module")
+def server(index_dir: Path) -> Iterator[ServerProcess]:
+    with ServerProcess(index_dir) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def template_ids(demo_templates: Path) -> list[str]:
+    return [t.id for t in read_templates(demo_templates)][:3]
+
+
+def _outcome(outcome_id: str, template_ids: list[str], **fields) -> pb2.RecordOutcomeRequest:
+    return pb2.RecordOutcomeRequest(
+        outcome_id=outcome_id, template_ids=template_ids, score=fields.pop("score", 0.75), **fields
+    )
+
+
+def test_an_outcome_is_stored_once_and_a_retry_says_so(
+    server: ServerProcess, index_dir: Path, template_ids: list[str]
+) -> None:
+    request = _outcome("once", template_ids, query="q", baseline_score=0.5, model="m")
+    with grpc.insecure_channel(server.address) as channel:
+        stub = service_stub(channel)
+        assert stub.RecordOutcome(request, timeout=30).recorded is True
+        assert stub.RecordOutcome(request, timeout=30).recorded is False
+    with OutcomeStore(index_dir) as store:
+        (stats,) = store.template_outcomes([template_ids[0]])
+    assert (stats.uses, stats.mean_score, stats.mean_lift_vs_baseline) == (1, 0.75, 0.25)
+
+
+def test_a_batch_answers_per_outcome_in_order(
+    server: ServerProcess, index_dir: Path, template_ids: list[str]
+) -> None:
+    outcomes = [_outcome(f"batch-{n}", template_ids[:1], score=n / 10) for n in range(5)]
+    with grpc.insecure_channel(server.address) as channel:
+        stub = service_stub(channel)
+        stub.RecordOutcome(outcomes[2], timeout=30)
+        reply = stub.RecordOutcomes(pb2.RecordOutcomesRequest(outcomes=outcomes), timeout=30)
+    assert [r.recorded for r in reply.results] == [True, True, False, True, True]
+    with OutcomeStore(index_dir) as store:
+        assert {f"batch-{n}" for n in range(5)} <= store.outcome_ids()
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"outcome_id": ""}, "outcome_id is required"),
+        ({"template_ids": []}, "template_ids is empty"),
+        ({"template_ids": ["no-such-template"]}, "no-such-template"),
+        ({"score": math.nan}, "score must be a number in [0, 1]"),
+        ({"score": 2.0}, "score must be a number in [0, 1]"),
+        ({"score": None}, "score is required"),
+        ({"baseline_score": -1.0}, "baseline_score must be"),
+    ],
+)
+def test_a_bad_outcome_is_invalid_argument_naming_the_field(
+    server: ServerProcess, index_dir: Path, template_ids: list[str], fields: dict, message: str
+) -> None:
+    request = pb2.RecordOutcomeRequest(outcome_id="bad", template_ids=template_ids, score=0.5)
+    for name, value in fields.items():
+        if value is None:
+            request.ClearField(name)
+        elif isinstance(value, list):
+            del getattr(request, name)[:]
+            getattr(request, name).extend(value)
+        else:
+            setattr(request, name, value)
+    with grpc.insecure_channel(server.address) as channel:
+        stub = service_stub(channel)
+        error = rpc_error(stub.RecordOutcome, request, timeout=30)
+        batch = pb2.RecordOutcomesRequest(outcomes=[_outcome("fine", template_ids), request])
+        batch_error = rpc_error(stub.RecordOutcomes, batch, timeout=30)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and message in error.details()
+    assert batch_error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert batch_error.details().startswith("outcomes[1].")
+    with OutcomeStore(index_dir) as store:
+        assert not {"bad", "fine"} & store.outcome_ids()
