@@ -1,5 +1,5 @@
 """Typed templates every stage shares: written by mining, stored in the index, served, returned
-to clients.
+to clients; and the outcomes clients report back about them.
 
 ``ThoughtTemplate`` uses the field names of the proto's ``ThoughtTemplate`` so that the templates
 JSONL, the index artifact and the gRPC API all speak the same vocabulary. This module imports only
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -196,3 +197,60 @@ def template_id(task: str, source_query: str, text: str, source_models: tuple[st
     """Stable content hash: the same inputs give the same id in every run (created_at excluded)."""
     payload = json.dumps([task, source_query, text, sorted(source_models)], ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+MAX_TEMPLATES_PER_OUTCOME = 100
+MAX_OUTCOME_TEXT_CHARS = 32_768
+
+
+class OutcomeError(ValueError):
+    """An outcome that cannot be recorded; the message names the field and why."""
+
+
+@dataclass(frozen=True)
+class OutcomeRecord:
+    """One answer's score, with the templates that were in its prompt."""
+
+    outcome_id: str  # the caller's idempotency key: a retry with the same id is not counted
+    template_ids: tuple[str, ...]
+    score: float  # in [0, 1]
+    query: str = ""
+    baseline_score: float | None = None  # the same query answered without templates
+    task: str = ""
+    index_version: str = ""
+    model: str = ""  # the LLM that answered
+
+    def check(self) -> None:
+        """Raise ``OutcomeError`` naming the first field that is missing or out of range."""
+        if not self.outcome_id:
+            raise OutcomeError("outcome_id is required")
+        if not self.template_ids:
+            raise OutcomeError("template_ids is empty: name the templates that were in the prompt")
+        if len(self.template_ids) > MAX_TEMPLATES_PER_OUTCOME:
+            raise OutcomeError(
+                f"template_ids holds {len(self.template_ids)} ids, at most "
+                f"{MAX_TEMPLATES_PER_OUTCOME}"
+            )
+        _check_score("score", self.score)
+        if self.baseline_score is not None:
+            _check_score("baseline_score", self.baseline_score)
+        texts = {
+            "outcome_id": self.outcome_id,
+            "query": self.query,
+            "task": self.task,
+            "index_version": self.index_version,
+            "model": self.model,
+        }
+        texts.update({f"template_ids[{n}]": t for n, t in enumerate(self.template_ids)})
+        for field, text in texts.items():
+            if len(text) > MAX_OUTCOME_TEXT_CHARS:
+                raise OutcomeError(
+                    f"{field} is {len(text)} characters, at most {MAX_OUTCOME_TEXT_CHARS}"
+                )
+        if any(not t for t in self.template_ids):
+            raise OutcomeError("template_ids holds an empty id")
+
+
+def _check_score(field: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise OutcomeError(f"{field} must be a number in [0, 1], not {value!r}")

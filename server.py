@@ -30,9 +30,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from thoughtbank.cli_common import Commands, quiet_model_loading
-from thoughtbank.echo import clip, echo
+from thoughtbank.echo import clip
 from thoughtbank.index import default_threads, use_threads
-from thoughtbank.index.outcomes import OutcomeRecord, OutcomeStore
+from thoughtbank.index.outcomes import OutcomeStore
 from thoughtbank.protos import SERVICE_NAME, pb2
 from thoughtbank.retriever.errors import (
     INDEX_LOADING_MESSAGE,
@@ -57,6 +57,7 @@ from thoughtbank.retriever.serving.outbound import OutboundBudget, Reservation
 from thoughtbank.retriever.serving.process import LISTENING_PREFIX, METRICS_MARK, READY_PREFIX
 from thoughtbank.retriever.serving.reload import LiveEngine, load_index_to_start
 from thoughtbank.retriever.types import MAX_K, RetrievalQuery, RetrievalResult
+from thoughtbank.schema import OutcomeRecord
 
 log = logging.getLogger("thoughtbank.server")
 T = TypeVar("T", bound=Message)
@@ -347,14 +348,7 @@ class ThoughtTemplateServicer:
     async def _record(self, records: Sequence[OutcomeRecord], batch: bool = False) -> list[bool]:
         """Store ``records`` durably; INVALID_ARGUMENT naming the field of a bad one, before
         any is stored."""
-        engine = self._engine()
-        for n, record in enumerate(records):
-            unknown = [t for t in record.template_ids if not engine.has_template(t)]
-            if unknown:
-                where = f"outcomes[{n}]." if batch else ""
-                raise InvalidRequestError(
-                    f"{where}template_ids: {echo(', '.join(unknown))} not in the index"
-                )
+        self._engine().check_outcomes(records, batch)
         return await self.outcome_writer.submit_all(records)
 
 

@@ -11,7 +11,6 @@ outcomes arriving together share one commit (one fsync) instead of paying one ea
 
 from __future__ import annotations
 
-import math
 import sqlite3
 import threading
 import time
@@ -19,9 +18,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from thoughtbank.schema import OutcomeRecord
+
 OUTCOMES_FILE = "outcomes.sqlite3"
-MAX_TEMPLATES_PER_OUTCOME = 100
-MAX_OUTCOME_TEXT_CHARS = 32_768
 # Another process holding the write lock (a long import) is waited for this long, not failed.
 BUSY_TIMEOUT_S = 30.0
 
@@ -42,59 +41,6 @@ CREATE TABLE IF NOT EXISTS outcome_templates (
     PRIMARY KEY (template_id, outcome_id)
 );
 """
-
-
-class OutcomeError(ValueError):
-    """An outcome that cannot be recorded; the message names the field and why."""
-
-
-@dataclass(frozen=True)
-class OutcomeRecord:
-    """One answer's score, with the templates that were in its prompt."""
-
-    outcome_id: str  # the caller's idempotency key: a retry with the same id is not counted
-    template_ids: tuple[str, ...]
-    score: float  # in [0, 1]
-    query: str = ""
-    baseline_score: float | None = None  # the same query answered without templates
-    task: str = ""
-    index_version: str = ""
-    model: str = ""  # the LLM that answered
-
-    def check(self) -> None:
-        """Raise ``OutcomeError`` naming the first field that is missing or out of range."""
-        if not self.outcome_id:
-            raise OutcomeError("outcome_id is required")
-        if not self.template_ids:
-            raise OutcomeError("template_ids is empty: name the templates that were in the prompt")
-        if len(self.template_ids) > MAX_TEMPLATES_PER_OUTCOME:
-            raise OutcomeError(
-                f"template_ids holds {len(self.template_ids)} ids, at most "
-                f"{MAX_TEMPLATES_PER_OUTCOME}"
-            )
-        _check_score("score", self.score)
-        if self.baseline_score is not None:
-            _check_score("baseline_score", self.baseline_score)
-        texts = {
-            "outcome_id": self.outcome_id,
-            "query": self.query,
-            "task": self.task,
-            "index_version": self.index_version,
-            "model": self.model,
-        }
-        texts.update({f"template_ids[{n}]": t for n, t in enumerate(self.template_ids)})
-        for field, text in texts.items():
-            if len(text) > MAX_OUTCOME_TEXT_CHARS:
-                raise OutcomeError(
-                    f"{field} is {len(text)} characters, at most {MAX_OUTCOME_TEXT_CHARS}"
-                )
-        if any(not t for t in self.template_ids):
-            raise OutcomeError("template_ids holds an empty id")
-
-
-def _check_score(field: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 <= value <= 1.0):
-        raise OutcomeError(f"{field} must be a number in [0, 1], not {value!r}")
 
 
 @dataclass(frozen=True)

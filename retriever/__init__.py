@@ -27,6 +27,7 @@ from thoughtbank.retriever.types import (
     RetrievalResult,
     ScoredTemplate,
 )
+from thoughtbank.schema import OutcomeRecord
 
 if TYPE_CHECKING:
     from thoughtbank.retriever.prompt import DEFAULT_PROMPT, build_augmented_prompt
@@ -55,6 +56,7 @@ __all__ = [
     "IndexUnavailableError",
     "InvalidRequestError",
     "MessageTooLargeError",
+    "OutcomeRecord",
     "RetrievalQuery",
     "RetrievalResult",
     "RetryPolicy",

@@ -22,6 +22,8 @@ from thoughtbank.retriever.base_client import (
     ConnectionSettings,
     get_template_call,
     index_info_call,
+    record_outcome_call,
+    record_outcomes_call,
 )
 from thoughtbank.retriever.client import LocalTransport, Transport
 from thoughtbank.retriever.errors import error_from_rpc
@@ -32,7 +34,7 @@ from thoughtbank.retriever.types import (
     RetrievalQuery,
     RetrievalResult,
 )
-from thoughtbank.schema import ThoughtTemplate
+from thoughtbank.schema import OutcomeRecord, ThoughtTemplate
 
 T = TypeVar("T")
 
@@ -164,6 +166,17 @@ class AsyncThoughtbankClient(BaseClient[AsyncTransport]):
 
     async def index_info(self, *, timeout: float | None = None) -> IndexInfo:
         return await self._transport.call(index_info_call(), timeout)
+
+    async def record_outcome(self, outcome: OutcomeRecord, *, timeout: float | None = None) -> bool:
+        """Report how an answer scored with ``outcome.template_ids`` in its prompt, stored
+        durably; False when this ``outcome_id`` was recorded before (a retry is safe)."""
+        return await self._transport.call(record_outcome_call(outcome), timeout)
+
+    async def record_outcomes(
+        self, outcomes: Sequence[OutcomeRecord], *, timeout: float | None = None
+    ) -> list[bool]:
+        """``record_outcome`` for many outcomes in one call, e.g. replayed evaluation results."""
+        return await self._transport.call(record_outcomes_call(outcomes), timeout)
 
     async def close(self) -> None:
         await self._transport.close()

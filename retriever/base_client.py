@@ -26,7 +26,7 @@ from thoughtbank.retriever.types import (
     RetrievalQuery,
     RetrievalResult,
 )
-from thoughtbank.schema import ThoughtTemplate
+from thoughtbank.schema import OutcomeRecord, ThoughtTemplate
 
 DEFAULT_TIMEOUT = 30.0
 T = TypeVar("T")
@@ -145,6 +145,8 @@ class LocalRetrieval(Protocol):
 
     def info(self) -> IndexInfo: ...
 
+    def record_outcomes(self, records: Sequence[OutcomeRecord]) -> list[bool]: ...
+
 
 @dataclass(frozen=True)
 class Call(Generic[T]):
@@ -214,6 +216,25 @@ def index_info_call() -> Call[IndexInfo]:
         pb2.GetIndexInfoRequest(),
         convert.info_from_pb,
         lambda engine: engine.info(),
+    )
+
+
+def record_outcome_call(outcome: OutcomeRecord) -> Call[bool]:
+    return Call(
+        "RecordOutcome",
+        convert.outcome_to_pb(outcome),
+        lambda reply: bool(reply.recorded),
+        lambda engine: engine.record_outcomes([outcome])[0],
+    )
+
+
+def record_outcomes_call(outcomes: Sequence[OutcomeRecord]) -> Call[list[bool]]:
+    request = pb2.RecordOutcomesRequest(outcomes=[convert.outcome_to_pb(o) for o in outcomes])
+    return Call(
+        "RecordOutcomes",
+        request,
+        lambda reply: [bool(r.recorded) for r in reply.results],
+        lambda engine: engine.record_outcomes(outcomes),
     )
 
 

@@ -24,6 +24,8 @@ from thoughtbank.retriever.base_client import (
     LocalRetrieval,
     get_template_call,
     index_info_call,
+    record_outcome_call,
+    record_outcomes_call,
 )
 from thoughtbank.retriever.errors import error_from_rpc
 from thoughtbank.retriever.types import (
@@ -33,7 +35,7 @@ from thoughtbank.retriever.types import (
     RetrievalQuery,
     RetrievalResult,
 )
-from thoughtbank.schema import ThoughtTemplate
+from thoughtbank.schema import OutcomeRecord, ThoughtTemplate
 
 T = TypeVar("T")
 
@@ -152,6 +154,17 @@ class ThoughtbankClient(BaseClient[Transport]):
 
     def index_info(self, *, timeout: float | None = None) -> IndexInfo:
         return self._transport.call(index_info_call(), timeout)
+
+    def record_outcome(self, outcome: OutcomeRecord, *, timeout: float | None = None) -> bool:
+        """Report how an answer scored with ``outcome.template_ids`` in its prompt, stored
+        durably; False when this ``outcome_id`` was recorded before (a retry is safe)."""
+        return self._transport.call(record_outcome_call(outcome), timeout)
+
+    def record_outcomes(
+        self, outcomes: Sequence[OutcomeRecord], *, timeout: float | None = None
+    ) -> list[bool]:
+        """``record_outcome`` for many outcomes in one call, e.g. replayed evaluation results."""
+        return self._transport.call(record_outcomes_call(outcomes), timeout)
 
     def close(self) -> None:
         self._transport.close()

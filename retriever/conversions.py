@@ -17,7 +17,7 @@ from thoughtbank.retriever.types import (
     RetrievalResult,
     ScoredTemplate,
 )
-from thoughtbank.schema import SourceResponse, TemplateFields, ThoughtTemplate
+from thoughtbank.schema import OutcomeRecord, SourceResponse, TemplateFields, ThoughtTemplate
 
 
 def template_from_pb(message: pb2.ThoughtTemplate) -> ThoughtTemplate:
@@ -74,6 +74,19 @@ def _query_fields(query: RetrievalQuery) -> dict[str, Any]:
         "ef_search": query.ef_search,
         "nprobe": query.nprobe,
     }
+
+
+def outcome_to_pb(outcome: OutcomeRecord) -> pb2.RecordOutcomeRequest:
+    return pb2.RecordOutcomeRequest(
+        outcome_id=outcome.outcome_id,
+        query=outcome.query,
+        template_ids=list(outcome.template_ids),
+        score=outcome.score,
+        baseline_score=outcome.baseline_score,
+        task=outcome.task,
+        index_version=outcome.index_version,
+        model=outcome.model,
+    )
 
 
 def query_to_pb(query: RetrievalQuery) -> pb2.RetrieveRequest:

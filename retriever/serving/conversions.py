@@ -10,7 +10,6 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from thoughtbank.index.outcomes import OutcomeError, OutcomeRecord
 from thoughtbank.protos import pb2
 from thoughtbank.retriever.errors import InvalidRequestError
 from thoughtbank.retriever.types import (
@@ -21,7 +20,7 @@ from thoughtbank.retriever.types import (
     RetrievalResult,
     ScoredTemplate,
 )
-from thoughtbank.schema import ThoughtTemplate
+from thoughtbank.schema import OutcomeRecord, ThoughtTemplate
 
 
 def template_to_pb(template: ThoughtTemplate) -> pb2.ThoughtTemplate:
@@ -88,11 +87,11 @@ def query_from_pb(message: pb2.RetrieveRequest | pb2.AugmentPromptRequest) -> Re
 
 
 def outcome_from_pb(message: pb2.RecordOutcomeRequest, where: str = "") -> OutcomeRecord:
-    """The checked outcome of a RecordOutcome request; ``InvalidRequestError`` naming the
-    field (after ``where``, its place in a batch) otherwise."""
+    """The outcome of a RecordOutcome request (checked by the engine); ``InvalidRequestError``
+    when its required score is missing (``where``: its place in a batch)."""
     if not message.HasField("score"):
         raise InvalidRequestError(f"{where}score is required: the answer's score in [0, 1]")
-    record = OutcomeRecord(
+    return OutcomeRecord(
         outcome_id=message.outcome_id,
         template_ids=tuple(message.template_ids),
         score=message.score,
@@ -102,11 +101,6 @@ def outcome_from_pb(message: pb2.RecordOutcomeRequest, where: str = "") -> Outco
         index_version=message.index_version,
         model=message.model,
     )
-    try:
-        record.check()
-    except OutcomeError as exc:
-        raise InvalidRequestError(f"{where}{exc}") from exc
-    return record
 
 
 def result_to_pb(result: RetrievalResult) -> pb2.RetrieveResponse:

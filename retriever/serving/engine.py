@@ -8,6 +8,7 @@ parameters). Candidates then pass one place, ``_rank``, where they are filtered 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -30,6 +31,7 @@ from thoughtbank.index import (
     template_int_id,
     verify_embedder,
 )
+from thoughtbank.index.outcomes import OutcomeStore
 from thoughtbank.normalize import normalize_query
 from thoughtbank.retriever.errors import (
     InvalidRequestError,
@@ -55,7 +57,7 @@ from thoughtbank.retriever.types import (
     RetrievalResult,
     ScoredTemplate,
 )
-from thoughtbank.schema import ThoughtTemplate
+from thoughtbank.schema import OutcomeError, OutcomeRecord, ThoughtTemplate
 
 T = TypeVar("T")
 
@@ -560,8 +562,30 @@ class RetrievalEngine:
         """Tokens of ``text`` by the embedder's tokenizer: a model-neutral budget measure."""
         return self.embedder.count_tokens(text)
 
-    def has_template(self, template_id: str) -> bool:
-        return template_id in self._by_id
+    def check_outcomes(self, records: Sequence[OutcomeRecord], batch: bool = False) -> None:
+        """``InvalidRequestError`` naming the first outcome field that is bad or names a
+        template this version does not hold (with its position when ``batch``)."""
+        for n, record in enumerate(records):
+            where = f"outcomes[{n}]." if batch else ""
+            try:
+                record.check()
+            except OutcomeError as exc:
+                raise InvalidRequestError(f"{where}{exc}") from exc
+            unknown = [t for t in record.template_ids if t not in self._by_id]
+            if unknown:
+                raise InvalidRequestError(
+                    f"{where}template_ids: {echo(', '.join(unknown))} not in the index"
+                )
+
+    def record_outcomes(self, records: Sequence[OutcomeRecord]) -> list[bool]:
+        """Check and store ``records`` durably in the index folder's outcome store; per record,
+        whether it is new (a retried ``outcome_id`` is not counted twice)."""
+        self.check_outcomes(records, batch=len(records) > 1)
+        return self._outcomes.record(records)
+
+    @functools.cached_property
+    def _outcomes(self) -> OutcomeStore:
+        return OutcomeStore(self.index.path.parent.parent)
 
     def get_template(self, template_id: str) -> ThoughtTemplate:
         if not template_id:

@@ -11,18 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from thoughtbank.index.outcomes import (
+from thoughtbank.index.outcomes import OutcomeStore
+from thoughtbank.schema import (
     MAX_OUTCOME_TEXT_CHARS,
     MAX_TEMPLATES_PER_OUTCOME,
     OutcomeError,
     OutcomeRecord,
-    OutcomeStore,
 )
 
 WRITER = """
 import sys
 from pathlib import Path
-from thoughtbank.index.outcomes import OutcomeRecord, OutcomeStore
+from thoughtbank.index.outcomes import OutcomeStore
+from thoughtbank.schema import OutcomeRecord
 store = OutcomeStore(Path(sys.argv[1]))
 prefix, batches = sys.argv[2], int(sys.argv[3])
 for b in range(batches):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +14,12 @@ from server_testkit import copy_index, rpc_error, service_stub
 
 from thoughtbank.index.outcomes import OutcomeStore
 from thoughtbank.protos import pb2
+from thoughtbank.retriever import (
+    AsyncThoughtbankClient,
+    InvalidRequestError,
+    OutcomeRecord,
+    ThoughtbankClient,
+)
 from thoughtbank.retriever.serving.process import ServerProcess
 from thoughtbank.templates import read_templates
 
@@ -98,3 +106,34 @@ def test_a_bad_outcome_is_invalid_argument_naming_the_field(
     assert batch_error.details().startswith("outcomes[1].")
     with OutcomeStore(index_dir) as store:
         assert not {"bad", "fine"} & store.outcome_ids()
+
+
+def test_the_sync_async_and_local_clients_record_outcomes(
+    server: ServerProcess, index_dir: Path, template_ids: list[str]
+) -> None:
+    """Each client records once, says False on a retry, and refuses a bad outcome with
+    InvalidRequestError; the local client writes the same store as the server."""
+    remote = OutcomeRecord("sdk-sync", tuple(template_ids), 0.9, task="gsm8k")
+    with ThoughtbankClient(server.address) as client:
+        assert client.record_outcome(remote) is True
+        assert client.record_outcomes(
+            [remote, dataclasses.replace(remote, outcome_id="sdk-2")]
+        ) == [
+            False,
+            True,
+        ]
+        with pytest.raises(InvalidRequestError, match="score must be"):
+            client.record_outcome(dataclasses.replace(remote, outcome_id="x", score=3.0))
+
+    async def record_async() -> bool:
+        async with AsyncThoughtbankClient(server.address) as client:
+            return await client.record_outcome(dataclasses.replace(remote, outcome_id="sdk-async"))
+
+    assert asyncio.run(record_async()) is True
+    with ThoughtbankClient.local(index_dir) as local:
+        assert local.record_outcome(dataclasses.replace(remote, outcome_id="sdk-local")) is True
+        assert local.record_outcome(remote) is False  # recorded through the server
+        with pytest.raises(InvalidRequestError, match="not in the index"):
+            local.record_outcome(dataclasses.replace(remote, template_ids=("nope",)))
+    with OutcomeStore(index_dir) as store:
+        assert {"sdk-sync", "sdk-2", "sdk-async", "sdk-local"} <= store.outcome_ids()
