@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from thoughtbank.index.usefulness import TemplateUse
 from thoughtbank.schema import OutcomeRecord
 
 OUTCOMES_FILE = "outcomes.sqlite3"
@@ -144,6 +145,15 @@ class OutcomeStore:
             for row in rows
             if wanted is None or row[0] in wanted
         ]
+
+    def template_uses(self) -> list[TemplateUse]:
+        """Every (template, outcome) pair: what ``estimate_usefulness`` reads."""
+        query = """
+            SELECT t.template_id, o.task, o.score, o.baseline_score
+            FROM outcome_templates t JOIN outcomes o USING (outcome_id)
+        """
+        with self._lock:
+            return [TemplateUse(*row) for row in self._db.execute(query)]
 
     def close(self) -> None:
         with self._lock:

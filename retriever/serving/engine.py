@@ -45,6 +45,7 @@ from thoughtbank.retriever.prompt import (
     fit_token_budget,
 )
 from thoughtbank.retriever.serving.conversions import ResponseBound, template_pb_bytes
+from thoughtbank.retriever.serving.feedback import UsefulnessRanking
 from thoughtbank.retriever.serving.sanitize import DEFAULT_MAX_TEMPLATE_CHARS, sanitize_template
 from thoughtbank.retriever.serving.task_routing import TaskRouting, route_task
 from thoughtbank.retriever.types import (
@@ -156,9 +157,12 @@ class RetrievalEngine:
         routing: TaskRouting = DEFAULT_ROUTING,
         embedding: EmbeddingChoice = SAME_AS_INDEX,
         previous: RetrievalEngine | None = None,
+        feedback: UsefulnessRanking | None = None,
     ) -> None:
         """``previous``: an engine on an earlier version, whose work on the templates this
-        version shares with it is reused."""
+        version shares with it is reused. ``feedback``: outcome evidence that re-ranks hits
+        (None: similarity alone)."""
+        self.feedback = feedback
         verify_embedder(index.manifest, embedder)
         self.embedding = embedding
         self.routing = routing
@@ -238,6 +242,7 @@ class RetrievalEngine:
             routing=self.routing,
             embedding=self.embedding,
             previous=self,
+            feedback=self.feedback,
         )
 
     def warm_up(self, model: bool = True) -> None:
@@ -502,7 +507,10 @@ class RetrievalEngine:
         MMR compares every pair of the pool, so the pool is cut to ``_pool_size`` whatever the
         fetch was (a fallback search can bring more).
         """
-        usable = self._filter(request, candidates, excluded)[: self._pool_size(request)]
+        usable = self._filter(request, candidates, excluded)
+        if self.feedback is not None:
+            usable = self.feedback.rerank(usable)
+        usable = usable[: self._pool_size(request)]
         if request.diversity > 0:
             chosen = self._mmr(usable, request.k, request.diversity)
         else:

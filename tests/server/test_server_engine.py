@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,11 @@ import pytest
 from langchain_core.prompts import PromptTemplate
 
 from thoughtbank.index import build_index, current_version
+from thoughtbank.index.usefulness import TemplateUse, estimate_usefulness
 from thoughtbank.retriever.errors import InvalidRequestError
 from thoughtbank.retriever.prompt import fit_token_budget, load_prompt_template
 from thoughtbank.retriever.serving.engine import RetrievalEngine
+from thoughtbank.retriever.serving.feedback import UsefulnessRanking
 from thoughtbank.retriever.types import RetrievalQuery, RetrievalResult
 from thoughtbank.templates import read_templates
 
@@ -185,3 +188,43 @@ def test_a_reload_reuses_unchanged_templates_and_prepares_new_ones(
     assert reloaded.response_bound == alone.response_bound
     query = RetrievalQuery(PEARS, k=5, exclude_same_query=True)
     assert reloaded.retrieve(query).hits == alone.retrieve(query).hits
+
+
+def _uses(template_id: str, count: int, score: float, baseline: float) -> list[TemplateUse]:
+    return [TemplateUse(template_id, "gsm8k", score, baseline)] * count
+
+
+def test_estimates_shrink_thin_evidence_and_retire_only_credible_harm() -> None:
+    estimates = estimate_usefulness(
+        [
+            *_uses("strong", 100, 1.0, 0.0),
+            *_uses("thin", 2, 1.0, 0.0),
+            *_uses("harmful", 40, 0.0, 1.0),
+            *_uses("unlucky", 5, 0.0, 1.0),
+        ]
+    )
+    assert estimates["strong"].lift == pytest.approx(100 / 110)
+    assert 0 < estimates["thin"].lift < 0.2  # two uses barely move it from zero
+    assert estimates["harmful"].retired and estimates["harmful"].lift_upper < 0
+    assert not estimates["unlucky"].retired  # too few uses to call it harmful
+
+
+def test_strong_evidence_outranks_a_small_similarity_gap_and_retired_ones_go(
+    demo_index: Path, embedder
+) -> None:
+    feedback = UsefulnessRanking()
+    engine = RetrievalEngine.open(demo_index, embedder, feedback=feedback)
+    hits = engine.retrieve(RetrievalQuery(PEARS, k=10)).hits
+    first, runner_up = next((a, b) for a, b in itertools.pairwise(hits) if a.score - b.score < 0.05)
+    feedback.update(estimate_usefulness(_uses(runner_up.template.id, 100, 1.0, 0.0)))
+    reranked = engine.retrieve(RetrievalQuery(PEARS, k=10)).hits
+    assert _ids_of(reranked).index(runner_up.template.id) < _ids_of(reranked).index(
+        first.template.id
+    )
+    assert {h.score for h in reranked} <= {h.score for h in hits}  # scores stay similarities
+    feedback.update(estimate_usefulness(_uses(hits[0].template.id, 40, 0.0, 1.0)))
+    assert hits[0].template.id not in _ids_of(engine.retrieve(RetrievalQuery(PEARS, k=10)).hits)
+
+
+def _ids_of(hits) -> list[str]:
+    return [h.template.id for h in hits]
