@@ -51,6 +51,11 @@ from thoughtbank.retriever.serving.engine import (
     RetrievalEngine,
     all_or_first_error,
 )
+from thoughtbank.retriever.serving.feedback import (
+    UsefulnessRanking,
+    follow_outcomes,
+    read_evidence,
+)
 from thoughtbank.retriever.serving.micro_batcher import MicroBatcher
 from thoughtbank.retriever.serving.observability import ServerMetrics, configure_logging
 from thoughtbank.retriever.serving.outbound import OutboundBudget, Reservation
@@ -448,11 +453,12 @@ def _bind(server: grpc.aio.Server, config: ServerConfig) -> int:
     return int(port)
 
 
-def _engine_settings(config: ServerConfig) -> dict[str, Any]:
+def _engine_settings(config: ServerConfig, feedback: UsefulnessRanking) -> dict[str, Any]:
     settings: dict[str, Any] = {
         "max_query_chars": config.max_query_chars,
         "max_template_chars": config.max_template_chars,
         "embedding": EmbeddingChoice(config.backend, config.precision),
+        "feedback": feedback,
     }
     if config.prompt_template_file is not None:
         settings["prompt_template"] = load_prompt_template(config.prompt_template_file.read_text())
@@ -516,9 +522,12 @@ async def serve(
             if on_serving:
                 on_serving(port)
 
+    outcomes = OutcomeStore(config.index_dir)
+    feedback = UsefulnessRanking(config.usefulness_weight)
+    await asyncio.to_thread(read_evidence, outcomes, feedback)
     live = LiveEngine(
         config.index_dir,
-        _engine_settings(config),
+        _engine_settings(config, feedback),
         on_swap,
         on_failure=lambda _version, _exc: metrics.reloads.labels("failed").inc(),
         first_index=first_index,
@@ -529,7 +538,6 @@ async def serve(
     guard = RpcGuard(
         metrics, _read_token(config.auth_token_file), config.max_concurrent_rpcs, outbound
     )
-    outcomes = OutcomeStore(config.index_dir)
     servicer = ThoughtTemplateServicer(live, guard, config, metrics.batch_size.observe, outcomes)
     add_service(server, servicer, guard)
     reflection.enable_server_reflection(
@@ -551,7 +559,18 @@ async def serve(
     )
     if on_listening:
         on_listening(port, metrics_port)
-    await _run_until_stopped(config, live)
+    following = (
+        asyncio.get_running_loop().create_task(
+            follow_outcomes(outcomes, feedback, config.feedback_interval)
+        )
+        if config.feedback_interval and config.usefulness_weight
+        else None
+    )
+    try:
+        await _run_until_stopped(config, live)
+    finally:
+        if following is not None:
+            following.cancel()
     await _drain(config, server, health_service, servicer)
 
 

@@ -27,6 +27,7 @@ else:  # pragma: no cover - Python 3.10
 from thoughtbank.cli_common import EMBEDDING_BACKENDS, EMBEDDING_PRECISIONS, MAX_PORT
 from thoughtbank.echo import echo
 from thoughtbank.retriever.serving.engine import DEFAULT_MAX_QUERY_CHARS
+from thoughtbank.retriever.serving.feedback import DEFAULT_USEFULNESS_WEIGHT
 from thoughtbank.retriever.serving.sanitize import DEFAULT_MAX_TEMPLATE_CHARS
 from thoughtbank.retriever.types import DEFAULT_MAX_RESPONSE_BYTES
 
@@ -107,6 +108,14 @@ class ServerConfig:
     reload_interval: float = field(
         default=2.0, metadata=_doc("seconds between checks of INDEX_DIR/CURRENT; 0: off")
     )
+    usefulness_weight: float = field(
+        default=DEFAULT_USEFULNESS_WEIGHT,
+        metadata=_doc("weight of a template's estimated lift beside similarity; 0: similarity"),
+    )
+    feedback_interval: float = field(
+        default=5.0,
+        metadata=_doc("seconds between reads of the outcome store for ranking; 0: never"),
+    )
     max_message_bytes: int = field(
         default=4 * 1024 * 1024, metadata=_doc("largest accepted request message")
     )
@@ -156,6 +165,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "batch_workers": (1, 256),
     "max_batch_queries": (1, 1 << 20),
     "reload_interval": (0, 86_400),
+    "usefulness_weight": (0, 10),
+    "feedback_interval": (0, 86_400),
     "max_message_bytes": (1, (1 << 31) - 1),
     "max_response_bytes": (1, (1 << 31) - 1),
     "keepalive_time": (1, 86_400),

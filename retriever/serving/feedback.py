@@ -9,11 +9,16 @@ The weight sets how much evidence outweighs similarity: at 0.1, a hundred uses w
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Protocol, TypeVar
 
 from thoughtbank.index import template_int_id
-from thoughtbank.index.usefulness import Usefulness
+from thoughtbank.index.outcomes import OutcomeStore
+from thoughtbank.index.usefulness import Usefulness, estimate_usefulness
+
+log = logging.getLogger("thoughtbank.server.feedback")
 
 DEFAULT_USEFULNESS_WEIGHT = 0.1
 
@@ -49,9 +54,30 @@ class UsefulnessRanking:
         return self._evidence[1]
 
     def rerank(self, candidates: Sequence[C]) -> list[C]:
-        """``candidates`` without retired templates, best blended score first (stable)."""
+        """``candidates`` without retired templates, best blended score first (stable); as
+        they are at weight 0."""
+        if not self.weight:  # outcomes off: similarity alone, nothing retired
+            return list(candidates)
         lifts, retired = self._evidence
         kept = [c for c in candidates if c.int_id not in retired]
-        if not self.weight or not lifts:
+        if not lifts:
             return kept
         return sorted(kept, key=lambda c: -(c.score + self.weight * lifts.get(c.int_id, 0.0)))
+
+
+def read_evidence(store: OutcomeStore, ranking: UsefulnessRanking) -> None:
+    """Give ``ranking`` the estimates of everything ``store`` holds (nothing before the first
+    outcome: the store file is not created by reading)."""
+    if store.path.exists():
+        ranking.update(estimate_usefulness(store.template_uses()))
+
+
+async def follow_outcomes(store: OutcomeStore, ranking: UsefulnessRanking, interval: float) -> None:
+    """Re-read the evidence every ``interval`` seconds, off the event loop; a failed read is
+    logged and the last estimates keep ranking."""
+    while True:
+        try:
+            await asyncio.to_thread(read_evidence, store, ranking)
+        except Exception:  # a locked or damaged store must not stop serving
+            log.exception("reading the outcome store failed; ranking keeps the last evidence")
+        await asyncio.sleep(interval)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,3 +138,28 @@ def test_the_sync_async_and_local_clients_record_outcomes(
             local.record_outcome(dataclasses.replace(remote, template_ids=("nope",)))
     with OutcomeStore(index_dir) as store:
         assert {"sdk-sync", "sdk-2", "sdk-async", "sdk-local"} <= store.outcome_ids()
+
+
+def test_a_running_server_stops_serving_a_template_outcomes_show_harmful(
+    demo_index: Path, tmp_path: Path
+) -> None:
+    """Outcomes recorded over RPC reach ranking within --feedback-interval, with no restart
+    and no new index version: a template with credible harm is no longer served."""
+    index_dir = copy_index(demo_index, tmp_path / "index")
+    args = ("--feedback-interval", "0.2")
+    query = "Leo buys 5 crates of pears with 18 pears in each crate. How many pears?"
+    with (
+        ServerProcess(index_dir, extra_args=args) as server,
+        ThoughtbankClient(server.address) as client,
+    ):
+        before = client.retrieve(query, k=5)
+        harmful = before.hits[0].template
+        client.record_outcomes(
+            [OutcomeRecord(f"h{n}", (harmful.id,), 0.0, baseline_score=1.0) for n in range(40)]
+        )
+        deadline = time.monotonic() + 30
+        while harmful.id in [h.template.id for h in client.retrieve(query, k=5).hits]:
+            assert time.monotonic() < deadline, "the harmful template is still served"
+            time.sleep(0.1)
+        after = client.retrieve(query, k=5)
+    assert after.index_version == before.index_version
