@@ -36,6 +36,11 @@ CREATE TABLE IF NOT EXISTS outcomes (
     index_version TEXT NOT NULL,
     model TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS overrides (
+    template_id TEXT PRIMARY KEY,
+    retired INTEGER NOT NULL,
+    set_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS outcome_templates (
     outcome_id TEXT NOT NULL REFERENCES outcomes (outcome_id),
     template_id TEXT NOT NULL,
@@ -154,6 +159,24 @@ class OutcomeStore:
         """
         with self._lock:
             return [TemplateUse(*row) for row in self._db.execute(query)]
+
+    def set_retired(self, template_ids: Iterable[str], retired: bool) -> None:
+        """Overrule the estimate for ``template_ids``: retired (not served) or served."""
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(
+                "INSERT INTO overrides VALUES (?, ?, ?) ON CONFLICT (template_id) "
+                "DO UPDATE SET retired = excluded.retired, set_at = excluded.set_at",
+                [(t, int(retired), now) for t in template_ids],
+            )
+            self._db.execute("COMMIT")
+
+    def overrides(self) -> dict[str, bool]:
+        """Templates an operator retired (True) or restored (False), by id."""
+        with self._lock:
+            rows = self._db.execute("SELECT template_id, retired FROM overrides").fetchall()
+        return {template_id: bool(retired) for template_id, retired in rows}
 
     def close(self) -> None:
         with self._lock:

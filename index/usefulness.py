@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 
 PRIOR_USES = 10.0
 MIN_USES_TO_RETIRE = 20
@@ -41,11 +41,14 @@ class Usefulness:
     mean_score: float
     lift: float  # the shrunk estimate: 0 without evidence
     lift_upper: float  # the upper end of its 95% interval
-    retired: bool
+    retired: bool  # by the evidence, or by an operator
 
 
-def estimate_usefulness(uses: Iterable[TemplateUse]) -> dict[str, Usefulness]:
-    """Per template with at least one use, its estimated lift and whether it is retired."""
+def estimate_usefulness(
+    uses: Iterable[TemplateUse], overrides: Mapping[str, bool] | None = None
+) -> dict[str, Usefulness]:
+    """Per template with at least one use (or an override), its estimated lift and whether it
+    is retired; ``overrides`` (an operator's retire or restore) win over the evidence."""
     uses = list(uses)
     task_scores: dict[str, list[float]] = defaultdict(list)
     for use in uses:
@@ -54,10 +57,14 @@ def estimate_usefulness(uses: Iterable[TemplateUse]) -> dict[str, Usefulness]:
     by_template: dict[str, list[TemplateUse]] = defaultdict(list)
     for use in uses:
         by_template[use.template_id].append(use)
-    return {
+    estimates = {
         template_id: _estimate(template_id, own, task_mean)
         for template_id, own in by_template.items()
     }
+    for template_id, retired in (overrides or {}).items():
+        known = estimates.get(template_id, Usefulness(template_id, 0, 0.0, 0.0, 0.0, False))
+        estimates[template_id] = replace(known, retired=retired)
+    return estimates
 
 
 def _estimate(template_id: str, uses: list[TemplateUse], task_mean: dict[str, float]) -> Usefulness:

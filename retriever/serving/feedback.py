@@ -69,7 +69,7 @@ def read_evidence(store: OutcomeStore, ranking: UsefulnessRanking) -> None:
     """Give ``ranking`` the estimates of everything ``store`` holds (nothing before the first
     outcome: the store file is not created by reading)."""
     if store.path.exists():
-        ranking.update(estimate_usefulness(store.template_uses()))
+        ranking.update(estimate_usefulness(store.template_uses(), store.overrides()))
 
 
 async def follow_outcomes(store: OutcomeStore, ranking: UsefulnessRanking, interval: float) -> None:
