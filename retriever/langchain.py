@@ -27,6 +27,7 @@ from thoughtbank.retriever.aio_client import AsyncThoughtbankClient
 from thoughtbank.retriever.client import ThoughtbankClient
 from thoughtbank.retriever.prompt import format_template_block
 from thoughtbank.retriever.types import DEFAULT_K, RetrievalQuery, RetrievalResult, ScoredTemplate
+from thoughtbank.schema import OutcomeRecord
 
 NO_TEMPLATES = "(no similar solved questions were found)"
 # Keywords ``invoke``/``ainvoke`` take per call: every RetrievalQuery field but the query itself.
@@ -51,6 +52,30 @@ def hit_to_document(hit: ScoredTemplate) -> Document:
             "source_models": list(template.source_models),
             "index_version": hit.index_version,
         },
+    )
+
+
+def outcome_of_documents(
+    documents: Sequence[Document],
+    outcome_id: str,
+    score: float,
+    *,
+    query: str = "",
+    baseline_score: float | None = None,
+    task: str = "",
+    model: str = "",
+) -> OutcomeRecord:
+    """The outcome of an answer whose prompt held ``documents`` (this module's, which carry
+    the template ids and index version in their metadata)."""
+    return OutcomeRecord(
+        outcome_id=outcome_id,
+        template_ids=tuple(str(d.metadata["id"]) for d in documents),
+        score=score,
+        query=query,
+        baseline_score=baseline_score,
+        task=task,
+        index_version=str(documents[0].metadata.get("index_version", "")) if documents else "",
+        model=model,
     )
 
 
@@ -141,6 +166,24 @@ class ThoughtTemplateRetriever(BaseRetriever):
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **options: Any
     ) -> list[Document]:
         return [hit_to_document(hit) for hit in (await self.asearch(query, **options)).hits]
+
+    def record_outcome(
+        self, documents: Sequence[Document], outcome_id: str, score: float, **fields: Any
+    ) -> bool:
+        """Report how the answer built from ``documents`` scored (``fields``: the other
+        ``outcome_of_documents`` keywords); False when ``outcome_id`` was recorded before."""
+        outcome = outcome_of_documents(documents, outcome_id, score, **fields)
+        return self._sync_client().record_outcome(outcome)
+
+    async def arecord_outcome(
+        self, documents: Sequence[Document], outcome_id: str, score: float, **fields: Any
+    ) -> bool:
+        """``record_outcome`` on the async path."""
+        outcome = outcome_of_documents(documents, outcome_id, score, **fields)
+        client = self._loop_client()
+        if client is None:
+            return await asyncio.to_thread(self._sync_client().record_outcome, outcome)
+        return await client.record_outcome(outcome)
 
     def close(self) -> None:
         """Close the sync client; async clients made from ``address`` go with their loop."""

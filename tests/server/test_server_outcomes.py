@@ -21,6 +21,7 @@ from thoughtbank.retriever import (
     OutcomeRecord,
     ThoughtbankClient,
 )
+from thoughtbank.retriever.langchain import ThoughtTemplateRetriever
 from thoughtbank.retriever.serving.process import ServerProcess
 from thoughtbank.templates import read_templates
 
@@ -163,3 +164,19 @@ def test_a_running_server_stops_serving_a_template_outcomes_show_harmful(
             time.sleep(0.1)
         after = client.retrieve(query, k=5)
     assert after.index_version == before.index_version
+
+
+def test_the_langchain_retriever_reports_an_outcome_from_its_documents(
+    server: ServerProcess, index_dir: Path
+) -> None:
+    """The app passes the Documents it put in the prompt; the ids come from their metadata."""
+    retriever = ThoughtTemplateRetriever(address=server.address, k=2)
+    documents = retriever.invoke("How many pears are in 5 crates of 18?")
+    assert retriever.record_outcome(documents, "lc-sync", 1.0, model="m") is True
+    assert asyncio.run(retriever.arecord_outcome(documents, "lc-async", 0.0)) is True
+    assert retriever.record_outcome(documents, "lc-sync", 1.0) is False
+    retriever.close()
+    with OutcomeStore(index_dir) as store:
+        uses = {(u.template_id, u.score) for u in store.template_uses()}
+    assert {(d.metadata["id"], 1.0) for d in documents} <= uses
+    assert {(d.metadata["id"], 0.0) for d in documents} <= uses
