@@ -207,8 +207,10 @@ class ThoughtTemplateServicer:
         config: ServerConfig,
         on_batch: Callable[[int], None],
         outcomes: OutcomeStore,
+        on_outcomes: Callable[[Sequence[bool]], None],
     ) -> None:
         self._live = live
+        self._on_outcomes = on_outcomes
         self._guard = guard
         self._max_batch_queries = config.max_batch_queries
         self._max_response_bytes = config.max_response_bytes
@@ -354,7 +356,9 @@ class ThoughtTemplateServicer:
         """Store ``records`` durably; INVALID_ARGUMENT naming the field of a bad one, before
         any is stored."""
         self._engine().check_outcomes(records, batch)
-        return await self.outcome_writer.submit_all(records)
+        recorded = await self.outcome_writer.submit_all(records)
+        self._on_outcomes(recorded)
+        return recorded
 
 
 @dataclass(frozen=True)
@@ -524,7 +528,12 @@ async def serve(
 
     outcomes = OutcomeStore(config.index_dir)
     feedback = UsefulnessRanking(config.usefulness_weight)
-    await asyncio.to_thread(read_evidence, outcomes, feedback)
+
+    def refresh_evidence() -> None:
+        read_evidence(outcomes, feedback)
+        metrics.retired_templates.set(len(feedback.retired))
+
+    await asyncio.to_thread(refresh_evidence)
     live = LiveEngine(
         config.index_dir,
         _engine_settings(config, feedback),
@@ -538,7 +547,9 @@ async def serve(
     guard = RpcGuard(
         metrics, _read_token(config.auth_token_file), config.max_concurrent_rpcs, outbound
     )
-    servicer = ThoughtTemplateServicer(live, guard, config, metrics.batch_size.observe, outcomes)
+    servicer = ThoughtTemplateServicer(
+        live, guard, config, metrics.batch_size.observe, outcomes, metrics.observe_outcomes
+    )
     add_service(server, servicer, guard)
     reflection.enable_server_reflection(
         (SERVICE_NAME, reflection.SERVICE_NAME, health.SERVICE_NAME), server
@@ -561,7 +572,7 @@ async def serve(
         on_listening(port, metrics_port)
     following = (
         asyncio.get_running_loop().create_task(
-            follow_outcomes(outcomes, feedback, config.feedback_interval)
+            follow_outcomes(refresh_evidence, config.feedback_interval)
         )
         if config.feedback_interval and config.usefulness_weight
         else None

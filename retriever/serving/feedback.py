@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, TypeVar
 
 from thoughtbank.index import template_int_id
@@ -72,12 +72,12 @@ def read_evidence(store: OutcomeStore, ranking: UsefulnessRanking) -> None:
         ranking.update(estimate_usefulness(store.template_uses(), store.overrides()))
 
 
-async def follow_outcomes(store: OutcomeStore, ranking: UsefulnessRanking, interval: float) -> None:
-    """Re-read the evidence every ``interval`` seconds, off the event loop; a failed read is
-    logged and the last estimates keep ranking."""
+async def follow_outcomes(read: Callable[[], None], interval: float) -> None:
+    """Run ``read`` (``read_evidence`` and what reports it) every ``interval`` seconds, off the
+    event loop; a failed read is logged and the last estimates keep ranking."""
     while True:
         try:
-            await asyncio.to_thread(read_evidence, store, ranking)
+            await asyncio.to_thread(read)
         except Exception:  # a locked or damaged store must not stop serving
             log.exception("reading the outcome store failed; ranking keeps the last evidence")
         await asyncio.sleep(interval)

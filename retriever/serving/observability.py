@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from datetime import datetime, timezone
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -63,6 +64,22 @@ class ServerMetrics:
             ["outcome"],
             registry=self.registry,
         )
+
+        self.outcomes = Counter(
+            "thoughtbank_outcomes",
+            "outcomes RecordOutcome(s) stored, by result (new, or repeated: recorded before)",
+            ["result"],
+            registry=self.registry,
+        )
+        self.retired_templates = Gauge(
+            "thoughtbank_retired_templates",
+            "templates not served because their outcomes or an operator retired them",
+            registry=self.registry,
+        )
+
+    def observe_outcomes(self, recorded: Sequence[bool]) -> None:
+        self.outcomes.labels("new").inc(sum(recorded))
+        self.outcomes.labels("repeated").inc(len(recorded) - sum(recorded))
 
     def observe_request(self, rpc: str, code: str, seconds: float) -> None:
         self.requests.labels(rpc, code).inc()

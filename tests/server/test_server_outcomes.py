@@ -11,7 +11,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from server_testkit import copy_index, rpc_error, service_stub
+from server_testkit import copy_index, rpc_error, scrape_metrics, service_stub
 
 from thoughtbank.index.outcomes import OutcomeStore
 from thoughtbank.protos import pb2
@@ -147,7 +147,7 @@ def test_a_running_server_stops_serving_a_template_outcomes_show_harmful(
     """Outcomes recorded over RPC reach ranking within --feedback-interval, with no restart
     and no new index version: a template with credible harm is no longer served."""
     index_dir = copy_index(demo_index, tmp_path / "index")
-    args = ("--feedback-interval", "0.2")
+    args = ("--feedback-interval", "0.2", "--metrics-port", "0")
     query = "Leo buys 5 crates of pears with 18 pears in each crate. How many pears?"
     with (
         ServerProcess(index_dir, extra_args=args) as server,
@@ -163,7 +163,11 @@ def test_a_running_server_stops_serving_a_template_outcomes_show_harmful(
             assert time.monotonic() < deadline, "the harmful template is still served"
             time.sleep(0.1)
         after = client.retrieve(query, k=5)
+        assert server.metrics_port is not None
+        metrics = scrape_metrics(server.host, server.metrics_port)
     assert after.index_version == before.index_version
+    assert "thoughtbank_retired_templates 1.0" in metrics
+    assert 'thoughtbank_outcomes_total{result="new"} 40.0' in metrics
 
 
 def test_the_langchain_retriever_reports_an_outcome_from_its_documents(
