@@ -27,7 +27,17 @@ from benchmarks.common import machine_info
 
 REPORT_DIR = Path(__file__).resolve().parent / "report"
 #: Run order: the serving and index figures first, the slow mining runs after.
-AREAS = ("embed", "serving", "index", "hot_swap", "memory", "startup", "mining", "quality")
+AREAS = (
+    "embed",
+    "serving",
+    "index",
+    "hot_swap",
+    "memory",
+    "startup",
+    "mining",
+    "quality",
+    "feedback",
+)
 
 
 @dataclass(frozen=True)
@@ -153,6 +163,27 @@ HEADLINES = (
         "failed_requests_during_swap",
         "requests of 32 clients that failed across the swap",
         "0",
+    ),
+    Headline(
+        "feedback_oracle_gain_share_5k",
+        "feedback",
+        "oracle_gain_share_at_goal",
+        "simulated app: share of the oracle's gain over similarity-only after 5k outcomes",
+        ">= 0.8",
+    ),
+    Headline(
+        "feedback_worst_task_delta_20k",
+        "feedback",
+        "worst_task_delta_at_end",
+        "simulated accuracy of the worst task after 20k outcomes - with similarity alone",
+        ">= 0",
+    ),
+    Headline(
+        "record_outcome_per_s_32",
+        "feedback",
+        "record_outcome_per_s_32",
+        "durable RecordOutcome calls/s at 32 clients",
+        ">= 1000",
     ),
     Headline(
         "startup_version_vs_grpc",

@@ -65,9 +65,10 @@ T = TypeVar("T")
 DEFAULT_MAX_QUERY_CHARS = 32_768
 DEFAULT_ROUTING = TaskRouting()
 WARM_UP_BATCH_SIZES = (1, 1, 1, 2, 4, 8, 16, 32)
-# MMR re-ranks a pool this many times k (at least MIN_MMR_POOL) so diverse hits can surface.
-MMR_POOL_FACTOR = 4
-MIN_MMR_POOL = 20
+# MMR and outcome evidence re-rank a pool this many times k (at least MIN_RERANK_POOL), so
+# that diverse or proven hits can surface from among the nearest.
+RERANK_POOL_FACTOR = 4
+MIN_RERANK_POOL = 20
 # A request routed to a task looks for its hits among this many nearest templates of any task.
 SCOPED_FETCH = 32
 
@@ -377,11 +378,11 @@ class RetrievalEngine:
         )
         return task if task in self._task_filters else ""
 
-    @staticmethod
-    def _pool_size(request: RetrievalQuery) -> int:
-        """How many usable candidates are ranked: k, or MMR's pool when diversity is set."""
-        if request.diversity > 0:
-            return max(request.k * MMR_POOL_FACTOR, MIN_MMR_POOL)
+    def _pool_size(self, request: RetrievalQuery) -> int:
+        """How many usable candidates are ranked: k, or a re-ranking pool when diversity is
+        set or outcome evidence re-ranks."""
+        if request.diversity > 0 or (self.feedback is not None and self.feedback.active):
+            return max(request.k * RERANK_POOL_FACTOR, MIN_RERANK_POOL)
         return request.k
 
     def _fetch_size(self, request: RetrievalQuery, excluded: set[int]) -> int:

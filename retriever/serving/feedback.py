@@ -50,6 +50,12 @@ class UsefulnessRanking:
         self._evidence = (lifts, retired)  # one assignment: readers see old or new, not a mix
 
     @property
+    def active(self) -> bool:
+        """Whether any evidence would change a ranking."""
+        lifts, retired = self._evidence
+        return bool(self.weight and (lifts or retired))
+
+    @property
     def retired(self) -> frozenset[int]:
         return self._evidence[1]
 
