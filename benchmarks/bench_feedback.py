@@ -94,8 +94,11 @@ class Simulation:
         self.vectors = embedder.encode([q.query for q in self.test])
 
     def served(self, ranking: UsefulnessRanking | None) -> list[list[str]]:
-        """The top-3 template ids of every test query under ``ranking``."""
-        engine = RetrievalEngine(self.engine.index, self.engine.embedder, feedback=ranking)
+        """The top-3 template ids of every test query under ``ranking`` (the engine reuses the
+        first one's prepared templates: only the ranking differs)."""
+        engine = RetrievalEngine(
+            self.engine.index, self.engine.embedder, previous=self.engine, feedback=ranking
+        )
         results = engine.search_vectors(self.requests, self.vectors)
         return [[h.template.id for h in r.hits] for r in results]
 

@@ -217,14 +217,8 @@ def test_strong_evidence_outranks_a_small_similarity_gap_and_retired_ones_go(
     hits = engine.retrieve(RetrievalQuery(PEARS, k=10)).hits
     first, runner_up = next((a, b) for a, b in itertools.pairwise(hits) if a.score - b.score < 0.05)
     feedback.update(estimate_usefulness(_uses(runner_up.template.id, 100, 1.0, 0.0)))
-    reranked = engine.retrieve(RetrievalQuery(PEARS, k=10)).hits
-    assert _ids_of(reranked).index(runner_up.template.id) < _ids_of(reranked).index(
-        first.template.id
-    )
-    assert {h.score for h in reranked} <= {h.score for h in hits}  # scores stay similarities
+    reranked = engine.retrieve(RetrievalQuery(PEARS, k=10))
+    assert _ids(reranked).index(runner_up.template.id) < _ids(reranked).index(first.template.id)
+    assert {h.score for h in reranked.hits} <= {h.score for h in hits}  # scores: similarities
     feedback.update(estimate_usefulness(_uses(hits[0].template.id, 40, 0.0, 1.0)))
-    assert hits[0].template.id not in _ids_of(engine.retrieve(RetrievalQuery(PEARS, k=10)).hits)
-
-
-def _ids_of(hits) -> list[str]:
-    return [h.template.id for h in hits]
+    assert hits[0].template.id not in _ids(engine.retrieve(RetrievalQuery(PEARS, k=10)))
