@@ -271,15 +271,18 @@ class ThoughtTemplateServicer:
 
         return await self._guard.handle("Retrieve", context, run, hits_of(request))
 
+    def _check_batch_size(self, count: int, what: str, unit: str) -> None:
+        """INVALID_ARGUMENT for a call carrying more than ``max_batch_queries`` items."""
+        if count > self._max_batch_queries:
+            raise InvalidRequestError(
+                f"{count} {what}, over the limit of {self._max_batch_queries}; split the {unit}"
+            )
+
     async def RetrieveBatch(
         self, request: pb2.RetrieveBatchRequest, context: grpc.aio.ServicerContext
     ) -> pb2.RetrieveBatchResponse:
         async def run() -> pb2.RetrieveBatchResponse:
-            if len(request.requests) > self._max_batch_queries:
-                raise InvalidRequestError(
-                    f"{len(request.requests)} requests in one batch, over the limit of "
-                    f"{self._max_batch_queries}; split the batch"
-                )
+            self._check_batch_size(len(request.requests), "requests in one batch", "batch")
             queries = [convert.query_from_pb(r) for r in request.requests]
             results = await self._retrieve(queries, context)
             return pb2.RetrieveBatchResponse(responses=[convert.result_to_pb(r) for r in results])
@@ -336,11 +339,7 @@ class ThoughtTemplateServicer:
         self, request: pb2.RecordOutcomesRequest, context: grpc.aio.ServicerContext
     ) -> pb2.RecordOutcomesResponse:
         async def run() -> pb2.RecordOutcomesResponse:
-            if len(request.outcomes) > self._max_batch_queries:
-                raise InvalidRequestError(
-                    f"{len(request.outcomes)} outcomes in one call, over the limit of "
-                    f"{self._max_batch_queries}; split the call"
-                )
+            self._check_batch_size(len(request.outcomes), "outcomes in one call", "call")
             records = [
                 convert.outcome_from_pb(message, f"outcomes[{n}].")
                 for n, message in enumerate(request.outcomes)
