@@ -41,6 +41,11 @@ COMMAND_MODULES = (
     CommandModule("thoughtbank.index.cli", {"index": "build and manage the template index"}, True),
     CommandModule("thoughtbank.server", {"serve": "serve an index over gRPC"}, True),
     CommandModule(
+        "thoughtbank.index.ingest_cli",
+        {"ingest": "mine new logs into an index as new versions"},
+        True,
+    ),
+    CommandModule(
         "thoughtbank.index.feedback_cli",
         {"feedback": "outcomes of templates: stats, import, retire"},
         True,

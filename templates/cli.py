@@ -225,6 +225,44 @@ def _add_distiller_arguments(mine: argparse.ArgumentParser) -> None:
     )
 
 
+def add_mining_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that shape a mining job, shared by ``mine`` and ``ingest``."""
+    parser.add_argument("--rejects", type=Path, help="bad rows file (default: OUT.rejects)")
+    parser.add_argument(
+        "--columns",
+        type=schema_column_map,
+        help="map schema names to the logs' columns: query=prompt,llm=model "
+        "(default: the names as they are)",
+    )
+    parser.add_argument(
+        "--performance-scale",
+        type=positive_float,
+        default=1.0,
+        help="top of the logs' performance scale (e.g. 100)",
+    )
+    parser.add_argument(
+        "--max-field-bytes",
+        type=positive_int,
+        default=DEFAULT_MAX_FIELD_BYTES,
+        help="reject a row with a larger field (default: 1 MiB)",
+    )
+    _add_selection_arguments(parser)
+    _add_distiller_arguments(parser)
+    parser.add_argument(
+        "--merge-threshold",
+        type=fraction,
+        default=DEFAULT_MERGE_THRESHOLD,
+        help="cosine at which templates of a task are merged",
+    )
+    parser.add_argument("--no-merge", action="store_true", help="keep near-duplicate templates")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def mining_job(args: argparse.Namespace) -> tuple[Distiller, MiningOptions, EmbedFunction | None]:
+    """The distiller, options and merge embedding that ``add_mining_arguments`` asked for."""
+    return _distiller(args), _options(args), _embed(args)
+
+
 def add_commands(commands: Commands) -> None:
     mine = commands.add_parser("mine", help="distil templates from multi-LLM logs", epilog=EXAMPLES)
     mine.add_argument(
@@ -236,34 +274,6 @@ def add_commands(commands: Commands) -> None:
         default=Path("templates.jsonl"),
         help="templates JSONL to write (default: templates.jsonl)",
     )
-    mine.add_argument("--rejects", type=Path, help="bad rows file (default: OUT.rejects)")
-    mine.add_argument(
-        "--columns",
-        type=schema_column_map,
-        help="map schema names to the logs' columns: query=prompt,llm=model "
-        "(default: the names as they are)",
-    )
-    mine.add_argument(
-        "--performance-scale",
-        type=positive_float,
-        default=1.0,
-        help="top of the logs' performance scale (e.g. 100)",
-    )
-    mine.add_argument(
-        "--max-field-bytes",
-        type=positive_int,
-        default=DEFAULT_MAX_FIELD_BYTES,
-        help="reject a row with a larger field (default: 1 MiB)",
-    )
-    _add_selection_arguments(mine)
-    _add_distiller_arguments(mine)
-    mine.add_argument(
-        "--merge-threshold",
-        type=fraction,
-        default=DEFAULT_MERGE_THRESHOLD,
-        help="cosine at which templates of a task are merged",
-    )
-    mine.add_argument("--no-merge", action="store_true", help="keep near-duplicate templates")
+    add_mining_arguments(mine)
     mine.add_argument("--resume", action="store_true", help="skip groups finished by a past run")
-    mine.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     mine.set_defaults(func=cmd_mine, interrupt_note=_interrupt_note)
