@@ -11,7 +11,8 @@ which ``add_templates`` finds unchanged.
 A watched folder takes complete files only: a file is ingested once its size and modification
 time have not changed for ``settle_s`` seconds, and names starting with ``.`` or ending in
 ``.tmp`` or ``.part`` (files still being written by the common tools) are skipped. Writing a
-file elsewhere and renaming it in is the safe way to hand one over.
+file elsewhere and renaming it in is the safe way to hand one over. A file that is not a log
+(an unknown format) is reported and left alone until it changes.
 """
 
 from __future__ import annotations
@@ -126,8 +127,12 @@ class Ingester:
                     continue
                 if time.monotonic() - since.setdefault(shape, time.monotonic()) < settle_s:
                     continue
-                done = self.ingest(path)
                 handled.add(shape)
+                try:
+                    done = self.ingest(path)
+                except ValueError as exc:  # not a log file: say so, keep watching
+                    log.error("%s: not ingested: %s", path, exc)
+                    continue
                 if done is not None:
                     on_ingested(done)
             time.sleep(interval_s)

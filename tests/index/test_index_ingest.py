@@ -65,14 +65,15 @@ def test_ingest_needs_logs_or_a_folder_to_watch(
 
 
 def test_a_watched_folder_takes_complete_files_once(
-    index_and_new_logs: tuple[Path, Path], tmp_path: Path
+    index_and_new_logs: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A file renamed in is ingested once settled; a .part file is left alone; a restarted
-    watcher does not ingest the same file again."""
+    """A file renamed in is ingested once settled; a .part file is left alone, a file that is
+    not a log is reported and skipped; a restarted watcher does not ingest a file again."""
     index_dir, new = index_and_new_logs
     incoming = tmp_path / "incoming"
     incoming.mkdir()
     (incoming / "half-written.jsonl.part").write_text(new.read_text()[:100])
+    (incoming / "notes.txt").write_text("not a log")
     first = load_index(index_dir).version
     seen: list[str] = []
     stop = threading.Event()
@@ -93,5 +94,6 @@ def test_a_watched_folder_takes_complete_files_once(
     stop.set()
     watcher.join(timeout=60)
     assert seen == ["day-1.jsonl"]
+    assert "notes.txt: not ingested" in caplog.text
     second = Ingester(index_dir, ExtractiveDistiller(), MiningOptions())
     assert second.ingest(incoming / "day-1.jsonl") is None
