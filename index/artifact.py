@@ -73,6 +73,8 @@ INDEX_FILE = "index.faiss"
 TEMPLATES_FILE = "templates.jsonl"
 EMBEDDINGS_FILE = "embeddings.npy"
 MANIFEST_FILE = "manifest.json"
+# Ids of the templates of pruned versions, one per line: outcomes may still name them.
+PRUNED_IDS_FILE = "pruned_template_ids"
 # Every version has these; the manifest may list more files, and all it lists are verified.
 DATA_FILES = (INDEX_FILE, TEMPLATES_FILE, EMBEDDINGS_FILE)
 # A version name is about 31 characters: a longer CURRENT names none, and is not read whole.
@@ -295,6 +297,37 @@ def list_versions(index_dir: Path) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if p.is_dir() and _is_version_name(p.name))
+
+
+def version_template_ids(index_dir: Path, version: str) -> set[str]:
+    """The ids of the templates ``version`` holds, read for ids only; a damaged version gives
+    the ids it still has (this answers "was it ever held", not "is it servable")."""
+    path = version_dir(index_dir, version) / TEMPLATES_FILE
+    ids = set()
+    try:
+        with path.open("rb") as handle:
+            for line in handle:
+                try:
+                    ids.add(str(json.loads(line)["id"]))
+                except (ValueError, TypeError, KeyError):
+                    continue
+    except OSError:
+        pass
+    return ids
+
+
+def pruned_template_ids(index_dir: Path) -> set[str]:
+    """The ids of templates that only pruned versions held."""
+    path = Path(index_dir) / PRUNED_IDS_FILE
+    return set(path.read_text(encoding="utf-8").split()) if path.exists() else set()
+
+
+def held_template_ids(index_dir: Path) -> set[str]:
+    """Every template id a version of ``index_dir`` has ever held, pruned versions included."""
+    held = pruned_template_ids(index_dir)
+    for version in list_versions(index_dir):
+        held |= version_template_ids(index_dir, version)
+    return held
 
 
 def new_version_name(template_ids: Sequence[str]) -> str:
@@ -738,12 +771,28 @@ def prune(index_dir: Path, keep: int) -> PruneResult:
         if all(damage[v] is not None for v in kept):
             kept += _newest_intact(index_dir, versions, damage)
         doomed = [v for v in versions if v not in kept]
+        _remember_pruned_ids(index_dir, doomed, kept)
         for name in doomed:
             shutil.rmtree(version_dir(index_dir, name))
         for staging in (index_dir / VERSIONS_DIR).glob(STAGING_PREFIX + "*"):
             shutil.rmtree(staging)
     reported = {name: str(error) for name, error in damage.items() if error and name not in doomed}
     return PruneResult(doomed, reported)
+
+
+def _remember_pruned_ids(index_dir: Path, doomed: Sequence[str], kept: Sequence[str]) -> None:
+    """Append the ids only ``doomed`` versions hold to PRUNED_IDS_FILE, durably, before they
+    go: an outcome naming one is still an outcome of this index."""
+    if not doomed:
+        return
+    gone = set().union(*(version_template_ids(index_dir, v) for v in doomed))
+    gone -= set().union(*(version_template_ids(index_dir, v) for v in kept))
+    gone -= pruned_template_ids(index_dir)
+    if gone:
+        with (index_dir / PRUNED_IDS_FILE).open("a", encoding="utf-8") as handle:
+            handle.write("".join(f"{template_id}\n" for template_id in sorted(gone)))
+            handle.flush()
+            os.fsync(handle.fileno())
 
 
 def _newest_intact(

@@ -16,7 +16,12 @@ from typing import Any
 
 from thoughtbank.cli_common import Commands, print_json, print_safe
 from thoughtbank.files import open_text
-from thoughtbank.index.artifact import TEMPLATES_FILE, current_version, list_versions, version_dir
+from thoughtbank.index.artifact import (
+    TEMPLATES_FILE,
+    current_version,
+    held_template_ids,
+    version_dir,
+)
 from thoughtbank.index.outcomes import OutcomeStore
 from thoughtbank.index.usefulness import estimate_usefulness
 from thoughtbank.schema import OutcomeError, OutcomeRecord
@@ -85,7 +90,9 @@ def _outcomes_of(path: Path, known_ids: set[str]) -> Iterator[OutcomeRecord]:
                 record.check()
                 unknown = [t for t in record.template_ids if t not in known_ids]
                 if unknown:
-                    raise OutcomeError(f"template_ids: {', '.join(unknown)} not in any version")
+                    raise OutcomeError(
+                        f"template_ids: {', '.join(unknown)} not in any index version"
+                    )
             except (ValueError, TypeError) as exc:  # json and OutcomeError are ValueErrors
                 print_safe(f"{path}:{number}: skipped: {exc}", file=sys.stderr)
                 continue
@@ -116,7 +123,7 @@ def _outcome_of(data: Any) -> OutcomeRecord:
 
 def cmd_record(args: argparse.Namespace) -> int:
     """Import the outcomes of FILE; outcome ids already stored are not counted again."""
-    known_ids = set(_tasks_by_id(args.index, list_versions(args.index)))
+    known_ids = held_template_ids(args.index)
     new = repeated = 0
     with OutcomeStore(args.index) as store:
         batch: list[OutcomeRecord] = []
@@ -132,7 +139,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def _set_retired(args: argparse.Namespace, retired: bool) -> int:
-    known_ids = set(_tasks_by_id(args.index, list_versions(args.index)))
+    known_ids = held_template_ids(args.index)
     unknown = [t for t in args.ids if t not in known_ids]
     if unknown:
         print_safe(f"thoughtbank: no version holds {', '.join(unknown)}", file=sys.stderr)

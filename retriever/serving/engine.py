@@ -31,6 +31,7 @@ from thoughtbank.index import (
     template_int_id,
     verify_embedder,
 )
+from thoughtbank.index.history import HeldTemplateIds
 from thoughtbank.index.outcomes import OutcomeStore
 from thoughtbank.normalize import normalize_query
 from thoughtbank.retriever.errors import (
@@ -180,6 +181,11 @@ class RetrievalEngine:
             for task, ids in self._group_ids(self._templates, lambda t: t.task).items()
         }
         self._query_ids = self._group_ids(self._prepared, lambda p: p.query_key)
+        self._held: HeldTemplateIds = (
+            previous._held if previous is not None else HeldTemplateIds(self.index_dir)
+        )
+        if self._held.used:  # read the new versions here, in the loader, not on a request
+            self._held.refresh()
         # Computed at load, off the serving path, from every template's serialized size.
         self.response_bound = ResponseBound.of(
             (p.pb_bytes for p in self._prepared.values()), index.version, self._task_filters
@@ -571,9 +577,14 @@ class RetrievalEngine:
         """Tokens of ``text`` by the embedder's tokenizer: a model-neutral budget measure."""
         return self.embedder.count_tokens(text)
 
+    @property
+    def index_dir(self) -> Path:
+        return self.index.path.parent.parent
+
     def check_outcomes(self, records: Sequence[OutcomeRecord], batch: bool = False) -> None:
         """``InvalidRequestError`` naming the first outcome field that is bad or names a
-        template this version does not hold (with its position when ``batch``)."""
+        template no version of the index folder has held (with its position when ``batch``).
+        """
         for n, record in enumerate(records):
             where = f"outcomes[{n}]." if batch else ""
             try:
@@ -582,8 +593,10 @@ class RetrievalEngine:
                 raise InvalidRequestError(f"{where}{exc}") from exc
             unknown = [t for t in record.template_ids if t not in self._by_id]
             if unknown:
+                unknown = self._held.unknown(unknown)
+            if unknown:
                 raise InvalidRequestError(
-                    f"{where}template_ids: {echo(', '.join(unknown))} not in the index"
+                    f"{where}template_ids: {echo(', '.join(unknown))} not in any index version"
                 )
 
     def record_outcomes(self, records: Sequence[OutcomeRecord]) -> list[bool]:
@@ -594,7 +607,7 @@ class RetrievalEngine:
 
     @functools.cached_property
     def _outcomes(self) -> OutcomeStore:
-        return OutcomeStore(self.index.path.parent.parent)
+        return OutcomeStore(self.index_dir)
 
     def get_template(self, template_id: str) -> ThoughtTemplate:
         if not template_id:

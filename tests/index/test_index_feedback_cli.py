@@ -51,7 +51,7 @@ def test_import_stats_retire_and_restore(
         f"{source}:5",
         f"{source}:6",
     ]
-    assert "not in any version" in err and "score must be a number" in err
+    assert "not in any index version" in err and "score must be a number" in err
     _, out, _ = _run(capsys, "feedback", "record", str(source), "--index", str(index_dir))
     assert "recorded 0 outcomes; 45 were recorded before" in out
 

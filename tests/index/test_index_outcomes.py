@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from thoughtbank.index import current_version, load_index, prune, remove_templates
+from thoughtbank.index.artifact import PRUNED_IDS_FILE
 from thoughtbank.index.outcomes import OutcomeStore
+from thoughtbank.retriever.errors import InvalidRequestError
+from thoughtbank.retriever.serving.engine import RetrievalEngine
 from thoughtbank.schema import (
     MAX_OUTCOME_TEXT_CHARS,
     MAX_TEMPLATES_PER_OUTCOME,
@@ -121,3 +126,24 @@ def test_every_acknowledged_outcome_survives_kill_9(tmp_path: Path) -> None:
         stored = store.outcome_ids()
     assert acknowledged <= stored
     assert len(stored) % 10 == 0  # a batch is one commit: all of it or none
+
+
+def test_outcomes_may_name_templates_of_older_and_pruned_versions(
+    demo_index: Path, tmp_path: Path, embedder
+) -> None:
+    """A prompt built just before a swap names templates the live version no longer holds:
+    its outcome is still taken, also after their version is pruned; a never-held id is not."""
+    index_dir = tmp_path / "index"
+    shutil.copytree(demo_index, index_dir)
+    gone = next(iter(load_index(index_dir).templates.values())).id
+    engine = RetrievalEngine.open(index_dir, embedder)
+    remove_templates(index_dir, [gone])
+    newer = engine.reloaded(index_dir, current_version(index_dir))
+    assert gone not in {t.id for t in newer.index.templates.values()}
+    assert newer.record_outcomes([OutcomeRecord("before-swap", (gone,), 1.0)]) == [True]
+    assert prune(index_dir, keep=1).removed
+    assert gone in (index_dir / PRUNED_IDS_FILE).read_text().split()
+    pruned = RetrievalEngine.open(index_dir, embedder)
+    assert pruned.record_outcomes([OutcomeRecord("after-prune", (gone,), 1.0)]) == [True]
+    with pytest.raises(InvalidRequestError, match="'never-held' not in any index version"):
+        pruned.record_outcomes([OutcomeRecord("unknown", ("never-held",), 1.0)])

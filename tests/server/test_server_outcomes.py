@@ -135,7 +135,7 @@ def test_the_sync_async_and_local_clients_record_outcomes(
     with ThoughtbankClient.local(index_dir) as local:
         assert local.record_outcome(dataclasses.replace(remote, outcome_id="sdk-local")) is True
         assert local.record_outcome(remote) is False  # recorded through the server
-        with pytest.raises(InvalidRequestError, match="not in the index"):
+        with pytest.raises(InvalidRequestError, match="not in any index version"):
             local.record_outcome(dataclasses.replace(remote, template_ids=("nope",)))
     with OutcomeStore(index_dir) as store:
         assert {"sdk-sync", "sdk-2", "sdk-async", "sdk-local"} <= store.outcome_ids()
