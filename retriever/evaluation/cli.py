@@ -17,7 +17,11 @@ from thoughtbank.cli_common import (
     positive_int,
     quiet_model_loading,
 )
+from thoughtbank.retriever.cli import add_connection_args, open_client
 from thoughtbank.retriever.evaluation.lexical import HybridConfig
+
+# Outcomes per RecordOutcomes call: well under a server's default limit of items per call.
+REPLAY_BATCH = 500
 
 
 def k_list(text: str) -> tuple[int, ...]:
@@ -146,7 +150,9 @@ def cmd_e2e(args: argparse.Namespace) -> int:
         q for q in read_labeled_queries(args.queries) if not args.split or q.split == args.split
     ][: args.limit]
     model = load_chat_model(args.llm, timeout_s=args.timeout)
-    rows, skipped = answer_queries(queries, RetrievalEngine.open(args.index), model, args.k)
+    rows, skipped = answer_queries(
+        queries, RetrievalEngine.open(args.index), model, args.k, model_name=args.llm
+    )
     if not rows:
         raise ValueError(f"none of {len(queries)} queries has a metric eval e2e can score")
     if args.out:
@@ -192,6 +198,32 @@ def _add_e2e(commands: Commands) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=cmd_e2e)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Record the rows of ``eval e2e --out`` as outcomes, through a server or in-process."""
+    from thoughtbank.retriever.evaluation.e2e import read_rows
+
+    rows = read_rows(args.results)
+    outcomes = [o for o in (row.outcome() for row in rows) if o is not None]
+    recorded = []
+    with open_client(args) as client:
+        for start in range(0, len(outcomes), REPLAY_BATCH):
+            recorded += client.record_outcomes(outcomes[start : start + REPLAY_BATCH])
+    print(
+        f"recorded {sum(recorded)} outcomes; {recorded.count(False)} were recorded before; "
+        f"{len(rows) - len(outcomes)} rows had no templates to credit"
+    )
+    return 0
+
+
+def _add_replay(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "replay", help="record the results of `eval e2e --out` as outcomes of their templates"
+    )
+    parser.add_argument("results", type=existing_file, help="per-query results of eval e2e")
+    add_connection_args(parser)
+    parser.set_defaults(func=cmd_replay)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -262,3 +294,4 @@ def add_commands(commands: Commands) -> None:
     _add_templates(eval_commands)
     _add_e2e(eval_commands)
     _add_calibrate(eval_commands)
+    _add_replay(eval_commands)

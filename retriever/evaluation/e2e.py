@@ -3,11 +3,13 @@
 Each query is answered twice by the same chat model, once as the plain question and once with
 the augmented prompt the server would build (the query's own template excluded), and both
 answers are scored with the query's metric. The per-query rows are kept so that ``thoughtbank
-eval calibrate --e2e`` can learn where templates stop helping.
+eval calibrate --e2e`` can learn where templates stop helping, and ``thoughtbank eval replay``
+can record them as outcomes (the answer with templates scored against the one without).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -22,6 +24,7 @@ from thoughtbank.retriever.evaluation.scoring import scorer_for
 from thoughtbank.retriever.prompt import build_augmented_prompt
 from thoughtbank.retriever.serving.engine import RetrievalEngine
 from thoughtbank.retriever.types import RetrievalQuery
+from thoughtbank.schema import OutcomeRecord
 
 BOOTSTRAP_SAMPLES = 1000
 
@@ -36,10 +39,32 @@ class AnsweredQuery:
     score_with: float
     top_score: float
     top_task: str
+    # What an outcome needs; rows written before these were kept cannot be replayed.
+    query: str = ""
+    template_ids: tuple[str, ...] = ()
+    index_version: str = ""
+    model: str = ""
 
     @property
     def gain(self) -> float:
         return self.score_with - self.score_without
+
+    def outcome(self) -> OutcomeRecord | None:
+        """This answer as an outcome of its templates (None when none was served); its id is
+        derived from the row, so replaying the same results twice counts them once."""
+        if not self.template_ids:
+            return None
+        digest = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+        return OutcomeRecord(
+            outcome_id=f"e2e-{digest[:32]}",
+            template_ids=self.template_ids,
+            score=self.score_with,
+            baseline_score=self.score_without,
+            query=self.query,
+            task=self.task,
+            index_version=self.index_version,
+            model=self.model,
+        )
 
 
 @dataclass(frozen=True)
@@ -55,9 +80,14 @@ class TaskEffect:
 
 
 def answer_queries(
-    queries: Sequence[LabeledQuery], retriever: RetrievalEngine, model: BaseChatModel, k: int
+    queries: Sequence[LabeledQuery],
+    retriever: RetrievalEngine,
+    model: BaseChatModel,
+    k: int,
+    model_name: str = "",
 ) -> tuple[list[AnsweredQuery], int]:
-    """Answer and score every query whose metric is supported; return rows and skipped count."""
+    """Answer and score every query whose metric is supported; return rows and skipped count.
+    ``model_name`` names ``model`` in the rows (and in outcomes replayed from them)."""
     rows, skipped = [], 0
     for query in queries:
         scorer = scorer_for(query.metric)
@@ -76,6 +106,10 @@ def answer_queries(
                 score_with=scorer(_ask(model, augmented.prompt), query.ground_truth),
                 top_score=top.score if top else float("nan"),
                 top_task=top.template.task if top else "",
+                query=query.query,
+                template_ids=tuple(hit.template.id for hit in augmented.hits),
+                index_version=augmented.index_version,
+                model=model_name,
             )
         )
     return rows, skipped
@@ -124,7 +158,9 @@ def read_rows(path: Path) -> list[AnsweredQuery]:
     rows = []
     for number, line in enumerate(Path(path).read_text().splitlines(), 1):
         try:
-            rows.append(AnsweredQuery(**json.loads(line)))
-        except (ValueError, TypeError) as exc:
+            data = json.loads(line)
+            data["template_ids"] = tuple(data.get("template_ids", ()))
+            rows.append(AnsweredQuery(**data))
+        except (ValueError, TypeError, AttributeError) as exc:
             raise ValueError(f"{path}:{number}: not an e2e result row: {exc}") from exc
     return rows

@@ -7,6 +7,7 @@ build time like any user's; the server is a real subprocess.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,10 @@ import pytest
 from thoughtbank.cli import main
 from thoughtbank.index import build_index, load_index
 from thoughtbank.index.artifact import set_min_scores
+from thoughtbank.index.outcomes import OutcomeStore
 from thoughtbank.retriever import ThoughtbankClient
 from thoughtbank.retriever.evaluation.calibrate import NEVER_SERVE
+from thoughtbank.retriever.evaluation.e2e import read_rows
 from thoughtbank.retriever.serving.engine import RetrievalEngine
 from thoughtbank.retriever.types import RetrievalQuery
 from thoughtbank.templates import read_templates
@@ -98,6 +101,23 @@ def test_e2e_reports_the_change_and_calibration_declines_where_templates_hurt(
     )
     assert calibrated["min_scores"] == {"gsm8k": NEVER_SERVE}
     assert load_index(index_dir).manifest.min_scores == {"gsm8k": NEVER_SERVE}
+    _replay_as_outcomes(results, index_dir, tmp_path, capsys)
+
+
+def _replay_as_outcomes(
+    results: Path, index_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each answered row becomes one outcome of its templates, scored against the answer
+    without them; replaying the same results again counts nothing twice."""
+    replayed = shutil.copytree(index_dir, tmp_path / "replayed")
+    replay = ["eval", "replay", str(results), "--index", str(replayed)]
+    assert main(replay) == 0
+    assert "recorded 4 outcomes; 0 were recorded before" in capsys.readouterr().out
+    assert main(replay) == 0
+    assert "recorded 0 outcomes; 4 were recorded before" in capsys.readouterr().out
+    with OutcomeStore(replayed) as store:
+        (stats,) = store.template_outcomes([read_rows(results)[0].template_ids[0]])
+    assert stats.mean_score == 0.0 and stats.mean_lift_vs_baseline == -1.0
 
 
 def test_margin_calibration_needs_no_llm(
