@@ -526,7 +526,7 @@ async def serve(
                 on_serving(port)
 
     outcomes = OutcomeStore(config.index_dir)
-    feedback = UsefulnessRanking(config.usefulness_weight)
+    feedback = UsefulnessRanking(config.usefulness_weight, config.exploration)
 
     def refresh_evidence() -> None:
         read_evidence(outcomes, feedback)

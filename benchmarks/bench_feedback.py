@@ -9,7 +9,9 @@ the evidence every ``READ_EVERY`` outcomes, as a server does every ``--feedback-
 
 Reported after 0, 1k, 5k and 20k outcomes (quick: 0, 250, 1k, 2k): the mean hidden usefulness
 of the served top 3 and the expected accuracy over all test queries, beside similarity-only
-ranking and an oracle that ranks by the hidden values. Goals: after 5k outcomes at least 80% of
+ranking and an oracle that ranks by the hidden values; then again with Thompson sampling
+(``--exploration 1``) serving the prompts while it learns, measured by the greedy ranking of
+what it learnt. Goals: after 5k outcomes at least 80% of
 the oracle's gain over similarity-only; no task worse than similarity-only after 20k. The
 second part measures durable ``RecordOutcome`` throughput of a real server at 32 clients beside
 the rate of an RPC that does next to nothing (``GetTemplate``); goal >= 1,000 outcomes/s.
@@ -111,7 +113,11 @@ class Simulation:
         return float(np.mean(gains)), {t: float(np.mean(a)) for t, a in by_task.items()}
 
 
-def learning_curve(sim: Simulation, checkpoints: list[int]) -> dict[str, float]:
+def learning_curve(
+    sim: Simulation, checkpoints: list[int], exploration: float = 0.0
+) -> dict[str, float]:
+    """The figures of one run from no outcomes on; with ``exploration``, prompts are served by
+    Thompson sampling while learning and measured by the greedy ranking of the same evidence."""
     figures: dict[str, float] = {}
     similarity_gain, similarity_tasks = sim.quality(sim.served(None))
     oracle = UsefulnessRanking()
@@ -119,7 +125,8 @@ def learning_curve(sim: Simulation, checkpoints: list[int]) -> dict[str, float]:
     oracle_gain, _ = sim.quality(sim.served(oracle))
     figures["similarity_usefulness"] = similarity_gain
     figures["oracle_usefulness"] = oracle_gain
-    ranking = UsefulnessRanking()
+    ranking = UsefulnessRanking(exploration=exploration, seed=0)
+    greedy = UsefulnessRanking()
     store = OutcomeStore(sim.index_dir)
     recorded = 0
     for checkpoint in checkpoints:
@@ -137,8 +144,10 @@ def learning_curve(sim: Simulation, checkpoints: list[int]) -> dict[str, float]:
                 outcomes.append(OutcomeRecord(outcome_id, tuple(ids), score, task=sim.test[n].task))
             store.record(outcomes)
             recorded += len(outcomes)
-            ranking.update(estimate_usefulness(store.template_uses()))
-        gain, tasks = sim.quality(sim.served(ranking))
+            estimates = estimate_usefulness(store.template_uses())
+            ranking.update(estimates)
+            greedy.update(estimates)
+        gain, tasks = sim.quality(sim.served(greedy))
         figures[f"usefulness_after_{checkpoint}"] = gain
         figures[f"accuracy_after_{checkpoint}"] = float(np.mean(list(tasks.values())))
         figures[f"oracle_gain_share_after_{checkpoint}"] = ratio(
@@ -148,6 +157,7 @@ def learning_curve(sim: Simulation, checkpoints: list[int]) -> dict[str, float]:
             tasks[t] - similarity_tasks[t] for t in tasks
         )
     store.close()
+    store.path.unlink()  # the next run starts from no outcomes
     figures["similarity_accuracy"] = float(np.mean(list(similarity_tasks.values())))
     # The goals' checkpoints: the second to last (5k; quick 1k) and the last (20k; quick 2k).
     figures["oracle_gain_share_at_goal"] = figures[f"oracle_gain_share_after_{checkpoints[-2]}"]
@@ -203,7 +213,12 @@ def run(quick: bool) -> dict[str, float]:
     checkpoints = [0, 250, 1_000, 2_000] if quick else [0, 1_000, 5_000, 20_000]
     with tempfile.TemporaryDirectory(prefix="bench-feedback-") as folder:
         sim = Simulation(Path(folder) / "index", quick)
-        return {**learning_curve(sim, checkpoints), **throughput(sim)}
+        exploring = learning_curve(sim, checkpoints, exploration=1.0)
+        return {
+            **learning_curve(sim, checkpoints),
+            **{f"explore_{name}": value for name, value in exploring.items()},
+            **throughput(sim),
+        }
 
 
 def report(figures: dict[str, float]) -> None:
@@ -212,13 +227,15 @@ def report(figures: dict[str, float]) -> None:
         f"served top-3 hidden usefulness: similarity {figures['similarity_usefulness']:+.3f}, "
         f"oracle {figures['oracle_usefulness']:+.3f}"
     )
-    for mark in marks:
-        print(
-            f"  after {mark:>6} outcomes: {figures[f'usefulness_after_{mark}']:+.3f} "
-            f"({figures[f'oracle_gain_share_after_{mark}']:.0%} of the oracle's gain), accuracy "
-            f"{figures[f'accuracy_after_{mark}']:.3f}, worst task "
-            f"{figures[f'worst_task_delta_after_{mark}']:+.3f} vs similarity"
-        )
+    for prefix, label in (("", "greedy"), ("explore_", "Thompson sampling while learning")):
+        print(label)
+        for mark in marks:
+            print(
+                f"  after {mark:>6} outcomes: {figures[f'{prefix}usefulness_after_{mark}']:+.3f} "
+                f"({figures[f'{prefix}oracle_gain_share_after_{mark}']:.0%} of the oracle's "
+                f"gain), accuracy {figures[f'{prefix}accuracy_after_{mark}']:.3f}, worst task "
+                f"{figures[f'{prefix}worst_task_delta_after_{mark}']:+.3f} vs similarity"
+            )
     print(
         f"RecordOutcome at {CLIENTS} clients: {figures['record_outcome_per_s_32']:.0f}/s "
         f"(goal 1,000), GetTemplate {figures['get_template_per_s_32']:.0f}/s"

@@ -112,6 +112,10 @@ class ServerConfig:
         default=DEFAULT_USEFULNESS_WEIGHT,
         metadata=_doc("weight of a template's estimated lift beside similarity; 0: similarity"),
     )
+    exploration: float = field(
+        default=0.0,
+        metadata=_doc("Thompson sampling: rank by posterior draws of lift times this; 0: off"),
+    )
     feedback_interval: float = field(
         default=5.0,
         metadata=_doc("seconds between reads of the outcome store for ranking; 0: never"),
@@ -166,6 +170,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "max_batch_queries": (1, 1 << 20),
     "reload_interval": (0, 86_400),
     "usefulness_weight": (0, 10),
+    "exploration": (0, 10),
     "feedback_interval": (0, 86_400),
     "max_message_bytes": (1, (1 << 31) - 1),
     "max_response_bytes": (1, (1 << 31) - 1),

@@ -222,3 +222,35 @@ def test_strong_evidence_outranks_a_small_similarity_gap_and_retired_ones_go(
     assert {h.score for h in reranked.hits} <= {h.score for h in hits}  # scores: similarities
     feedback.update(estimate_usefulness(_uses(hits[0].template.id, 40, 0.0, 1.0)))
     assert hits[0].template.id not in _ids(engine.retrieve(RetrievalQuery(PEARS, k=10)))
+
+
+def test_exploration_lets_near_ties_take_turns_and_certainty_ends_it(
+    demo_index: Path, embedder
+) -> None:
+    """Thompson sampling shows a near-tied runner-up first now and then; once the evidence
+    is certain, draws stay near the means and the better template keeps its place."""
+    exploring = UsefulnessRanking(exploration=1.0, seed=7)
+    engine = RetrievalEngine.open(demo_index, embedder, feedback=exploring)
+    greedy = RetrievalEngine.open(demo_index, embedder).retrieve(RetrievalQuery(PEARS, k=10))
+    first, runner_up = next(
+        (a, b) for a, b in itertools.pairwise(greedy.hits) if a.score - b.score < 0.02
+    )
+
+    def ahead(ids: list[str], a: str, b: str) -> bool:
+        return (ids.index(a) if a in ids else len(ids)) < (ids.index(b) if b in ids else len(ids))
+
+    tops = [_ids(engine.retrieve(RetrievalQuery(PEARS, k=10))) for _ in range(200)]
+    runner_ahead = sum(ahead(t, runner_up.template.id, first.template.id) for t in tops)
+    assert 10 < runner_ahead < 190  # both orders happen: near-ties take turns
+    exploring.update(
+        estimate_usefulness(
+            [
+                *_uses(first.template.id, 5_000, 1.0, 0.0),
+                *_uses(runner_up.template.id, 5_000, 0.0, 1.0),
+            ]
+        )
+    )
+    tops = [_ids(engine.retrieve(RetrievalQuery(PEARS, k=10))) for _ in range(50)]
+    assert all(ahead(t, first.template.id, runner_up.template.id) for t in tops)
+    with pytest.raises(ValueError, match="exploration must be in"):
+        UsefulnessRanking(exploration=-1)
