@@ -160,6 +160,16 @@ class OutcomeStore:
         with self._lock:
             return [TemplateUse(*row) for row in self._db.execute(query)]
 
+    def queried_uses(self) -> list[tuple[str, TemplateUse]]:
+        """The (query, use) pairs of the outcomes that gave their query."""
+        query = """
+            SELECT o.query, t.template_id, o.task, o.score, o.baseline_score
+            FROM outcome_templates t JOIN outcomes o USING (outcome_id)
+            WHERE o.query != ''
+        """
+        with self._lock:
+            return [(row[0], TemplateUse(*row[1:])) for row in self._db.execute(query)]
+
     def set_retired(self, template_ids: Iterable[str], retired: bool) -> None:
         """Overrule the estimate for ``template_ids``: retired (not served) or served."""
         now = time.time()

@@ -50,10 +50,7 @@ def estimate_usefulness(
     """Per template with at least one use (or an override), its estimated lift and whether it
     is retired; ``overrides`` (an operator's retire or restore) win over the evidence."""
     uses = list(uses)
-    task_scores: dict[str, list[float]] = defaultdict(list)
-    for use in uses:
-        task_scores[use.task].append(use.score)
-    task_mean = {task: sum(s) / len(s) for task, s in task_scores.items()}
+    task_mean = task_mean_scores(uses)
     by_template: dict[str, list[TemplateUse]] = defaultdict(list)
     for use in uses:
         by_template[use.template_id].append(use)
@@ -67,11 +64,22 @@ def estimate_usefulness(
     return estimates
 
 
+def task_mean_scores(uses: Iterable[TemplateUse]) -> dict[str, float]:
+    """Per task, the mean score of its uses: the baseline of a use that gave none."""
+    task_scores: dict[str, list[float]] = defaultdict(list)
+    for use in uses:
+        task_scores[use.task].append(use.score)
+    return {task: sum(s) / len(s) for task, s in task_scores.items()}
+
+
+def lift_of(use: TemplateUse, task_mean: Mapping[str, float]) -> float:
+    """The use's score minus its baseline (its own, else its task's mean score)."""
+    baseline = use.baseline_score if use.baseline_score is not None else task_mean[use.task]
+    return use.score - baseline
+
+
 def _estimate(template_id: str, uses: list[TemplateUse], task_mean: dict[str, float]) -> Usefulness:
-    lifts = [
-        u.score - (u.baseline_score if u.baseline_score is not None else task_mean[u.task])
-        for u in uses
-    ]
+    lifts = [lift_of(u, task_mean) for u in uses]
     n = len(lifts)
     sample_mean = sum(lifts) / n
     spread = sum((lift - sample_mean) ** 2 for lift in lifts)

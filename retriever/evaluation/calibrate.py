@@ -1,10 +1,12 @@
 """Calibrated decline: per task, the minimum score below which its templates are not served.
 
 Every observation is a served template's score and what serving it gained: from an e2e run the
-change in the answer's score, without an LLM +1 when the template came from the query's own
-task and ``-wrong_task_cost`` when it did not. Per task of the template, the threshold keeps
-the observations at or above it that maximize the total gain; "serve none" is a candidate, so
-on the calibration data no task does worse with templates than without.
+change in the answer's score, from recorded outcomes the use's lift (its score against its
+baseline) at the similarity of its query to the template, without an LLM +1 when the template
+came from the query's own task and ``-wrong_task_cost`` when it did not. Per task of the
+template, the threshold keeps the observations at or above it that maximize the total gain;
+"serve none" is a candidate, so on the calibration data no task does worse with templates than
+without.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from thoughtbank.index import LoadedIndex, template_int_id
+from thoughtbank.index.embedder import Embedder
+from thoughtbank.index.usefulness import TemplateUse, lift_of
 from thoughtbank.retriever.evaluation.e2e import AnsweredQuery
 
 #: Above any cosine similarity: a task with this minimum is never served.
@@ -74,4 +78,29 @@ def e2e_observations(rows: Sequence[AnsweredQuery]) -> tuple[list[str], np.ndarr
         [r.top_task for r in served],
         np.array([r.top_score for r in served]),
         np.array([r.gain for r in served]),
+    )
+
+
+def feedback_observations(
+    index: LoadedIndex,
+    queried_uses: Sequence[tuple[str, TemplateUse]],
+    task_mean: dict[str, float],
+    embedder: Embedder,
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Per recorded use of a template ``index`` holds: its task, its query's similarity to it
+    (the query embedded again) and its lift; uses of other versions' templates are left out."""
+    held = [(q, u) for q, u in queried_uses if template_int_id(u.template_id) in index.templates]
+    if not held:
+        raise ValueError("no recorded outcome gives its query and names a live template")
+    queries = sorted({q for q, _ in held})
+    vectors = embedder.encode(queries)
+    row_of = {q: n for n, q in enumerate(queries)}
+    int_ids = [template_int_id(u.template_id) for _, u in held]
+    similarities = np.einsum(
+        "ij,ij->i", vectors[[row_of[q] for q, _ in held]], index.embeddings_of(int_ids)
+    )
+    return (
+        [index.templates[i].task for i in int_ids],
+        similarities.astype(np.float64),
+        np.array([lift_of(u, task_mean) for _, u in held]),
     )

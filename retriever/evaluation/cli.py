@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from thoughtbank.cli_common import (
     Commands,
@@ -19,6 +20,11 @@ from thoughtbank.cli_common import (
 )
 from thoughtbank.retriever.cli import add_connection_args, open_client
 from thoughtbank.retriever.evaluation.lexical import HybridConfig
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from thoughtbank.index import LoadedIndex
 
 # Outcomes per RecordOutcomes call: well under a server's default limit of items per call.
 REPLAY_BATCH = 500
@@ -226,6 +232,24 @@ def _add_replay(commands: Commands) -> None:
     parser.set_defaults(func=cmd_replay)
 
 
+def _feedback_observations(
+    index_dir: Path, index: LoadedIndex
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    from thoughtbank.index import manifest_embedder
+    from thoughtbank.index.outcomes import OutcomeStore
+    from thoughtbank.index.usefulness import task_mean_scores
+    from thoughtbank.retriever.evaluation import calibrate
+
+    with OutcomeStore(index_dir) as store:
+        if not store.path.exists():
+            raise ValueError(f"{index_dir}: no outcomes recorded yet")
+        task_mean = task_mean_scores(store.template_uses())
+        queried = store.queried_uses()
+    return calibrate.feedback_observations(
+        index, queried, task_mean, manifest_embedder(index.manifest)
+    )
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from thoughtbank.index import load_index, set_min_scores
     from thoughtbank.retriever.evaluation import calibrate
@@ -234,6 +258,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     index = load_index(args.index)
     if args.e2e:
         observations = calibrate.e2e_observations(read_rows(args.e2e))
+    elif args.feedback:
+        observations = _feedback_observations(args.index, index)
     else:
         observations = calibrate.margin_observations(index, args.wrong_task_cost)
     min_scores = calibrate.thresholds_by_task(*observations)
@@ -247,10 +273,16 @@ def _add_calibrate(commands: Commands) -> None:
         "calibrate", help="choose per-task minimum scores and store them in the index manifest"
     )
     parser.add_argument("--index", type=Path, required=True, help="index directory")
-    parser.add_argument(
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
         "--e2e",
         type=existing_file,
         help="results of `eval e2e --out` (default: retrieval margins, no LLM)",
+    )
+    source.add_argument(
+        "--feedback",
+        action="store_true",
+        help="the outcomes recorded in INDEX_DIR (those that give their query)",
     )
     parser.add_argument(
         "--wrong-task-cost",

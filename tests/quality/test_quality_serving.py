@@ -118,6 +118,16 @@ def _replay_as_outcomes(
     with OutcomeStore(replayed) as store:
         (stats,) = store.template_outcomes([read_rows(results)[0].template_ids[0]])
     assert stats.mean_score == 0.0 and stats.mean_lift_vs_baseline == -1.0
+    from_outcomes = _run_json(capsys, "eval", "calibrate", "--index", str(replayed), "--feedback")
+    assert from_outcomes["min_scores"] == {"gsm8k": NEVER_SERVE}
+
+
+def test_calibrating_from_feedback_needs_outcomes(
+    index_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fresh = shutil.copytree(index_dir, tmp_path / "fresh")
+    assert main(["eval", "calibrate", "--index", str(fresh), "--feedback"]) != 0
+    assert "no outcomes recorded yet" in capsys.readouterr().err
 
 
 def test_margin_calibration_needs_no_llm(
