@@ -359,6 +359,29 @@ def plot_serving(figures: dict[str, float], out: Path) -> str | None:
     return name
 
 
+def plot_feedback(figures: dict[str, float], out: Path) -> str | None:
+    """Mean hidden usefulness of the served top 3 against outcomes recorded, beside
+    similarity-only ranking and the oracle."""
+    import matplotlib.pyplot as plt
+
+    marks = sorted(int(k.rsplit("_", 1)[1]) for k in figures if k.startswith("usefulness_after_"))
+    if not marks:
+        return None
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for label, prefix in (("greedy", ""), ("Thompson sampling while learning", "explore_")):
+        values = [figures.get(f"{prefix}usefulness_after_{m}", math.nan) for m in marks]
+        axes.plot(marks, values, "o-", label=label)
+    axes.axhline(figures["similarity_usefulness"], color="gray", linestyle="--", label="similarity")
+    axes.axhline(figures["oracle_usefulness"], color="black", linestyle=":", label="oracle")
+    axes.set_xlabel("outcomes recorded")
+    axes.set_ylabel("mean hidden usefulness of the served top 3")
+    axes.legend()
+    name = "feedback_learning.png"
+    figure.savefig(out / name, bbox_inches="tight", dpi=100)
+    plt.close(figure)
+    return name
+
+
 def write_plots(runs: dict[str, AreaRun], out: Path) -> dict[str, list[str]]:
     """PNG plots per area (headless backend); area -> file names."""
     import matplotlib
@@ -369,6 +392,8 @@ def write_plots(runs: dict[str, AreaRun], out: Path) -> dict[str, list[str]]:
         made = [plot_ratios(area, run.figures, out)]
         if area == "serving":
             made.append(plot_serving(run.figures, out))
+        if area == "feedback":
+            made.append(plot_feedback(run.figures, out))
         plots[area] = [name for name in made if name]
     return plots
 
