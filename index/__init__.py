@@ -37,9 +37,11 @@ from thoughtbank.index.embedder import (
     load_embedder,
 )
 from thoughtbank.index.faiss_backend import IdFilter, import_faiss
+from thoughtbank.index.outcomes import OutcomeStore
 from thoughtbank.index.task_classifier import TaskClassifier
 from thoughtbank.index.task_routing import RoutingQuality, calibration_error, train_task_router
 from thoughtbank.index.threads import default_threads, use_threads
+from thoughtbank.index.usefulness import TemplateUse, lift_of, task_mean_scores
 
 __all__ = [
     "BUNDLED_MODEL",
@@ -52,10 +54,12 @@ __all__ = [
     "IndexManifest",
     "IndexSettings",
     "LoadedIndex",
+    "OutcomeStore",
     "PruneResult",
     "RoutingQuality",
     "SourceFile",
     "TaskClassifier",
+    "TemplateUse",
     "TorchEmbedder",
     "UpdateResult",
     "add_templates",
@@ -65,6 +69,7 @@ __all__ = [
     "damage_of",
     "default_threads",
     "import_faiss",
+    "lift_of",
     "list_versions",
     "load_embedder",
     "load_index",
@@ -74,6 +79,7 @@ __all__ = [
     "remove_templates",
     "rollback",
     "set_min_scores",
+    "task_mean_scores",
     "template_int_id",
     "train_task_router",
     "use_threads",

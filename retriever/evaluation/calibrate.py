@@ -15,9 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from thoughtbank.index import LoadedIndex, template_int_id
-from thoughtbank.index.embedder import Embedder
-from thoughtbank.index.usefulness import TemplateUse, lift_of
+from thoughtbank.index import Embedder, LoadedIndex, TemplateUse, lift_of, template_int_id
 from thoughtbank.retriever.evaluation.e2e import AnsweredQuery
 
 #: Above any cosine similarity: a task with this minimum is never served.

@@ -235,9 +235,7 @@ def _add_replay(commands: Commands) -> None:
 def _feedback_observations(
     index_dir: Path, index: LoadedIndex
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    from thoughtbank.index import manifest_embedder
-    from thoughtbank.index.outcomes import OutcomeStore
-    from thoughtbank.index.usefulness import task_mean_scores
+    from thoughtbank.index import OutcomeStore, manifest_embedder, task_mean_scores
     from thoughtbank.retriever.evaluation import calibrate
 
     with OutcomeStore(index_dir) as store:
