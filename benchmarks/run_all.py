@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from benchmarks.common import machine_info
 
@@ -315,6 +316,15 @@ def is_ratio(name: str) -> bool:
     return "ratio" in name or "_vs_" in name
 
 
+def _save(figure: Any, out: Path, name: str) -> str:
+    """Write ``figure`` as ``out/name`` and free it; the name, for the report."""
+    import matplotlib.pyplot as plt
+
+    figure.savefig(out / name, bbox_inches="tight", dpi=100)
+    plt.close(figure)
+    return name
+
+
 def plot_ratios(area: str, figures: dict[str, float], out: Path) -> str | None:
     """Bar chart of an area's ratio figures (1.0 marked); the file name, or None if it has none."""
     import matplotlib.pyplot as plt
@@ -328,10 +338,7 @@ def plot_ratios(area: str, figures: dict[str, float], out: Path) -> str | None:
     axes.set_xlabel("ratio to its ceiling or peer (measured in the same run)")
     axes.set_title(f"{area}: ratios")
     axes.invert_yaxis()
-    name = f"{area}_ratios.png"
-    figure.savefig(out / name, bbox_inches="tight", dpi=100)
-    plt.close(figure)
-    return name
+    return _save(figure, out, f"{area}_ratios.png")
 
 
 def plot_serving(figures: dict[str, float], out: Path) -> str | None:
@@ -353,10 +360,7 @@ def plot_serving(figures: dict[str, float], out: Path) -> str | None:
     axes.set_xlabel("concurrent clients")
     axes.set_ylabel("requests/s")
     axes.legend()
-    name = "serving_throughput.png"
-    figure.savefig(out / name, bbox_inches="tight", dpi=100)
-    plt.close(figure)
-    return name
+    return _save(figure, out, "serving_throughput.png")
 
 
 def plot_feedback(figures: dict[str, float], out: Path) -> str | None:
@@ -376,10 +380,7 @@ def plot_feedback(figures: dict[str, float], out: Path) -> str | None:
     axes.set_xlabel("outcomes recorded")
     axes.set_ylabel("mean hidden usefulness of the served top 3")
     axes.legend()
-    name = "feedback_learning.png"
-    figure.savefig(out / name, bbox_inches="tight", dpi=100)
-    plt.close(figure)
-    return name
+    return _save(figure, out, "feedback_learning.png")
 
 
 def write_plots(runs: dict[str, AreaRun], out: Path) -> dict[str, list[str]]:
