@@ -99,14 +99,17 @@ _SERVER_ADDRESS = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):(?P<port
 
 
 def server_address(text: str) -> str:
-    """``HOST:PORT`` of a server to call (port 1..65535), or a ``unix:`` socket path."""
-    if text.startswith("unix:") and len(text) > len("unix:"):
+    """``HOST:PORT`` of a server to call (port 1..65535), several of them comma-separated
+    (replicas), a ``dns:///HOST:PORT`` target or a ``unix:`` socket path."""
+    if text.startswith(("unix:", "dns:///")) and not text.endswith((":", "/")):
         return text
-    match = _SERVER_ADDRESS.fullmatch(text)
-    if match is None or not 1 <= int(match["port"]) <= MAX_PORT:
-        raise argparse.ArgumentTypeError(
-            f"expected HOST:PORT with a port in [1, {MAX_PORT}], got {echo(text)}"
-        )
+    for part in text.split(","):
+        match = _SERVER_ADDRESS.fullmatch(part.strip())
+        if match is None or not 1 <= int(match["port"]) <= MAX_PORT:
+            raise argparse.ArgumentTypeError(
+                f"expected HOST:PORT (port in [1, {MAX_PORT}]), HOST:PORT,HOST:PORT,... or "
+                f"dns:///HOST:PORT, got {echo(text)}"
+            )
     return text
 
 

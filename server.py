@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hmac
 import logging
 import os
 import resource
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import grpc
@@ -30,13 +28,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from thoughtbank.cli_common import Commands, quiet_model_loading
-from thoughtbank.echo import clip
-from thoughtbank.index import default_threads, use_threads
-from thoughtbank.index.outcomes import OutcomeStore
+from thoughtbank.echo import clip, echo
+from thoughtbank.index import LoadedIndex, default_threads, use_threads
 from thoughtbank.protos import SERVICE_NAME, pb2
 from thoughtbank.retriever.errors import (
     INDEX_LOADING_MESSAGE,
-    AuthenticationError,
     DeadlineExceededError,
     IndexUnavailableError,
     InvalidRequestError,
@@ -45,27 +41,27 @@ from thoughtbank.retriever.errors import (
 )
 from thoughtbank.retriever.prompt import load_prompt_template
 from thoughtbank.retriever.serving import conversions as convert
+from thoughtbank.retriever.serving.access import AccessTable, Grant, reload_access
 from thoughtbank.retriever.serving.config import ServerConfig, add_config_flags, config_from_args
 from thoughtbank.retriever.serving.engine import (
     EmbeddingChoice,
     RetrievalEngine,
     all_or_first_error,
 )
-from thoughtbank.retriever.serving.feedback import (
-    UsefulnessRanking,
-    follow_outcomes,
-    read_evidence,
-)
+from thoughtbank.retriever.serving.feedback import UsefulnessRanking, follow_outcomes
 from thoughtbank.retriever.serving.micro_batcher import MicroBatcher
+from thoughtbank.retriever.serving.namespaces import Namespace, NamespaceHooks, Namespaces
 from thoughtbank.retriever.serving.observability import ServerMetrics, configure_logging
 from thoughtbank.retriever.serving.outbound import OutboundBudget, Reservation
 from thoughtbank.retriever.serving.process import LISTENING_PREFIX, METRICS_MARK, READY_PREFIX
-from thoughtbank.retriever.serving.reload import LiveEngine, load_index_to_start
-from thoughtbank.retriever.types import MAX_K, RetrievalQuery, RetrievalResult
+from thoughtbank.retriever.serving.reload import load_index_to_start
+from thoughtbank.retriever.types import DEFAULT_NAMESPACE, MAX_K, RetrievalQuery, RetrievalResult
 from thoughtbank.schema import OutcomeRecord
 
 log = logging.getLogger("thoughtbank.server")
 T = TypeVar("T", bound=Message)
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 Outcome = RetrievalResult | ThoughtbankError
 
 MIN_CLIENT_PING_INTERVAL_MS = 10_000
@@ -84,8 +80,8 @@ MAX_OUTCOMES_PER_COMMIT = 512
 
 
 class RpcGuard:
-    """Runs each service RPC with auth, the concurrency and unsent-bytes limits, metrics and
-    status mapping.
+    """Runs each service RPC with auth, the namespace it names, the concurrency and
+    unsent-bytes limits, metrics and status mapping.
 
     A call counts as in flight, and holds its share of the outbound budget, from admission until
     gRPC reports it ended (its answer written, or the call cancelled): a handler returns before
@@ -95,41 +91,54 @@ class RpcGuard:
     def __init__(
         self,
         metrics: ServerMetrics,
-        token: str | None,
+        access: AccessTable,
+        namespaces: Namespaces,
         max_in_flight: int,
         outbound: OutboundBudget,
     ) -> None:
         self._metrics = metrics
-        self._expected = f"Bearer {token}".encode() if token else None
+        self.access = access  # replaced whole when the tokens are read again
+        self._namespaces = namespaces
         self._max_in_flight = max_in_flight
         self._in_flight = 0
         self._outbound = outbound
-
-    def _authenticate(self, context: grpc.aio.ServicerContext) -> None:
-        if self._expected is None:
-            return
-        # Every value counts: with a dict, a second header would silently win over the first.
-        sent = [
-            value for key, value in context.invocation_metadata() or () if key == "authorization"
-        ]
-        if not sent:
-            raise AuthenticationError(
-                "missing credentials: send metadata 'authorization: Bearer <token>'"
-            )
-        if len(sent) > 1:
-            raise AuthenticationError(f"{len(sent)} authorization headers sent; send exactly one")
-        if not hmac.compare_digest(str(sent[0]).encode(), self._expected):
-            raise AuthenticationError("invalid bearer token")
 
     async def handle(
         self,
         rpc: str,
         context: grpc.aio.ServicerContext,
-        handler: Callable[[], Awaitable[T]],
+        namespace: str,
+        handler: Callable[[Namespace], Awaitable[T]],
         hits: int = 0,
     ) -> T:
-        """Run ``handler`` for a call whose answer carries at most ``hits`` hits (0: a small
-        answer of another kind, reserved as one hit and not taught to the estimate)."""
+        """Run ``handler`` on the ``namespace`` a request names, for a call whose answer
+        carries at most ``hits`` hits (0: a small answer of another kind, reserved as one hit
+        and not taught to the estimate)."""
+
+        async def scoped(grant: Grant) -> T:
+            return await handler(self._namespaces.resolve(grant, namespace))
+
+        # Only names the server holds become labels: what callers send cannot grow the metrics.
+        held = self._namespaces.get(namespace or DEFAULT_NAMESPACE)
+        return await self._run(rpc, context, scoped, hits, held.name if held else "")
+
+    async def handle_unscoped(
+        self,
+        rpc: str,
+        context: grpc.aio.ServicerContext,
+        handler: Callable[[Grant], Awaitable[T]],
+    ) -> T:
+        """Run ``handler`` with the caller's grant, for a call that names no namespace."""
+        return await self._run(rpc, context, handler, 0, "")
+
+    async def _run(
+        self,
+        rpc: str,
+        context: grpc.aio.ServicerContext,
+        handler: Callable[[Grant], Awaitable[T]],
+        hits: int,
+        label: str,
+    ) -> T:
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         observed = False
@@ -138,12 +147,12 @@ class RpcGuard:
             nonlocal observed
             if not observed:
                 observed = True
-                self._metrics.observe_request(rpc, code.name, time.perf_counter() - started)
+                self._metrics.observe_request(rpc, code.name, label, time.perf_counter() - started)
 
         try:
-            self._authenticate(context)
+            grant = self.access.authenticate(context.invocation_metadata() or ())
             reservation = self._admit(rpc, context, hits)
-            response = await handler()
+            response = await handler(grant)
             size = response.ByteSize()
             reservation.resize(size)
             if hits:
@@ -193,8 +202,19 @@ def hits_of(request: pb2.RetrieveRequest | pb2.AugmentPromptRequest) -> int:
     return min(max(request.k, 1), MAX_K)
 
 
+def check_same_namespace(items: Sequence[Any], namespace: str, field: str) -> None:
+    """INVALID_ARGUMENT for an item of a batch that names another namespace than the batch."""
+    for n, item in enumerate(items):
+        if item.namespace and item.namespace != namespace:
+            raise InvalidRequestError(
+                f"{field}[{n}].namespace {echo(item.namespace)} differs from the call's "
+                f"namespace {echo(namespace)}; set it on the call only"
+            )
+
+
 class ThoughtTemplateServicer:
-    """Maps RPCs onto the live engine; all query embedding goes through the micro-batcher.
+    """Maps RPCs onto the namespaces' live engines; all query embedding goes through the
+    micro-batcher.
 
     ``add_service`` registers one handler per RPC of the service descriptor, so every RPC of
     the proto must have its method here.
@@ -202,53 +222,57 @@ class ThoughtTemplateServicer:
 
     def __init__(
         self,
-        live: LiveEngine,
+        namespaces: Namespaces,
         guard: RpcGuard,
         config: ServerConfig,
-        on_batch: Callable[[int], None],
-        outcomes: OutcomeStore,
-        on_outcomes: Callable[[Sequence[bool]], None],
+        metrics: ServerMetrics,
     ) -> None:
-        self._live = live
-        self._on_outcomes = on_outcomes
+        self._namespaces = namespaces
+        self._metrics = metrics
         self._guard = guard
         self._max_batch_queries = config.max_batch_queries
         self._max_response_bytes = config.max_response_bytes
-        self.batcher: MicroBatcher[RetrievalQuery, Outcome] = MicroBatcher(
+        self.batcher: MicroBatcher[tuple[Namespace, RetrievalQuery], Outcome] = MicroBatcher(
             self._retrieve_each,
             config.max_batch_size,
             config.batch_wait_ms / 1000,
-            on_batch,
+            metrics.batch_size.observe,
             workers=config.batch_workers,
             cores=default_threads(),
         )
-        # Outcomes arriving together share one durable commit, in one writer thread.
-        self.outcome_writer: MicroBatcher[OutcomeRecord, bool] = MicroBatcher(
-            lambda records, _cores: outcomes.record(records),
+        # Outcomes arriving together share one durable commit per store, in one writer thread.
+        self.outcome_writer: MicroBatcher[tuple[Namespace, OutcomeRecord], bool] = MicroBatcher(
+            lambda items, _cores: per_namespace(items, lambda ns, rs: ns.outcomes.record(rs)),
             MAX_OUTCOMES_PER_COMMIT,
             config.batch_wait_ms / 1000,
         )
 
-    def _engine(self) -> RetrievalEngine:
-        engine = self._live.engine
+    @staticmethod
+    def _engine(namespace: Namespace) -> RetrievalEngine:
+        engine = namespace.live.engine
         if engine is None:
             raise IndexUnavailableError(INDEX_LOADING_MESSAGE)
         return engine
 
-    def _retrieve_each(self, queries: Sequence[RetrievalQuery], cores: int) -> list[Outcome]:
-        """One batch, on the engine live when the batch starts (a swap waits for the next),
-        on the cores the batcher gives it."""
+    def _retrieve_each(
+        self, items: Sequence[tuple[Namespace, RetrievalQuery]], cores: int
+    ) -> list[Outcome]:
+        """One batch, each namespace's queries on its engine live when the batch starts (a
+        swap waits for the next), on the cores the batcher gives it."""
         use_threads(cores)
-        return self._engine().retrieve_each(queries)
+        return per_namespace(items, lambda ns, queries: self._engine(ns).retrieve_each(queries))
 
     async def _retrieve(
-        self, queries: Sequence[RetrievalQuery], context: grpc.aio.ServicerContext
+        self,
+        namespace: Namespace,
+        queries: Sequence[RetrievalQuery],
+        context: grpc.aio.ServicerContext,
     ) -> list[RetrievalResult]:
-        self._check_response_size(self._engine(), queries)  # UNAVAILABLE first, if no index
+        self._check_response_size(self._engine(namespace), queries)  # UNAVAILABLE first
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:
             raise DeadlineExceededError("the deadline passed before the request was queued")
-        return all_or_first_error(await self.batcher.submit_all(queries))
+        return all_or_first_error(await self.batcher.submit_all([(namespace, q) for q in queries]))
 
     def _check_response_size(
         self, engine: RetrievalEngine, queries: Sequence[RetrievalQuery]
@@ -265,11 +289,13 @@ class ThoughtTemplateServicer:
     async def Retrieve(
         self, request: pb2.RetrieveRequest, context: grpc.aio.ServicerContext
     ) -> pb2.RetrieveResponse:
-        async def run() -> pb2.RetrieveResponse:
-            (result,) = await self._retrieve([convert.query_from_pb(request)], context)
+        async def run(namespace: Namespace) -> pb2.RetrieveResponse:
+            (result,) = await self._retrieve(namespace, [convert.query_from_pb(request)], context)
             return convert.result_to_pb(result)
 
-        return await self._guard.handle("Retrieve", context, run, hits_of(request))
+        return await self._guard.handle(
+            "Retrieve", context, request.namespace, run, hits_of(request)
+        )
 
     def _check_batch_size(self, count: int, what: str, unit: str) -> None:
         """INVALID_ARGUMENT for a call carrying more than ``max_batch_queries`` items."""
@@ -281,83 +307,116 @@ class ThoughtTemplateServicer:
     async def RetrieveBatch(
         self, request: pb2.RetrieveBatchRequest, context: grpc.aio.ServicerContext
     ) -> pb2.RetrieveBatchResponse:
-        async def run() -> pb2.RetrieveBatchResponse:
+        async def run(namespace: Namespace) -> pb2.RetrieveBatchResponse:
             self._check_batch_size(len(request.requests), "requests in one batch", "batch")
+            check_same_namespace(request.requests, request.namespace, "requests")
             queries = [convert.query_from_pb(r) for r in request.requests]
-            results = await self._retrieve(queries, context)
+            results = await self._retrieve(namespace, queries, context)
             return pb2.RetrieveBatchResponse(responses=[convert.result_to_pb(r) for r in results])
 
         hits = sum(hits_of(r) for r in request.requests)
-        return await self._guard.handle("RetrieveBatch", context, run, hits)
+        return await self._guard.handle("RetrieveBatch", context, request.namespace, run, hits)
 
     async def AugmentPrompt(
         self, request: pb2.AugmentPromptRequest, context: grpc.aio.ServicerContext
     ) -> pb2.AugmentPromptResponse:
-        async def run() -> pb2.AugmentPromptResponse:
+        async def run(namespace: Namespace) -> pb2.AugmentPromptResponse:
             query = convert.query_from_pb(request)
-            (result,) = await self._retrieve([query], context)
+            (result,) = await self._retrieve(namespace, [query], context)
             budget = (
                 request.max_template_tokens if request.HasField("max_template_tokens") else None
             )
             augmented = await asyncio.to_thread(
-                self._engine().augment_result, query, result, budget
+                self._engine(namespace).augment_result, query, result, budget
             )
             return convert.augmented_to_pb(augmented)
 
-        return await self._guard.handle("AugmentPrompt", context, run, hits_of(request))
+        return await self._guard.handle(
+            "AugmentPrompt", context, request.namespace, run, hits_of(request)
+        )
 
     async def GetTemplate(
         self, request: pb2.GetTemplateRequest, context: grpc.aio.ServicerContext
     ) -> pb2.GetTemplateResponse:
-        async def run() -> pb2.GetTemplateResponse:
-            engine = self._engine()
+        async def run(namespace: Namespace) -> pb2.GetTemplateResponse:
+            engine = self._engine(namespace)
             return pb2.GetTemplateResponse(
                 template=convert.template_to_pb(engine.get_template(request.id)),
                 index_version=engine.version,
             )
 
-        return await self._guard.handle("GetTemplate", context, run)
+        return await self._guard.handle("GetTemplate", context, request.namespace, run)
 
     async def GetIndexInfo(
         self, request: pb2.GetIndexInfoRequest, context: grpc.aio.ServicerContext
     ) -> pb2.GetIndexInfoResponse:
-        async def run() -> pb2.GetIndexInfoResponse:
-            return convert.info_to_pb(self._engine().info())
+        async def run(namespace: Namespace) -> pb2.GetIndexInfoResponse:
+            return convert.info_to_pb(self._engine(namespace).info())
 
-        return await self._guard.handle("GetIndexInfo", context, run)
+        return await self._guard.handle("GetIndexInfo", context, request.namespace, run)
 
     async def RecordOutcome(
         self, request: pb2.RecordOutcomeRequest, context: grpc.aio.ServicerContext
     ) -> pb2.RecordOutcomeResponse:
-        async def run() -> pb2.RecordOutcomeResponse:
-            (recorded,) = await self._record([convert.outcome_from_pb(request)])
+        async def run(namespace: Namespace) -> pb2.RecordOutcomeResponse:
+            (recorded,) = await self._record(namespace, [convert.outcome_from_pb(request)])
             return pb2.RecordOutcomeResponse(recorded=recorded)
 
-        return await self._guard.handle("RecordOutcome", context, run)
+        return await self._guard.handle("RecordOutcome", context, request.namespace, run)
 
     async def RecordOutcomes(
         self, request: pb2.RecordOutcomesRequest, context: grpc.aio.ServicerContext
     ) -> pb2.RecordOutcomesResponse:
-        async def run() -> pb2.RecordOutcomesResponse:
+        async def run(namespace: Namespace) -> pb2.RecordOutcomesResponse:
             self._check_batch_size(len(request.outcomes), "outcomes in one call", "call")
+            check_same_namespace(request.outcomes, request.namespace, "outcomes")
             records = [
                 convert.outcome_from_pb(message, f"outcomes[{n}].")
                 for n, message in enumerate(request.outcomes)
             ]
-            recorded = await self._record(records, batch=True)
+            recorded = await self._record(namespace, records, batch=True)
             return pb2.RecordOutcomesResponse(
                 results=[pb2.RecordOutcomeResponse(recorded=r) for r in recorded]
             )
 
-        return await self._guard.handle("RecordOutcomes", context, run)
+        return await self._guard.handle("RecordOutcomes", context, request.namespace, run)
 
-    async def _record(self, records: Sequence[OutcomeRecord], batch: bool = False) -> list[bool]:
+    async def _record(
+        self, namespace: Namespace, records: Sequence[OutcomeRecord], batch: bool = False
+    ) -> list[bool]:
         """Store ``records`` durably; INVALID_ARGUMENT naming the field of a bad one, before
         any is stored."""
-        self._engine().check_outcomes(records, batch)
-        recorded = await self.outcome_writer.submit_all(records)
-        self._on_outcomes(recorded)
+        self._engine(namespace).check_outcomes(records, batch)
+        recorded = await self.outcome_writer.submit_all([(namespace, r) for r in records])
+        self._metrics.observe_outcomes(namespace.name, recorded)
         return recorded
+
+    async def ListNamespaces(
+        self, request: pb2.ListNamespacesRequest, context: grpc.aio.ServicerContext
+    ) -> pb2.ListNamespacesResponse:
+        async def run(grant: Grant) -> pb2.ListNamespacesResponse:
+            return pb2.ListNamespacesResponse(
+                namespaces=[
+                    convert.namespace_to_pb(n.info()) for n in self._namespaces.readable(grant)
+                ]
+            )
+
+        return await self._guard.handle_unscoped("ListNamespaces", context, run)
+
+
+def per_namespace(
+    items: Sequence[tuple[Namespace, Item]],
+    process: Callable[[Namespace, list[Item]], Sequence[Result]],
+) -> list[Result]:
+    """``process`` run once per namespace on its items, the results back in item order."""
+    positions: dict[int, list[int]] = {}
+    for n, (namespace, _item) in enumerate(items):
+        positions.setdefault(id(namespace), []).append(n)
+    results: dict[int, Result] = {}
+    for group in positions.values():
+        namespace = items[group[0]][0]
+        results.update(zip(group, process(namespace, [items[n][1] for n in group]), strict=True))
+    return [results[n] for n in range(len(items))]
 
 
 @dataclass(frozen=True)
@@ -389,7 +448,7 @@ def _reject_malformed(
                 f"{rpc} request is not a valid thoughtbank.v1 message: {request.reason}"
             )
 
-        return await guard.handle(rpc, context, reject)
+        return await guard.handle_unscoped(rpc, context, lambda _grant: reject())
 
     return handle
 
@@ -456,25 +515,15 @@ def _bind(server: grpc.aio.Server, config: ServerConfig) -> int:
     return int(port)
 
 
-def _engine_settings(config: ServerConfig, feedback: UsefulnessRanking) -> dict[str, Any]:
+def _engine_settings(config: ServerConfig) -> dict[str, Any]:
     settings: dict[str, Any] = {
         "max_query_chars": config.max_query_chars,
         "max_template_chars": config.max_template_chars,
         "embedding": EmbeddingChoice(config.backend, config.precision),
-        "feedback": feedback,
     }
     if config.prompt_template_file is not None:
         settings["prompt_template"] = load_prompt_template(config.prompt_template_file.read_text())
     return settings
-
-
-def _read_token(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    token = path.read_text().strip()
-    if not token:
-        raise ValueError(f"auth token file {path} is empty")
-    return token
 
 
 class _Health:
@@ -489,22 +538,32 @@ class _Health:
             await self.servicer.set(name, status)
 
 
+def _first_index(config: ServerConfig) -> LoadedIndex | None:
+    """With ``--index``, its live version, so that a damaged one is refused before binding
+    (``IndexDamagedError`` saying what and why); with ``--index-root``, None: each namespace
+    is checked as it loads, and a damaged one stops only itself."""
+    if config.index_root is not None:
+        if not config.index_root.is_dir():
+            raise FileNotFoundError(f"index root {config.index_root} does not exist")
+        return None
+    if config.index_dir is None or not config.index_dir.is_dir():
+        raise FileNotFoundError(f"index directory {config.index_dir} does not exist")
+    return load_index_to_start(config.index_dir)
+
+
 async def serve(
     config: ServerConfig,
     on_listening: Callable[[int, int | None], None] | None = None,
     on_serving: Callable[[int], None] | None = None,
 ) -> None:
-    """Bind, load the index, serve, and run until SIGINT/SIGTERM; then drain within grace.
-
-    The live version is loaded before binding, so that a damaged index (CURRENT, or the
-    version it names) is refused with ``IndexDamagedError`` saying what and why.
+    """Bind, load the namespaces, serve, and run until SIGINT/SIGTERM; then drain within grace.
 
     ``on_listening(port, metrics_port)`` runs once bound (health NOT_SERVING, RPCs UNAVAILABLE
-    until an index loads); ``on_serving(port)`` once the first index version is live.
+    until an index loads); ``on_serving(port)`` once the namespaces found at start have loaded
+    (each live or failed) and at least one is live.
     """
-    if config.index_dir is None or not config.index_dir.is_dir():
-        raise FileNotFoundError(f"index directory {config.index_dir} does not exist")
-    first_index = await asyncio.to_thread(load_index_to_start, config.index_dir)
+    first_index = await asyncio.to_thread(_first_index, config)
+    access = AccessTable.load(config.auth_token_file, config.auth_tokens_file)
     metrics = ServerMetrics()
     metrics_port = (
         metrics.serve_http(config.host, config.metrics_port)
@@ -514,41 +573,51 @@ async def serve(
     server = grpc.aio.server(options=_server_options(config))
     health_service = _Health(server)
     port = _bind(server, config)
+    started = asyncio.Event()  # the namespaces found at start have had their first load
     ready = asyncio.Event()
 
-    async def on_swap(engine: RetrievalEngine) -> None:
-        metrics.reloads.labels("ok").inc()
-        metrics.set_index(engine.version, engine.size)
-        if not ready.is_set():
+    async def become_ready_once_live() -> None:
+        if started.is_set() and not ready.is_set() and any(n.live.engine for n in namespaces):
             ready.set()
             await health_service.set(health_pb2.HealthCheckResponse.SERVING)
             if on_serving:
                 on_serving(port)
 
-    outcomes = OutcomeStore(config.index_dir)
-    feedback = UsefulnessRanking(config.usefulness_weight, config.exploration)
+    async def on_swap(name: str, engine: RetrievalEngine) -> None:
+        metrics.reloads.labels(name, "ok").inc()
+        metrics.set_index(name, engine.version, engine.size)
+        await become_ready_once_live()
+
+    namespaces = Namespaces(
+        config.index_dir,
+        config.index_root,
+        _engine_settings(config),
+        lambda: UsefulnessRanking(config.usefulness_weight, config.exploration),
+        NamespaceHooks(
+            on_swap,
+            on_failure=lambda name: metrics.reloads.labels(name, "failed").inc(),
+            on_drop=metrics.forget_index,
+        ),
+        config.reload_interval,
+        first_index,
+    )
 
     def refresh_evidence() -> None:
-        read_evidence(outcomes, feedback)
-        metrics.retired_templates.set(len(feedback.retired))
+        for namespace in namespaces:
+            try:
+                namespace.read_evidence()
+            except Exception:  # a locked or damaged store must not stop the others' reads
+                log.exception(
+                    "reading the outcome store failed; ranking keeps the last evidence",
+                    extra={"namespace": namespace.name},
+                )
+            metrics.retired_templates.labels(namespace.name).set(len(namespace.feedback.retired))
 
-    await asyncio.to_thread(refresh_evidence)
-    live = LiveEngine(
-        config.index_dir,
-        _engine_settings(config, feedback),
-        on_swap,
-        on_failure=lambda _version, _exc: metrics.reloads.labels("failed").inc(),
-        first_index=first_index,
-    )
     outbound = OutboundBudget(
         config.max_unsent_bytes_per_connection, config.max_unsent_bytes, metrics.unsent_bytes.set
     )
-    guard = RpcGuard(
-        metrics, _read_token(config.auth_token_file), config.max_concurrent_rpcs, outbound
-    )
-    servicer = ThoughtTemplateServicer(
-        live, guard, config, metrics.batch_size.observe, outcomes, metrics.observe_outcomes
-    )
+    guard = RpcGuard(metrics, access, namespaces, config.max_concurrent_rpcs, outbound)
+    servicer = ThoughtTemplateServicer(namespaces, guard, config, metrics)
     add_service(server, servicer, guard)
     reflection.enable_server_reflection(
         (SERVICE_NAME, reflection.SERVICE_NAME, health.SERVICE_NAME), server
@@ -564,11 +633,21 @@ async def serve(
             "port": port,
             "metrics_port": metrics_port,
             "tls": config.tls_cert is not None,
-            "auth": config.auth_token_file is not None,
+            "auth": not access.open,
         },
     )
     if on_listening:
         on_listening(port, metrics_port)
+
+    async def start() -> None:
+        await namespaces.sync()
+        await asyncio.to_thread(refresh_evidence)
+        started.set()
+        await become_ready_once_live()
+
+    def reread_access() -> None:
+        guard.access = reload_access(guard.access, config.auth_token_file, config.auth_tokens_file)
+
     following = (
         asyncio.get_running_loop().create_task(
             follow_outcomes(refresh_evidence, config.feedback_interval)
@@ -577,32 +656,41 @@ async def serve(
         else None
     )
     try:
-        await _run_until_stopped(config, live)
+        await _run_until_stopped(config, namespaces, start, reread_access)
     finally:
         if following is not None:
             following.cancel()
+        namespaces.close()
     await _drain(config, server, health_service, servicer)
 
 
-async def _run_until_stopped(config: ServerConfig, live: LiveEngine) -> None:
-    """Serve until SIGINT/SIGTERM; reload on SIGHUP and, when enabled, on CURRENT changes."""
+async def _run_until_stopped(
+    config: ServerConfig,
+    namespaces: Namespaces,
+    start: Callable[[], Coroutine[Any, Any, None]],
+    on_sighup: Callable[[], None],
+) -> None:
+    """Serve until SIGINT/SIGTERM; on SIGHUP read the tokens again and reload; when enabled,
+    follow CURRENT and the index root."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     background: set[asyncio.Task[Any]] = set()
-    if config.reload_interval:
-        background.add(loop.create_task(live.watch(config.reload_interval)))
+    if config.reload_interval and namespaces.index_root is not None:
+        background.add(loop.create_task(namespaces.watch(config.reload_interval)))
 
-    def on_sighup() -> None:
-        log.info("SIGHUP: reloading the index")
-        task = loop.create_task(live.refresh(force=True))
+    def sighup() -> None:
+        log.info("SIGHUP: reading the auth tokens and reloading the index")
+        on_sighup()
+        task = loop.create_task(namespaces.refresh(force=True))
         background.add(task)
         task.add_done_callback(background.discard)
 
-    loop.add_signal_handler(signal.SIGHUP, on_sighup)
-    await live.refresh()
+    loop.add_signal_handler(signal.SIGHUP, sighup)
+    starting = loop.create_task(start())
     await stop.wait()
+    starting.cancel()
     for task in background:
         task.cancel()
 
@@ -651,6 +739,7 @@ SERVE_EXAMPLES = """examples:
   thoughtbank serve --index INDEX_DIR --port 50051
   thoughtbank serve --index INDEX_DIR --host 0.0.0.0 --port 50051 --metrics-port 9100
   thoughtbank serve --index INDEX_DIR --tls-cert cert.pem --tls-key key.pem --auth-token-file token
+  thoughtbank serve --index-root INDEX_ROOT --auth-tokens-file tokens.toml
   thoughtbank serve --config serve.toml --log-format text"""
 
 

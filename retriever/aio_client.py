@@ -20,10 +20,7 @@ from thoughtbank.retriever.base_client import (
     BaseClient,
     Call,
     ConnectionSettings,
-    get_template_call,
-    index_info_call,
-    record_outcome_call,
-    record_outcomes_call,
+    list_namespaces_call,
 )
 from thoughtbank.retriever.client import LocalTransport, Transport
 from thoughtbank.retriever.errors import error_from_rpc
@@ -31,6 +28,7 @@ from thoughtbank.retriever.types import (
     DEFAULT_K,
     AugmentedPrompt,
     IndexInfo,
+    NamespaceInfo,
     RetrievalQuery,
     RetrievalResult,
 )
@@ -115,9 +113,10 @@ class AsyncThoughtbankClient(BaseClient[AsyncTransport]):
         return AioGrpcTransport(settings)
 
     @classmethod
-    def local(cls, index_dir: Path | str) -> AsyncThoughtbankClient:
-        """The same API over an index loaded in this process; calls run in worker threads."""
-        return cls(ThreadedTransport(LocalTransport(Path(index_dir))))
+    def local(cls, index_dir: Path | str, *, namespace: str = "") -> AsyncThoughtbankClient:
+        """The same API over an index loaded in this process (namespace ``default``); calls
+        run in worker threads."""
+        return cls(ThreadedTransport(LocalTransport(Path(index_dir))), namespace=namespace)
 
     async def retrieve(
         self,
@@ -127,10 +126,11 @@ class AsyncThoughtbankClient(BaseClient[AsyncTransport]):
         *,
         min_score: float | None = None,
         diversity: float = 0.0,
+        namespace: str | None = None,
         timeout: float | None = None,
     ) -> RetrievalResult:
         """Top-``k`` templates for ``query`` (a text, or a ``RetrievalQuery`` for every option)."""
-        call = self._retrieve(query, k, task, min_score, diversity)
+        call = self._retrieve(query, k, task, min_score, diversity, namespace)
         return await self._transport.call(call, timeout)
 
     async def retrieve_batch(
@@ -139,10 +139,13 @@ class AsyncThoughtbankClient(BaseClient[AsyncTransport]):
         k: int = DEFAULT_K,
         task: str = "",
         *,
+        namespace: str | None = None,
         timeout: float | None = None,
     ) -> list[RetrievalResult]:
         """One result per query, in order, from a single call (embedded as one batch)."""
-        return await self._transport.call(self._retrieve_batch(queries, k, task), timeout)
+        return await self._transport.call(
+            self._retrieve_batch(queries, k, task, namespace), timeout
+        )
 
     async def augment(
         self,
@@ -153,30 +156,47 @@ class AsyncThoughtbankClient(BaseClient[AsyncTransport]):
         min_score: float | None = None,
         diversity: float = 0.0,
         max_template_tokens: int | None = None,
+        namespace: str | None = None,
         timeout: float | None = None,
     ) -> AugmentedPrompt:
         """The FusionFactory-style prompt for ``query`` with the templates it was built from."""
-        call = self._augment(query, k, task, min_score, diversity, max_template_tokens)
+        call = self._augment(query, k, task, min_score, diversity, max_template_tokens, namespace)
         return await self._transport.call(call, timeout)
 
     async def get_template(
-        self, template_id: str, *, timeout: float | None = None
+        self, template_id: str, *, namespace: str | None = None, timeout: float | None = None
     ) -> ThoughtTemplate:
-        return await self._transport.call(get_template_call(template_id), timeout)
+        return await self._transport.call(self._get_template(template_id, namespace), timeout)
 
-    async def index_info(self, *, timeout: float | None = None) -> IndexInfo:
-        return await self._transport.call(index_info_call(), timeout)
+    async def index_info(
+        self, *, namespace: str | None = None, timeout: float | None = None
+    ) -> IndexInfo:
+        return await self._transport.call(self._index_info(namespace), timeout)
 
-    async def record_outcome(self, outcome: OutcomeRecord, *, timeout: float | None = None) -> bool:
+    async def record_outcome(
+        self,
+        outcome: OutcomeRecord,
+        *,
+        namespace: str | None = None,
+        timeout: float | None = None,
+    ) -> bool:
         """Report how an answer scored with ``outcome.template_ids`` in its prompt, stored
         durably; False when this ``outcome_id`` was recorded before (a retry is safe)."""
-        return await self._transport.call(record_outcome_call(outcome), timeout)
+        return await self._transport.call(self._record_outcome(outcome, namespace), timeout)
 
     async def record_outcomes(
-        self, outcomes: Sequence[OutcomeRecord], *, timeout: float | None = None
+        self,
+        outcomes: Sequence[OutcomeRecord],
+        *,
+        namespace: str | None = None,
+        timeout: float | None = None,
     ) -> list[bool]:
         """``record_outcome`` for many outcomes in one call, e.g. replayed evaluation results."""
-        return await self._transport.call(record_outcomes_call(outcomes), timeout)
+        return await self._transport.call(self._record_outcomes(outcomes, namespace), timeout)
+
+    async def list_namespaces(self, *, timeout: float | None = None) -> list[NamespaceInfo]:
+        """The namespaces the server holds that this client's token may read, by name."""
+        return await self._transport.call(list_namespaces_call(), timeout)
 
     async def close(self) -> None:
         await self._transport.close()

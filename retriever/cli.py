@@ -67,18 +67,19 @@ def connection_options(args: argparse.Namespace) -> dict[str, Any]:
         "token": token,
         "root_certificates": args.tls_ca,
         "wait_for_ready": args.wait,
+        "namespace": args.namespace,
     }
 
 
 def open_client(args: argparse.Namespace) -> ThoughtbankClient:
     if args.index is not None:
-        return ThoughtbankClient.local(args.index)
+        return ThoughtbankClient.local(args.index, namespace=args.namespace)
     return ThoughtbankClient(args.server, **connection_options(args))
 
 
 def open_async_client(args: argparse.Namespace) -> AsyncThoughtbankClient:
     if args.index is not None:
-        return AsyncThoughtbankClient.local(args.index)
+        return AsyncThoughtbankClient.local(args.index, namespace=args.namespace)
     return AsyncThoughtbankClient(args.server, **connection_options(args))
 
 
@@ -235,7 +236,13 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
         "--server",
         type=server_address,
         default=os.environ.get("THOUGHTBANK_SERVER") or DEFAULT_SERVER,  # empty: unset
-        help=f"HOST:PORT of a running server (default: $THOUGHTBANK_SERVER or {DEFAULT_SERVER})",
+        help="HOST:PORT of a running server, HOST:PORT,HOST:PORT,... of replicas or "
+        f"dns:///NAME:PORT (default: $THOUGHTBANK_SERVER or {DEFAULT_SERVER})",
+    )
+    parser.add_argument(
+        "--namespace",
+        default=os.environ.get("THOUGHTBANK_NAMESPACE", ""),
+        help="namespace to read (default: $THOUGHTBANK_NAMESPACE or the server's 'default')",
     )
     target.add_argument(
         "--index", type=Path, help="query this index directory in-process instead of a server"

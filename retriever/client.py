@@ -15,6 +15,7 @@ from typing import Protocol, TypeVar
 
 import grpc
 
+from thoughtbank.echo import echo
 from thoughtbank.extras import require_engine
 from thoughtbank.protos import pb2_grpc
 from thoughtbank.retriever.base_client import (
@@ -22,16 +23,19 @@ from thoughtbank.retriever.base_client import (
     Call,
     ConnectionSettings,
     LocalRetrieval,
-    get_template_call,
-    index_info_call,
-    record_outcome_call,
-    record_outcomes_call,
+    list_namespaces_call,
 )
-from thoughtbank.retriever.errors import error_from_rpc
+from thoughtbank.retriever.errors import (
+    NAMESPACE_NOT_FOUND_PREFIX,
+    NamespaceNotFoundError,
+    error_from_rpc,
+)
 from thoughtbank.retriever.types import (
     DEFAULT_K,
+    DEFAULT_NAMESPACE,
     AugmentedPrompt,
     IndexInfo,
+    NamespaceInfo,
     RetrievalQuery,
     RetrievalResult,
 )
@@ -88,6 +92,11 @@ class LocalTransport:
         self.address = f"local:{index_dir}"
 
     def call(self, call: Call[T], timeout: float | None) -> T:
+        if call.namespace not in ("", DEFAULT_NAMESPACE):
+            raise NamespaceNotFoundError(
+                f"{NAMESPACE_NOT_FOUND_PREFIX}{echo(call.namespace)}: a local client serves one "
+                f"index, namespace {DEFAULT_NAMESPACE!r}"
+            )
         return call.run_local(self.engine)
 
     def close(self) -> None:
@@ -106,9 +115,10 @@ class ThoughtbankClient(BaseClient[Transport]):
         return GrpcTransport(settings)
 
     @classmethod
-    def local(cls, index_dir: Path | str) -> ThoughtbankClient:
-        """The same API over an index loaded in this process, for notebooks and batch jobs."""
-        return cls(LocalTransport(Path(index_dir)))
+    def local(cls, index_dir: Path | str, *, namespace: str = "") -> ThoughtbankClient:
+        """The same API over an index loaded in this process, for notebooks and batch jobs; it
+        is namespace ``default``."""
+        return cls(LocalTransport(Path(index_dir)), namespace=namespace)
 
     def retrieve(
         self,
@@ -118,10 +128,13 @@ class ThoughtbankClient(BaseClient[Transport]):
         *,
         min_score: float | None = None,
         diversity: float = 0.0,
+        namespace: str | None = None,
         timeout: float | None = None,
     ) -> RetrievalResult:
         """Top-``k`` templates for ``query`` (a text, or a ``RetrievalQuery`` for every option)."""
-        return self._transport.call(self._retrieve(query, k, task, min_score, diversity), timeout)
+        return self._transport.call(
+            self._retrieve(query, k, task, min_score, diversity, namespace), timeout
+        )
 
     def retrieve_batch(
         self,
@@ -129,10 +142,11 @@ class ThoughtbankClient(BaseClient[Transport]):
         k: int = DEFAULT_K,
         task: str = "",
         *,
+        namespace: str | None = None,
         timeout: float | None = None,
     ) -> list[RetrievalResult]:
         """One result per query, in order, from a single call (embedded as one batch)."""
-        return self._transport.call(self._retrieve_batch(queries, k, task), timeout)
+        return self._transport.call(self._retrieve_batch(queries, k, task, namespace), timeout)
 
     def augment(
         self,
@@ -143,28 +157,47 @@ class ThoughtbankClient(BaseClient[Transport]):
         min_score: float | None = None,
         diversity: float = 0.0,
         max_template_tokens: int | None = None,
+        namespace: str | None = None,
         timeout: float | None = None,
     ) -> AugmentedPrompt:
         """The FusionFactory-style prompt for ``query`` with the templates it was built from."""
-        call = self._augment(query, k, task, min_score, diversity, max_template_tokens)
+        call = self._augment(query, k, task, min_score, diversity, max_template_tokens, namespace)
         return self._transport.call(call, timeout)
 
-    def get_template(self, template_id: str, *, timeout: float | None = None) -> ThoughtTemplate:
-        return self._transport.call(get_template_call(template_id), timeout)
+    def get_template(
+        self, template_id: str, *, namespace: str | None = None, timeout: float | None = None
+    ) -> ThoughtTemplate:
+        return self._transport.call(self._get_template(template_id, namespace), timeout)
 
-    def index_info(self, *, timeout: float | None = None) -> IndexInfo:
-        return self._transport.call(index_info_call(), timeout)
+    def index_info(
+        self, *, namespace: str | None = None, timeout: float | None = None
+    ) -> IndexInfo:
+        return self._transport.call(self._index_info(namespace), timeout)
 
-    def record_outcome(self, outcome: OutcomeRecord, *, timeout: float | None = None) -> bool:
+    def record_outcome(
+        self,
+        outcome: OutcomeRecord,
+        *,
+        namespace: str | None = None,
+        timeout: float | None = None,
+    ) -> bool:
         """Report how an answer scored with ``outcome.template_ids`` in its prompt, stored
         durably; False when this ``outcome_id`` was recorded before (a retry is safe)."""
-        return self._transport.call(record_outcome_call(outcome), timeout)
+        return self._transport.call(self._record_outcome(outcome, namespace), timeout)
 
     def record_outcomes(
-        self, outcomes: Sequence[OutcomeRecord], *, timeout: float | None = None
+        self,
+        outcomes: Sequence[OutcomeRecord],
+        *,
+        namespace: str | None = None,
+        timeout: float | None = None,
     ) -> list[bool]:
         """``record_outcome`` for many outcomes in one call, e.g. replayed evaluation results."""
-        return self._transport.call(record_outcomes_call(outcomes), timeout)
+        return self._transport.call(self._record_outcomes(outcomes, namespace), timeout)
+
+    def list_namespaces(self, *, timeout: float | None = None) -> list[NamespaceInfo]:
+        """The namespaces the server holds that this client's token may read, by name."""
+        return self._transport.call(list_namespaces_call(), timeout)
 
     def close(self) -> None:
         self._transport.close()

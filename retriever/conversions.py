@@ -13,6 +13,7 @@ from thoughtbank.protos import pb2
 from thoughtbank.retriever.types import (
     AugmentedPrompt,
     IndexInfo,
+    NamespaceInfo,
     RetrievalQuery,
     RetrievalResult,
     ScoredTemplate,
@@ -76,8 +77,9 @@ def _query_fields(query: RetrievalQuery) -> dict[str, Any]:
     }
 
 
-def outcome_to_pb(outcome: OutcomeRecord) -> pb2.RecordOutcomeRequest:
+def outcome_to_pb(outcome: OutcomeRecord, namespace: str = "") -> pb2.RecordOutcomeRequest:
     return pb2.RecordOutcomeRequest(
+        namespace=namespace,
         outcome_id=outcome.outcome_id,
         query=outcome.query,
         template_ids=list(outcome.template_ids),
@@ -89,14 +91,16 @@ def outcome_to_pb(outcome: OutcomeRecord) -> pb2.RecordOutcomeRequest:
     )
 
 
-def query_to_pb(query: RetrievalQuery) -> pb2.RetrieveRequest:
-    return pb2.RetrieveRequest(**_query_fields(query))
+def query_to_pb(query: RetrievalQuery, namespace: str = "") -> pb2.RetrieveRequest:
+    return pb2.RetrieveRequest(**_query_fields(query), namespace=namespace)
 
 
 def augment_request_to_pb(
-    query: RetrievalQuery, max_template_tokens: int | None = None
+    query: RetrievalQuery, max_template_tokens: int | None = None, namespace: str = ""
 ) -> pb2.AugmentPromptRequest:
-    return pb2.AugmentPromptRequest(**_query_fields(query), max_template_tokens=max_template_tokens)
+    return pb2.AugmentPromptRequest(
+        **_query_fields(query), max_template_tokens=max_template_tokens, namespace=namespace
+    )
 
 
 def result_from_pb(message: pb2.RetrieveResponse) -> RetrievalResult:
@@ -128,3 +132,7 @@ def info_from_pb(message: pb2.GetIndexInfoResponse) -> IndexInfo:
         created_at=message.created_at,
         manifest=json.loads(message.manifest_json) if message.manifest_json else {},
     )
+
+
+def namespaces_from_pb(message: pb2.ListNamespacesResponse) -> list[NamespaceInfo]:
+    return [NamespaceInfo(n.name, n.index_version, n.count) for n in message.namespaces]

@@ -28,6 +28,23 @@ class TemplateNotFoundError(ThoughtbankError):
     code = grpc.StatusCode.NOT_FOUND
 
 
+class NamespaceNotFoundError(ThoughtbankError):
+    """The server holds no namespace of that name (or the caller may read every one and it is
+    not among them)."""
+
+    code = grpc.StatusCode.NOT_FOUND
+
+
+#: How a server's NOT_FOUND for a namespace begins; clients tell it from a missing template so.
+NAMESPACE_NOT_FOUND_PREFIX = "no namespace "
+
+
+class PermissionDeniedError(ThoughtbankError):
+    """A valid token that may not read the namespace asked for."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
 class IndexUnavailableError(ThoughtbankError):
     code = grpc.StatusCode.UNAVAILABLE
 
@@ -66,6 +83,7 @@ _BY_CODE = {
         TemplateNotFoundError,
         IndexUnavailableError,
         AuthenticationError,
+        PermissionDeniedError,
         ServerOverloadedError,
         DeadlineExceededError,
     )
@@ -78,4 +96,6 @@ def error_from_rpc(error: grpc.RpcError) -> ThoughtbankError:
     details = error.details() or code.name
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED and _SIZE_REFUSAL in details:
         return MessageTooLargeError(details, code)
+    if code == grpc.StatusCode.NOT_FOUND and details.startswith(NAMESPACE_NOT_FOUND_PREFIX):
+        return NamespaceNotFoundError(details, code)
     return _BY_CODE.get(code, ThoughtbankError)(details, code)

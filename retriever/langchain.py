@@ -91,7 +91,8 @@ class ThoughtTemplateRetriever(BaseRetriever):
 
     Give ``address`` (clients are created on demand with ``client_options``, e.g. ``token`` or
     ``root_certificates``) or ready clients: ``client`` for the sync path, ``async_client`` for
-    the async one. With only a sync client (such as ``ThoughtbankClient.local``), the async path
+    the async one. ``namespace`` is the one to read (None: the clients' own default). With only
+    a sync client (such as ``ThoughtbankClient.local``), the async path
     runs it in a worker thread. grpc.aio channels belong to one event loop, so clients made from
     ``address`` are kept per loop.
     """
@@ -104,6 +105,7 @@ class ThoughtTemplateRetriever(BaseRetriever):
     task: str = ""
     min_score: float | None = None
     diversity: float = 0.0
+    namespace: str | None = None
 
     _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncThoughtbankClient] = (
         PrivateAttr(default_factory=weakref.WeakKeyDictionary)
@@ -148,14 +150,16 @@ class ThoughtTemplateRetriever(BaseRetriever):
 
     def search(self, query: str, **options: Any) -> RetrievalResult:
         """The full typed result for ``query`` with this retriever's settings (sync)."""
-        return self._sync_client().retrieve(self.request(query, **options))
+        return self._sync_client().retrieve(
+            self.request(query, **options), namespace=self.namespace
+        )
 
     async def asearch(self, query: str, **options: Any) -> RetrievalResult:
         """The full typed result for ``query`` with this retriever's settings (async)."""
         client = self._loop_client()
         if client is None:
             return await asyncio.to_thread(self.search, query, **options)
-        return await client.retrieve(self.request(query, **options))
+        return await client.retrieve(self.request(query, **options), namespace=self.namespace)
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **options: Any
@@ -173,7 +177,7 @@ class ThoughtTemplateRetriever(BaseRetriever):
         """Report how the answer built from ``documents`` scored (``fields``: the other
         ``outcome_of_documents`` keywords); False when ``outcome_id`` was recorded before."""
         outcome = outcome_of_documents(documents, outcome_id, score, **fields)
-        return self._sync_client().record_outcome(outcome)
+        return self._sync_client().record_outcome(outcome, namespace=self.namespace)
 
     async def arecord_outcome(
         self, documents: Sequence[Document], outcome_id: str, score: float, **fields: Any
@@ -182,8 +186,10 @@ class ThoughtTemplateRetriever(BaseRetriever):
         outcome = outcome_of_documents(documents, outcome_id, score, **fields)
         client = self._loop_client()
         if client is None:
-            return await asyncio.to_thread(self._sync_client().record_outcome, outcome)
-        return await client.record_outcome(outcome)
+            return await asyncio.to_thread(
+                self._sync_client().record_outcome, outcome, namespace=self.namespace
+            )
+        return await client.record_outcome(outcome, namespace=self.namespace)
 
     def close(self) -> None:
         """Close the sync client; async clients made from ``address`` go with their loop."""

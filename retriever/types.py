@@ -13,6 +13,8 @@ DEFAULT_K = 3
 # costs search work, so neither may grow with what a client sends.
 MAX_EXCLUDE_IDS = 1_000
 MAX_EF_SEARCH = 4_096
+# The namespace of a request that names none, and of a server started with one --index.
+DEFAULT_NAMESPACE = "default"
 # Largest answer a server sends by default and the SDK accepts (gRPC's own default is 4 MiB).
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
@@ -66,3 +68,12 @@ class IndexInfo:
     metric: str
     created_at: str
     manifest: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NamespaceInfo:
+    """One namespace a server holds: its live version ('' while loading) and template count."""
+
+    name: str
+    index_version: str
+    count: int

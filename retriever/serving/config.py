@@ -48,7 +48,12 @@ class ServerConfig:
     """Everything ``serve`` needs; defaults are the production defaults."""
 
     index_dir: Path | None = field(
-        default=None, metadata=_doc("index directory (required)", flag="--index")
+        default=None,
+        metadata=_doc("index directory, served as namespace 'default'", flag="--index"),
+    )
+    index_root: Path | None = field(
+        default=None,
+        metadata=_doc("folder whose index directories are namespaces named by their folders"),
     )
     host: str = field(default="127.0.0.1", metadata=_doc("address to bind"))
     port: int = field(default=50051, metadata=_doc("port to bind; 0 picks a free one"))
@@ -61,6 +66,10 @@ class ServerConfig:
     auth_token_file: Path | None = field(
         default=None,
         metadata=_doc("file holding the bearer token clients must send; unset: no auth"),
+    )
+    auth_tokens_file: Path | None = field(
+        default=None,
+        metadata=_doc("TOML file of [[token]] tables, each granting some namespaces"),
     )
     tls_cert: Path | None = field(
         default=None, metadata=_doc("PEM certificate chain for TLS (with --tls-key)")
@@ -183,8 +192,13 @@ RANGES: dict[str, tuple[float, float]] = {
 
 
 def _problems(config: ServerConfig) -> typing.Iterator[str]:
-    if config.index_dir is None:
-        yield "no index directory (--index, THOUGHTBANK_INDEX_DIR or index_dir in the file)"
+    if config.index_dir is None and config.index_root is None:
+        yield (
+            "no index (--index INDEX_DIR or --index-root ROOT, THOUGHTBANK_INDEX_DIR or "
+            "THOUGHTBANK_INDEX_ROOT, or index_dir or index_root in the file)"
+        )
+    if config.index_dir is not None and config.index_root is not None:
+        yield "--index and --index-root exclude each other"
     if (config.tls_cert is None) != (config.tls_key is None):
         yield "--tls-cert and --tls-key go together"
     for name, (low, high) in RANGES.items():

@@ -16,6 +16,7 @@ from thoughtbank.retriever.types import (
     MAX_K,
     AugmentedPrompt,
     IndexInfo,
+    NamespaceInfo,
     RetrievalQuery,
     RetrievalResult,
     ScoredTemplate,
@@ -174,3 +175,7 @@ def info_to_pb(info: IndexInfo) -> pb2.GetIndexInfoResponse:
         created_at=info.created_at,
         manifest_json=json.dumps(info.manifest, sort_keys=True),
     )
+
+
+def namespace_to_pb(info: NamespaceInfo) -> pb2.NamespaceInfo:
+    return pb2.NamespaceInfo(name=info.name, index_version=info.index_version, count=info.count)

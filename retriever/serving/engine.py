@@ -234,15 +234,25 @@ class RetrievalEngine:
             embedder = manifest_embedder(index.manifest, embedding.backend, embedding.precision)
         return cls(index, embedder, **settings)
 
-    def reloaded(self, index_dir: Path, version: str) -> RetrievalEngine:
+    def reloaded(
+        self,
+        index_dir: Path,
+        version: str,
+        embedder_for: Callable[[IndexManifest], Embedder] | None = None,
+    ) -> RetrievalEngine:
         """A retriever for another version with the same settings (and embedder, when the
-        version asks for the same model, backend and precision)."""
+        version asks for the same model, backend and precision; else ``embedder_for``'s, or
+        one loaded for it)."""
         index = load_index(index_dir, version, previous=self.index)
         wanted = self.embedding.resolved(index.manifest)
         current = (self.embedder.model_id, self.embedder.backend, self.embedder.precision)
+        if wanted == current:
+            embedder: Embedder | None = self.embedder
+        else:
+            embedder = embedder_for(index.manifest) if embedder_for else None
         return RetrievalEngine.of_index(
             index,
-            self.embedder if wanted == current else None,
+            embedder,
             max_query_chars=self.max_query_chars,
             prompt_template=self.prompt_template,
             max_template_chars=self.max_template_chars,

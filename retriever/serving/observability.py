@@ -19,16 +19,17 @@ class ServerMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._live_versions: dict[str, str] = {}
         self.requests = Counter(
             "thoughtbank_requests",
-            "RPCs handled, by method and status code",
-            ["rpc", "code"],
+            "RPCs handled, by method, status code and namespace ('' when none was resolved)",
+            ["rpc", "code", "namespace"],
             registry=self.registry,
         )
         self.latency = Histogram(
             "thoughtbank_request_latency_seconds",
-            "RPC latency, by method and status code",
-            ["rpc", "code"],
+            "RPC latency, by method, status code and namespace",
+            ["rpc", "code", "namespace"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
@@ -51,45 +52,57 @@ class ServerMetrics:
         )
         self.index_version = Gauge(
             "thoughtbank_index_version_info",
-            "the live index version (value 1)",
-            ["version"],
+            "each namespace's live index version (value 1)",
+            ["namespace", "version"],
             registry=self.registry,
         )
         self.index_size = Gauge(
-            "thoughtbank_index_templates", "templates in the live index", registry=self.registry
+            "thoughtbank_index_templates",
+            "templates in each namespace's live index",
+            ["namespace"],
+            registry=self.registry,
         )
         self.reloads = Counter(
             "thoughtbank_index_reloads",
-            "index version loads, by outcome (ok or failed)",
-            ["outcome"],
+            "index version loads, by namespace and outcome (ok or failed)",
+            ["namespace", "outcome"],
             registry=self.registry,
         )
 
         self.outcomes = Counter(
             "thoughtbank_outcomes",
-            "outcomes RecordOutcome(s) stored, by result (new, or repeated: recorded before)",
-            ["result"],
+            "outcomes RecordOutcome(s) stored, by namespace and result (new, or repeated)",
+            ["namespace", "result"],
             registry=self.registry,
         )
         self.retired_templates = Gauge(
             "thoughtbank_retired_templates",
             "templates not served because their outcomes or an operator retired them",
+            ["namespace"],
             registry=self.registry,
         )
 
-    def observe_outcomes(self, recorded: Sequence[bool]) -> None:
-        self.outcomes.labels("new").inc(sum(recorded))
-        self.outcomes.labels("repeated").inc(len(recorded) - sum(recorded))
+    def observe_outcomes(self, namespace: str, recorded: Sequence[bool]) -> None:
+        self.outcomes.labels(namespace, "new").inc(sum(recorded))
+        self.outcomes.labels(namespace, "repeated").inc(len(recorded) - sum(recorded))
 
-    def observe_request(self, rpc: str, code: str, seconds: float) -> None:
-        self.requests.labels(rpc, code).inc()
-        self.latency.labels(rpc, code).observe(seconds)
+    def observe_request(self, rpc: str, code: str, namespace: str, seconds: float) -> None:
+        self.requests.labels(rpc, code, namespace).inc()
+        self.latency.labels(rpc, code, namespace).observe(seconds)
 
-    def set_index(self, version: str, size: int) -> None:
-        """Report ``version`` as the only live one."""
-        self.index_version.clear()
-        self.index_version.labels(version).set(1)
-        self.index_size.set(size)
+    def set_index(self, namespace: str, version: str, size: int) -> None:
+        """Report ``version`` as ``namespace``'s only live one."""
+        self.forget_index(namespace)
+        self.index_version.labels(namespace, version).set(1)
+        self.index_size.labels(namespace).set(size)
+        self._live_versions[namespace] = version
+
+    def forget_index(self, namespace: str) -> None:
+        """Drop the series of a namespace's live version (it is gone, or another replaces it)."""
+        version = self._live_versions.pop(namespace, None)
+        if version is not None:
+            self.index_version.remove(namespace, version)
+            self.index_size.remove(namespace)
 
     def serve_http(self, host: str, port: int) -> int:
         """Expose ``/metrics`` on ``host:port`` (0 picks a free port); return the bound port."""

@@ -21,30 +21,36 @@ class ServerProcess:
 
     Starts on a free port (``--port 0``) and waits for the line saying it serves (or, with
     ``wait_for_index=False``, only that it listens); stops with SIGTERM. ``metrics_port`` is
-    set when ``extra_args`` ask for ``--metrics-port``.
+    set when ``extra_args`` ask for ``--metrics-port``. ``port`` other than 0 binds that
+    one, as a replica restarted where its clients expect it.
     """
 
     def __init__(
         self,
-        index_dir: Path,
+        index_dir: Path | None,
         host: str = "127.0.0.1",
         extra_args: Sequence[str] = (),
         startup_timeout: float = 120.0,
         env: dict[str, str] | None = None,
         wait_for_index: bool = True,
+        index_root: Path | None = None,
+        port: int = 0,
     ) -> None:
+        """``index_dir`` is served as ``--index``, or ``index_root`` as ``--index-root``."""
+        source = (
+            ["--index", str(index_dir)] if index_root is None else ["--index-root", str(index_root)]
+        )
         self._process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "thoughtbank.cli",
                 "serve",
-                "--index",
-                str(index_dir),
+                *source,
                 "--host",
                 host,
                 "--port",
-                "0",
+                str(port),
                 *extra_args,
             ],
             stdout=subprocess.PIPE,

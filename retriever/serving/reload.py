@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from thoughtbank.index import (
+    Embedder,
     IndexArtifactError,
     IndexDamagedError,
+    IndexManifest,
     LoadedIndex,
     current_version,
     load_index,
@@ -60,9 +62,12 @@ class LiveEngine:
         on_swap: Callable[[RetrievalEngine], Awaitable[None]],
         on_failure: Callable[[str, Exception], None],
         first_index: LoadedIndex | None = None,
+        embedder_for: Callable[[IndexManifest], Embedder] | None = None,
     ) -> None:
-        """``first_index``: the version checked at start-up, used while CURRENT names it."""
+        """``first_index``: the version checked at start-up, used while CURRENT names it.
+        ``embedder_for``: where a version's embedder comes from (default: loaded for it)."""
         self.index_dir = Path(index_dir)
+        self._embedder_for = embedder_for
         self._first_index = first_index
         self.engine: RetrievalEngine | None = None
         self._settings = settings
@@ -103,13 +108,14 @@ class LiveEngine:
         index, self._first_index = self._first_index, None
         if index is None or index.version != version:
             index = load_index(self.index_dir, version)
-        return RetrievalEngine.of_index(index, **self._settings)
+        embedder = self._embedder_for(index.manifest) if self._embedder_for else None
+        return RetrievalEngine.of_index(index, embedder, **self._settings)
 
     def _load(self, version: str) -> RetrievalEngine:
         if self.engine is None:
             engine = self._open(version)
         else:
-            engine = self.engine.reloaded(self.index_dir, version)
+            engine = self.engine.reloaded(self.index_dir, version, self._embedder_for)
         # An embedder kept from the live engine is warm already: its warm-up is shared.
         engine.warm_up(model=self.engine is None or engine.embedder is not self.engine.embedder)
         return engine

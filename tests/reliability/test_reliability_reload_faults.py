@@ -84,7 +84,7 @@ def served(
 
 def failed_reloads(server: ServerProcess) -> float:
     assert server.metrics_port is not None
-    series = 'thoughtbank_index_reloads_total{outcome="failed"}'
+    series = 'thoughtbank_index_reloads_total{namespace="default",outcome="failed"}'
     return metric_value(server.host, server.metrics_port, series)
 
 

@@ -43,7 +43,7 @@ def test_server_table_of_a_shared_toml_file_is_used(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("argv", "environ", "toml", "message"),
     [
-        ((), {}, None, "no index directory"),
+        ((), {}, None, "no index (--index INDEX_DIR or --index-root ROOT"),
         (("--index", "i", "--tls-cert", "c"), {}, None, "--tls-cert and --tls-key go together"),
         (
             ("--index", "i"),

@@ -68,7 +68,9 @@ def _live_version(server: ServerProcess) -> str:
 def _reloads(server: ServerProcess, outcome: str) -> float:
     assert server.metrics_port is not None
     text = scrape_metrics(server.host, server.metrics_port)
-    found = re.search(rf'thoughtbank_index_reloads_total{{outcome="{outcome}"}} (\S+)', text)
+    found = re.search(
+        rf'thoughtbank_index_reloads_total{{namespace="default",outcome="{outcome}"}} (\S+)', text
+    )
     return float(found.group(1)) if found else 0.0
 
 

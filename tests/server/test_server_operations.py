@@ -235,9 +235,15 @@ def test_metrics_are_scraped_over_http(secured: SecuredServer) -> None:
         info = stub.GetIndexInfo(pb2.GetIndexInfoRequest(), timeout=10, metadata=AUTH)
     assert secured.process.metrics_port is not None
     text = scrape_metrics(secured.process.host, secured.process.metrics_port)
-    assert 'thoughtbank_requests_total{code="OK",rpc="Retrieve"}' in text
-    assert 'thoughtbank_requests_total{code="INVALID_ARGUMENT",rpc="Retrieve"}' in text
+    assert 'thoughtbank_requests_total{code="OK",namespace="default",rpc="Retrieve"}' in text
+    assert (
+        'thoughtbank_requests_total{code="INVALID_ARGUMENT",namespace="default",rpc="Retrieve"}'
+        in text
+    )
     assert 'thoughtbank_request_latency_seconds_bucket{code="OK",le="0.64",rpc="Retrieve"}' in text
     assert "thoughtbank_batch_size_count" in text
-    assert f'thoughtbank_index_version_info{{version="{info.index_version}"}} 1.0' in text
-    assert "thoughtbank_index_templates 32.0" in text
+    assert (
+        f'thoughtbank_index_version_info{{namespace="default",version="{info.index_version}"}} 1.0'
+        in text
+    )
+    assert 'thoughtbank_index_templates{namespace="default"} 32.0' in text

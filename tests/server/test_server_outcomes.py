@@ -166,8 +166,8 @@ def test_a_running_server_stops_serving_a_template_outcomes_show_harmful(
         assert server.metrics_port is not None
         metrics = scrape_metrics(server.host, server.metrics_port)
     assert after.index_version == before.index_version
-    assert "thoughtbank_retired_templates 1.0" in metrics
-    assert 'thoughtbank_outcomes_total{result="new"} 40.0' in metrics
+    assert 'thoughtbank_retired_templates{namespace="default"} 1.0' in metrics
+    assert 'thoughtbank_outcomes_total{namespace="default",result="new"} 40.0' in metrics
 
 
 def test_the_langchain_retriever_reports_an_outcome_from_its_documents(

@@ -15,7 +15,9 @@ from thoughtbank.protos import pb2, pb2_grpc
 from thoughtbank.retriever.serving.engine import RetrievalEngine
 from thoughtbank.retriever.serving.process import ServerProcess
 
-REFUSALS = 'thoughtbank_requests_total{code="INVALID_ARGUMENT",rpc="RetrieveBatch"}'
+REFUSALS = (
+    'thoughtbank_requests_total{code="INVALID_ARGUMENT",namespace="default",rpc="RetrieveBatch"}'
+)
 PEARS = "Leo buys 5 crates of pears with 18 pears in each crate. How many pears does he have?"
 
 
@@ -68,4 +70,9 @@ def test_an_answer_over_the_size_limit_is_refused_before_any_work(
     computed = "thoughtbank_batch_size_sum"
     assert _sample(after, computed) == _sample(before, computed) == 10
     assert _sample(after, REFUSALS) == 1
-    assert _sample(after, 'thoughtbank_requests_total{code="OK",rpc="RetrieveBatch"}') == 1
+    assert (
+        _sample(
+            after, 'thoughtbank_requests_total{code="OK",namespace="default",rpc="RetrieveBatch"}'
+        )
+        == 1
+    )

@@ -73,7 +73,7 @@ class ScoredTemplate(_message.Message):
     def __init__(self, template: _Optional[_Union[ThoughtTemplate, _Mapping]] = ..., score: _Optional[float] = ..., index_version: _Optional[str] = ...) -> None: ...
 
 class RetrieveRequest(_message.Message):
-    __slots__ = ("query", "k", "task", "task_strict", "min_score", "diversity", "exclude_ids", "exclude_same_query", "ef_search", "nprobe")
+    __slots__ = ("query", "k", "task", "task_strict", "min_score", "diversity", "exclude_ids", "exclude_same_query", "ef_search", "nprobe", "namespace")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
@@ -84,6 +84,7 @@ class RetrieveRequest(_message.Message):
     EXCLUDE_SAME_QUERY_FIELD_NUMBER: _ClassVar[int]
     EF_SEARCH_FIELD_NUMBER: _ClassVar[int]
     NPROBE_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     query: str
     k: int
     task: str
@@ -94,7 +95,8 @@ class RetrieveRequest(_message.Message):
     exclude_same_query: bool
     ef_search: int
     nprobe: int
-    def __init__(self, query: _Optional[str] = ..., k: _Optional[int] = ..., task: _Optional[str] = ..., task_strict: _Optional[bool] = ..., min_score: _Optional[float] = ..., diversity: _Optional[float] = ..., exclude_ids: _Optional[_Iterable[str]] = ..., exclude_same_query: _Optional[bool] = ..., ef_search: _Optional[int] = ..., nprobe: _Optional[int] = ...) -> None: ...
+    namespace: str
+    def __init__(self, query: _Optional[str] = ..., k: _Optional[int] = ..., task: _Optional[str] = ..., task_strict: _Optional[bool] = ..., min_score: _Optional[float] = ..., diversity: _Optional[float] = ..., exclude_ids: _Optional[_Iterable[str]] = ..., exclude_same_query: _Optional[bool] = ..., ef_search: _Optional[int] = ..., nprobe: _Optional[int] = ..., namespace: _Optional[str] = ...) -> None: ...
 
 class RetrieveResponse(_message.Message):
     __slots__ = ("hits", "index_version", "predicted_task", "predicted_task_confidence")
@@ -109,10 +111,12 @@ class RetrieveResponse(_message.Message):
     def __init__(self, hits: _Optional[_Iterable[_Union[ScoredTemplate, _Mapping]]] = ..., index_version: _Optional[str] = ..., predicted_task: _Optional[str] = ..., predicted_task_confidence: _Optional[float] = ...) -> None: ...
 
 class RetrieveBatchRequest(_message.Message):
-    __slots__ = ("requests",)
+    __slots__ = ("requests", "namespace")
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     requests: _containers.RepeatedCompositeFieldContainer[RetrieveRequest]
-    def __init__(self, requests: _Optional[_Iterable[_Union[RetrieveRequest, _Mapping]]] = ...) -> None: ...
+    namespace: str
+    def __init__(self, requests: _Optional[_Iterable[_Union[RetrieveRequest, _Mapping]]] = ..., namespace: _Optional[str] = ...) -> None: ...
 
 class RetrieveBatchResponse(_message.Message):
     __slots__ = ("responses",)
@@ -121,7 +125,7 @@ class RetrieveBatchResponse(_message.Message):
     def __init__(self, responses: _Optional[_Iterable[_Union[RetrieveResponse, _Mapping]]] = ...) -> None: ...
 
 class AugmentPromptRequest(_message.Message):
-    __slots__ = ("query", "k", "task", "task_strict", "min_score", "diversity", "max_template_tokens", "exclude_ids", "exclude_same_query", "ef_search", "nprobe")
+    __slots__ = ("query", "k", "task", "task_strict", "min_score", "diversity", "max_template_tokens", "exclude_ids", "exclude_same_query", "ef_search", "nprobe", "namespace")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
@@ -133,6 +137,7 @@ class AugmentPromptRequest(_message.Message):
     EXCLUDE_SAME_QUERY_FIELD_NUMBER: _ClassVar[int]
     EF_SEARCH_FIELD_NUMBER: _ClassVar[int]
     NPROBE_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     query: str
     k: int
     task: str
@@ -144,7 +149,8 @@ class AugmentPromptRequest(_message.Message):
     exclude_same_query: bool
     ef_search: int
     nprobe: int
-    def __init__(self, query: _Optional[str] = ..., k: _Optional[int] = ..., task: _Optional[str] = ..., task_strict: _Optional[bool] = ..., min_score: _Optional[float] = ..., diversity: _Optional[float] = ..., max_template_tokens: _Optional[int] = ..., exclude_ids: _Optional[_Iterable[str]] = ..., exclude_same_query: _Optional[bool] = ..., ef_search: _Optional[int] = ..., nprobe: _Optional[int] = ...) -> None: ...
+    namespace: str
+    def __init__(self, query: _Optional[str] = ..., k: _Optional[int] = ..., task: _Optional[str] = ..., task_strict: _Optional[bool] = ..., min_score: _Optional[float] = ..., diversity: _Optional[float] = ..., max_template_tokens: _Optional[int] = ..., exclude_ids: _Optional[_Iterable[str]] = ..., exclude_same_query: _Optional[bool] = ..., ef_search: _Optional[int] = ..., nprobe: _Optional[int] = ..., namespace: _Optional[str] = ...) -> None: ...
 
 class AugmentPromptResponse(_message.Message):
     __slots__ = ("prompt", "hits", "index_version")
@@ -157,10 +163,12 @@ class AugmentPromptResponse(_message.Message):
     def __init__(self, prompt: _Optional[str] = ..., hits: _Optional[_Iterable[_Union[ScoredTemplate, _Mapping]]] = ..., index_version: _Optional[str] = ...) -> None: ...
 
 class GetTemplateRequest(_message.Message):
-    __slots__ = ("id",)
+    __slots__ = ("id", "namespace")
     ID_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     id: str
-    def __init__(self, id: _Optional[str] = ...) -> None: ...
+    namespace: str
+    def __init__(self, id: _Optional[str] = ..., namespace: _Optional[str] = ...) -> None: ...
 
 class GetTemplateResponse(_message.Message):
     __slots__ = ("template", "index_version")
@@ -171,8 +179,10 @@ class GetTemplateResponse(_message.Message):
     def __init__(self, template: _Optional[_Union[ThoughtTemplate, _Mapping]] = ..., index_version: _Optional[str] = ...) -> None: ...
 
 class GetIndexInfoRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("namespace",)
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    def __init__(self, namespace: _Optional[str] = ...) -> None: ...
 
 class GetIndexInfoResponse(_message.Message):
     __slots__ = ("index_version", "count", "task_counts", "embedder", "dimension", "index_type", "metric", "created_at", "manifest_json")
@@ -204,7 +214,7 @@ class GetIndexInfoResponse(_message.Message):
     def __init__(self, index_version: _Optional[str] = ..., count: _Optional[int] = ..., task_counts: _Optional[_Mapping[str, int]] = ..., embedder: _Optional[str] = ..., dimension: _Optional[int] = ..., index_type: _Optional[str] = ..., metric: _Optional[str] = ..., created_at: _Optional[str] = ..., manifest_json: _Optional[str] = ...) -> None: ...
 
 class RecordOutcomeRequest(_message.Message):
-    __slots__ = ("outcome_id", "query", "template_ids", "score", "baseline_score", "task", "index_version", "model")
+    __slots__ = ("outcome_id", "query", "template_ids", "score", "baseline_score", "task", "index_version", "model", "namespace")
     OUTCOME_ID_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
     TEMPLATE_IDS_FIELD_NUMBER: _ClassVar[int]
@@ -213,6 +223,7 @@ class RecordOutcomeRequest(_message.Message):
     TASK_FIELD_NUMBER: _ClassVar[int]
     INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     outcome_id: str
     query: str
     template_ids: _containers.RepeatedScalarFieldContainer[str]
@@ -221,7 +232,8 @@ class RecordOutcomeRequest(_message.Message):
     task: str
     index_version: str
     model: str
-    def __init__(self, outcome_id: _Optional[str] = ..., query: _Optional[str] = ..., template_ids: _Optional[_Iterable[str]] = ..., score: _Optional[float] = ..., baseline_score: _Optional[float] = ..., task: _Optional[str] = ..., index_version: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
+    namespace: str
+    def __init__(self, outcome_id: _Optional[str] = ..., query: _Optional[str] = ..., template_ids: _Optional[_Iterable[str]] = ..., score: _Optional[float] = ..., baseline_score: _Optional[float] = ..., task: _Optional[str] = ..., index_version: _Optional[str] = ..., model: _Optional[str] = ..., namespace: _Optional[str] = ...) -> None: ...
 
 class RecordOutcomeResponse(_message.Message):
     __slots__ = ("recorded",)
@@ -230,13 +242,35 @@ class RecordOutcomeResponse(_message.Message):
     def __init__(self, recorded: _Optional[bool] = ...) -> None: ...
 
 class RecordOutcomesRequest(_message.Message):
-    __slots__ = ("outcomes",)
+    __slots__ = ("outcomes", "namespace")
     OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     outcomes: _containers.RepeatedCompositeFieldContainer[RecordOutcomeRequest]
-    def __init__(self, outcomes: _Optional[_Iterable[_Union[RecordOutcomeRequest, _Mapping]]] = ...) -> None: ...
+    namespace: str
+    def __init__(self, outcomes: _Optional[_Iterable[_Union[RecordOutcomeRequest, _Mapping]]] = ..., namespace: _Optional[str] = ...) -> None: ...
 
 class RecordOutcomesResponse(_message.Message):
     __slots__ = ("results",)
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[RecordOutcomeResponse]
     def __init__(self, results: _Optional[_Iterable[_Union[RecordOutcomeResponse, _Mapping]]] = ...) -> None: ...
+
+class ListNamespacesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class NamespaceInfo(_message.Message):
+    __slots__ = ("name", "index_version", "count")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    index_version: str
+    count: int
+    def __init__(self, name: _Optional[str] = ..., index_version: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class ListNamespacesResponse(_message.Message):
+    __slots__ = ("namespaces",)
+    NAMESPACES_FIELD_NUMBER: _ClassVar[int]
+    namespaces: _containers.RepeatedCompositeFieldContainer[NamespaceInfo]
+    def __init__(self, namespaces: _Optional[_Iterable[_Union[NamespaceInfo, _Mapping]]] = ...) -> None: ...

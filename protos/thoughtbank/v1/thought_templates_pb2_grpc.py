@@ -69,6 +69,11 @@ class ThoughtTemplateServiceStub:
                 request_serializer=thoughtbank_dot_v1_dot_thought__templates__pb2.RecordOutcomesRequest.SerializeToString,
                 response_deserializer=thoughtbank_dot_v1_dot_thought__templates__pb2.RecordOutcomesResponse.FromString,
                 _registered_method=True)
+        self.ListNamespaces = channel.unary_unary(
+                '/thoughtbank.v1.ThoughtTemplateService/ListNamespaces',
+                request_serializer=thoughtbank_dot_v1_dot_thought__templates__pb2.ListNamespacesRequest.SerializeToString,
+                response_deserializer=thoughtbank_dot_v1_dot_thought__templates__pb2.ListNamespacesResponse.FromString,
+                _registered_method=True)
 
 
 class ThoughtTemplateServiceServicer:
@@ -124,6 +129,13 @@ class ThoughtTemplateServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListNamespaces(self, request, context):
+        """The namespaces this server holds that the caller's token may read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ThoughtTemplateServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -161,6 +173,11 @@ def add_ThoughtTemplateServiceServicer_to_server(servicer, server):
                     servicer.RecordOutcomes,
                     request_deserializer=thoughtbank_dot_v1_dot_thought__templates__pb2.RecordOutcomesRequest.FromString,
                     response_serializer=thoughtbank_dot_v1_dot_thought__templates__pb2.RecordOutcomesResponse.SerializeToString,
+            ),
+            'ListNamespaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNamespaces,
+                    request_deserializer=thoughtbank_dot_v1_dot_thought__templates__pb2.ListNamespacesRequest.FromString,
+                    response_serializer=thoughtbank_dot_v1_dot_thought__templates__pb2.ListNamespacesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -352,6 +369,33 @@ class ThoughtTemplateService:
             '/thoughtbank.v1.ThoughtTemplateService/RecordOutcomes',
             thoughtbank_dot_v1_dot_thought__templates__pb2.RecordOutcomesRequest.SerializeToString,
             thoughtbank_dot_v1_dot_thought__templates__pb2.RecordOutcomesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNamespaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/thoughtbank.v1.ThoughtTemplateService/ListNamespaces',
+            thoughtbank_dot_v1_dot_thought__templates__pb2.ListNamespacesRequest.SerializeToString,
+            thoughtbank_dot_v1_dot_thought__templates__pb2.ListNamespacesResponse.FromString,
             options,
             channel_credentials,
             insecure,
