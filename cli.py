@@ -64,6 +64,7 @@ COMMAND_MODULES = (
             "query": "top-k templates for a query",
             "augment": "the augmented prompt for a query",
             "info": "what the served index is",
+            "namespaces": "the namespaces the server holds that the token reads",
             "template": "one template by id",
             "augment-file": "augment every query of a JSONL file",
         },

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -173,10 +174,13 @@ class ThoughtTemplate:
             raise TypeError(f"sources must be a list, got {type(sources).__name__}")
         return cls(
             id=_text(data["id"], "id"),
-            task=_text(data["task"], "task"),
+            # Tasks and model names repeat in every template: one string each, not one per line.
+            task=sys.intern(_text(data["task"], "task")),
             text=_text(data["text"], "text"),
             source_query=_text(data["source_query"], "source_query"),
-            source_models=_texts(data.get("source_models", []), "source_models"),
+            source_models=tuple(
+                sys.intern(m) for m in _texts(data.get("source_models", []), "source_models")
+            ),
             source_query_ids=_texts(data.get("source_query_ids", []), "source_query_ids"),
             sources=tuple(SourceResponse.from_dict(s) for s in sources),
             fields=TemplateFields.from_dict(fields_data) if fields_data else None,

@@ -145,6 +145,13 @@ HEADLINES = (
         "<= 2",
     ),
     Headline(
+        "added_namespace_vs_data",
+        "memory",
+        "added_namespace_vs_data",
+        "server RSS per namespace added from 1 to 16 / one 10k namespace's vectors + texts",
+        "<= 1.5",
+    ),
+    Headline(
         "hot_swap_seconds_100k",
         "hot_swap",
         "hot_swap_seconds",

@@ -109,7 +109,7 @@ class _NgramFeatures:
 
     @staticmethod
     def weigh(
-        counts: tuple[np.ndarray, np.ndarray], idf: np.ndarray
+        counts: tuple[np.ndarray, np.ndarray], idf: np.ndarray | _SparseRows
     ) -> tuple[np.ndarray, np.ndarray]:
         """Scale each term frequency by its column's idf, then L2-normalize."""
         columns, frequencies = counts
@@ -146,17 +146,29 @@ class TaskClassifier:
         classes: Sequence[str],
     ) -> None:
         self.config = config
-        self.idf = idf
         self.classes = tuple(classes)
-        self.coef, self.intercept = _one_column_per_class(coef, intercept, len(self.classes))
+        coef, self.intercept = _one_column_per_class(coef, intercept, len(self.classes))
         self._features = _feature_kinds(config)
-        _check_shapes(self.idf, self.coef, self._features)
-        self._coef_blocks = _coefficient_blocks(self.coef, self._features, config)
+        _check_shapes(idf, coef, self._features)
+        self._idf = {kind: _SparseRows(v, float(v.max(initial=0.0))) for kind, v in idf.items()}
+        # Only the blocks are kept: a second, untransposed copy would double a namespace's cost.
+        self._ngram_coef, self._embedding_coef = _coefficient_blocks(coef, self._features, config)
+
+    @property
+    def idf(self) -> dict[str, np.ndarray]:
+        """Each n-gram kind's idf weights, as trained."""
+        return {kind: idf.dense() for kind, idf in self._idf.items()}
+
+    @property
+    def coef(self) -> np.ndarray:
+        """The coefficients as trained, (classes, stacked feature columns)."""
+        blocks = [block.dense() for block in self._ngram_coef.values()]
+        return np.ascontiguousarray(np.vstack([*blocks, self._embedding_coef]).T)
 
     @property
     def embedding_dimension(self) -> int:
         """Length of the query embeddings the coefficients expect."""
-        return int(self.coef.shape[1]) - sum(f.columns for f in self._features.values())
+        return int(self._embedding_coef.shape[0])
 
     @classmethod
     def fit(
@@ -207,12 +219,12 @@ class TaskClassifier:
         total = (
             self.config.embedding_weight
             * np.asarray(embeddings, dtype=np.float32)
-            @ (self._coef_blocks["embedding"])
+            @ self._embedding_coef
         )
         for kind, rows in counts.items():
             for row, row_counts in enumerate(rows):
-                columns, values = _NgramFeatures.weigh(row_counts, self.idf[kind])
-                total[row] += values @ self._coef_blocks[kind][columns]
+                columns, values = _NgramFeatures.weigh(row_counts, self._idf[kind])
+                total[row] += values @ self._ngram_coef[kind][columns]
         return np.asarray(total + self.intercept)
 
     def predict(self, texts: Sequence[str], embeddings: np.ndarray) -> TaskPrediction:
@@ -329,18 +341,44 @@ def _feature_kinds(config: FeatureConfig) -> dict[str, _NgramFeatures]:
     }
 
 
+class _SparseRows:
+    """A block of rows, (columns, ...), keeping only those not entirely ``default``. A linear
+    SVM leaves every hashed n-gram no training query had at zero weight and the highest idf,
+    most of them, and a server holds one classifier per namespace."""
+
+    def __init__(self, dense: np.ndarray, default: float = 0.0) -> None:
+        self.shape, self.default = dense.shape, default
+        differs = dense != default
+        self.rows = np.flatnonzero(differs.reshape(len(dense), -1).any(axis=1)).astype(np.int32)
+        self.values = np.ascontiguousarray(dense[self.rows])
+
+    def __getitem__(self, columns: np.ndarray) -> np.ndarray:
+        """The rows of ``columns``, ``default`` where none is stored."""
+        found = np.full((len(columns), *self.shape[1:]), self.default, dtype=self.values.dtype)
+        if not len(self.rows):
+            return found
+        at = np.minimum(np.searchsorted(self.rows, columns), len(self.rows) - 1)
+        stored = self.rows[at] == columns
+        found[stored] = self.values[at[stored]]
+        return found
+
+    def dense(self) -> np.ndarray:
+        block = np.full(self.shape, self.default, dtype=self.values.dtype)
+        block[self.rows] = self.values
+        return block
+
+
 def _coefficient_blocks(
     coef: np.ndarray, features: dict[str, _NgramFeatures], config: FeatureConfig
-) -> dict[str, np.ndarray]:
+) -> tuple[dict[str, _SparseRows], np.ndarray]:
     """``coef`` split by feature block, transposed to (block columns, classes), in the column
-    order of ``_stack``: each n-gram kind, then the embedding."""
+    order of ``_stack``: each n-gram kind's (sparse), then the embedding's."""
     blocks, start = {}, 0
     for kind in features:
         end = start + (1 << config.hash_bits)
-        blocks[kind] = np.ascontiguousarray(coef[:, start:end].T)
+        blocks[kind] = _SparseRows(coef[:, start:end].T)
         start = end
-    blocks["embedding"] = np.ascontiguousarray(coef[:, start:].T)
-    return blocks
+    return blocks, coef[:, start:].T.copy()  # a copy: a view would keep all of ``coef``
 
 
 def _stack(

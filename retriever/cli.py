@@ -173,6 +173,20 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 @explain_connection_errors
+def cmd_namespaces(args: argparse.Namespace) -> int:
+    with open_client(args) as client:
+        namespaces = client.list_namespaces()
+    if args.json:
+        print_json({"namespaces": [asdict(n) for n in namespaces]})
+        return 0
+    for namespace in namespaces:
+        print_safe(
+            f"{namespace.name}: {namespace.count} templates, version {namespace.index_version}"
+        )
+    return 0
+
+
+@explain_connection_errors
 def cmd_template(args: argparse.Namespace) -> int:
     with open_client(args) as client:
         template = client.get_template(args.id)
@@ -307,6 +321,12 @@ def add_commands(commands: Commands) -> None:
     )
 
     add_read_command(commands, "info", "what the served index is", cmd_info)
+    add_read_command(
+        commands,
+        "namespaces",
+        "the namespaces the server holds that the token reads",
+        cmd_namespaces,
+    )
 
     template = add_read_command(commands, "template", "one template by id", cmd_template)
     template.add_argument("id", help="template id")

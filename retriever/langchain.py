@@ -92,9 +92,9 @@ class ThoughtTemplateRetriever(BaseRetriever):
     Give ``address`` (clients are created on demand with ``client_options``, e.g. ``token`` or
     ``root_certificates``) or ready clients: ``client`` for the sync path, ``async_client`` for
     the async one. ``namespace`` is the one to read (None: the clients' own default). With only
-    a sync client (such as ``ThoughtbankClient.local``), the async path
-    runs it in a worker thread. grpc.aio channels belong to one event loop, so clients made from
-    ``address`` are kept per loop.
+    a sync client (such as ``ThoughtbankClient.local``), the async path runs it in a worker
+    thread. grpc.aio channels belong to one event loop, so clients made from ``address`` are
+    kept per loop.
     """
 
     address: str | None = None

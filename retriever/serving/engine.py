@@ -96,14 +96,11 @@ class _PreparedTemplate:
     loaded: ThoughtTemplate  # as read from the index, to recognise it in the next version
     template: ThoughtTemplate  # sanitized: the one served
     pb_bytes: int  # its serialized size, for the response bound
-    query_key: str  # its normalized source query, for ``exclude_same_query``
 
     @classmethod
     def of(cls, loaded: ThoughtTemplate, max_chars: int) -> _PreparedTemplate:
         template = sanitize_template(loaded, max_chars)
-        return cls(
-            loaded, template, template_pb_bytes(template), normalize_query(loaded.source_query)
-        )
+        return cls(loaded, template, template_pb_bytes(template))
 
 
 @dataclass(frozen=True)
@@ -174,13 +171,11 @@ class RetrievalEngine:
         self.prompt_template = check_prompt_template(prompt_template)
         self.max_template_chars = max_template_chars
         self._prepared = self._prepare(index, previous)
-        self._templates = {int_id: p.template for int_id, p in self._prepared.items()}
-        self._by_id = {t.id: t for t in self._templates.values()}
+        self._by_id = {p.template.id: p.template for p in self._prepared.values()}
         self._task_filters = {
             task: IdFilter(np.array(ids, dtype=np.int64))
-            for task, ids in self._group_ids(self._templates, lambda t: t.task).items()
+            for task, ids in self._group_ids(self._prepared, lambda p: p.template.task).items()
         }
-        self._query_ids = self._group_ids(self._prepared, lambda p: p.query_key)
         self._held: HeldTemplateIds = (
             previous._held if previous is not None else HeldTemplateIds(self.index_dir)
         )
@@ -278,13 +273,19 @@ class RetrievalEngine:
             grouped[key(item)].append(int_id)
         return dict(grouped)
 
+    @functools.cached_property
+    def _query_ids(self) -> dict[str, list[int]]:
+        """Template ids by normalized source query, for ``exclude_same_query``: built on its
+        first use, as evaluation alone asks for it and each namespace would hold it."""
+        return self._group_ids(self._prepared, lambda p: normalize_query(p.loaded.source_query))
+
     @property
     def version(self) -> str:
         return self.index.version
 
     @property
     def size(self) -> int:
-        return len(self._templates)
+        return len(self._prepared)
 
     def validate(self, request: RetrievalQuery) -> None:
         """Raise ``InvalidRequestError`` saying what is wrong with ``request``."""
@@ -447,7 +448,9 @@ class RetrievalEngine:
         found: list[list[Candidate]] = []
         for scope, fetch, candidates in zip(scopes, fetches, nearest, strict=True):
             if scope:
-                candidates = [c for c in candidates if self._templates[c.int_id].task == scope]
+                candidates = [
+                    c for c in candidates if self._prepared[c.int_id].template.task == scope
+                ]
             found.append(candidates[:fetch])
         short = [i for i, scope in enumerate(scopes) if scope and len(found[i]) < fetches[i]]
         if short:
@@ -491,7 +494,7 @@ class RetrievalEngine:
 
     def _excluded(self, request: RetrievalQuery) -> set[int]:
         """Exclusions the index holds: an unknown id can never be a hit, so it costs no fetch."""
-        excluded = {template_int_id(i) for i in request.exclude_ids} & self._templates.keys()
+        excluded = {template_int_id(i) for i in request.exclude_ids} & self._prepared.keys()
         if request.exclude_same_query:
             excluded.update(self._query_ids.get(normalize_query(request.query), ()))
         return excluded
@@ -509,7 +512,7 @@ class RetrievalEngine:
         """The request's ``min_score``, else the calibrated one of the template's task."""
         if request.min_score is not None:
             return request.min_score
-        task = self._templates[candidate.int_id].task
+        task = self._prepared[candidate.int_id].template.task
         return self.index.manifest.min_scores.get(task, -math.inf)
 
     def _rank(
@@ -533,7 +536,7 @@ class RetrievalEngine:
         else:
             chosen = usable[: request.k]
         hits = tuple(
-            ScoredTemplate(self._templates[c.int_id], c.score, self.version) for c in chosen
+            ScoredTemplate(self._prepared[c.int_id].template, c.score, self.version) for c in chosen
         )
         return RetrievalResult(
             hits=hits,

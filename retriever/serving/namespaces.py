@@ -180,7 +180,10 @@ class Namespaces:
         for name in sorted(set(self._held) - set(folders)):
             self._drop(name)
         added = [name for name in sorted(folders) if name not in self._held]
-        await asyncio.gather(*(self._add(name, folders[name]) for name in added))
+        # One load at a time: loads share the GIL anyway, and one load's garbage interleaved
+        # with another's live objects would keep the interpreter's heap from shrinking.
+        for name in added:
+            await self._add(name, folders[name])
 
     async def _add(self, name: str, index_dir: Path) -> None:
         first_index, self._first_index = self._first_index, None

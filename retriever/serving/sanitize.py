@@ -21,15 +21,17 @@ DEFAULT_MAX_TEMPLATE_CHARS = 4_000
 def sanitize_template(
     template: ThoughtTemplate, max_chars: int = DEFAULT_MAX_TEMPLATE_CHARS
 ) -> ThoughtTemplate:
-    """A copy of ``template`` whose prompt-bound texts are sanitized; ids and provenance kept."""
+    """``template`` with its prompt-bound texts sanitized; ids and provenance kept."""
 
     def sanitize(text: str) -> str:
         return sanitize_text(text, max_chars)
 
-    return dataclasses.replace(
+    sanitized = dataclasses.replace(
         template,
         text=sanitize(template.text),
         source_query=sanitize(template.source_query),
         pitfalls=sanitize(template.pitfalls),
         fields=template.fields.map_texts(sanitize) if template.fields else None,
     )
+    # A clean template (nearly all) is served as loaded: one copy in memory, not two.
+    return template if sanitized == template else sanitized

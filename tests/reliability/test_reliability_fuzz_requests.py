@@ -49,6 +49,10 @@ HUGE_QUERIES = st.builds(
     st.integers(1_000, 150_000),
 )
 QUERIES = st.one_of(SHORT_QUERIES, HUGE_QUERIES)
+NAMESPACES = st.one_of(
+    st.sampled_from(["", "default", "no-such-namespace", "../default", "Default", "a" * 300]),
+    st.text(max_size=40),
+)
 
 
 def field_bytes(number: int, payload: bytes) -> bytes:
@@ -69,7 +73,7 @@ def retrieve_requests(
     queries: st.SearchStrategy[str] = QUERIES,
 ) -> st.SearchStrategy[pb2.RetrieveRequest]:
     return st.builds(
-        lambda query, k, task, strict, min_score, diversity, exclude, same, ef, nprobe: (
+        lambda query, k, task, strict, min_score, diversity, exclude, same, ef, nprobe, ns: (
             pb2.RetrieveRequest(
                 query=query,
                 k=k,
@@ -81,6 +85,7 @@ def retrieve_requests(
                 exclude_same_query=same,
                 ef_search=ef,
                 nprobe=nprobe,
+                namespace=ns,
             )
         ),
         queries,
@@ -93,18 +98,20 @@ def retrieve_requests(
         st.booleans(),
         st.one_of(st.none(), UINT32),
         st.one_of(st.none(), UINT32),
+        NAMESPACES,
     )
 
 
 def augment_requests() -> st.SearchStrategy[pb2.AugmentPromptRequest]:
     return st.builds(
-        lambda query, k, task, strict, diversity, budget: pb2.AugmentPromptRequest(
+        lambda query, k, task, strict, diversity, budget, ns: pb2.AugmentPromptRequest(
             query=query,
             k=k,
             task=task,
             task_strict=strict,
             diversity=diversity,
             max_template_tokens=budget,
+            namespace=ns,
         ),
         QUERIES,
         K,
@@ -112,6 +119,7 @@ def augment_requests() -> st.SearchStrategy[pb2.AugmentPromptRequest]:
         st.booleans(),
         DIVERSITY,
         st.one_of(st.none(), UINT32),
+        NAMESPACES,
     )
 
 
@@ -140,18 +148,33 @@ def wire_calls() -> st.SearchStrategy[tuple[str, bytes]]:
         st.lists(retrieve_requests(SHORT_QUERIES), max_size=6).map(
             lambda rs: ("RetrieveBatch", pb2.RetrieveBatchRequest(requests=rs).SerializeToString())
         ),
-        st.text(max_size=80).map(
-            lambda i: ("GetTemplate", pb2.GetTemplateRequest(id=i).SerializeToString())
+        st.builds(
+            lambda i, ns: (
+                "GetTemplate",
+                pb2.GetTemplateRequest(id=i, namespace=ns).SerializeToString(),
+            ),
+            st.text(max_size=80),
+            NAMESPACES,
+        ),
+        NAMESPACES.map(
+            lambda ns: ("GetIndexInfo", pb2.GetIndexInfoRequest(namespace=ns).SerializeToString())
         ),
     )
     raw = st.one_of(
         st.tuples(
-            st.sampled_from(["Retrieve", "AugmentPrompt", "GetTemplate"]),
+            st.sampled_from(["Retrieve", "AugmentPrompt", "GetTemplate", "GetIndexInfo"]),
             invalid_utf8_strings().map(lambda b: field_bytes(1, b)),
         ),
         st.tuples(
             st.sampled_from(
-                ["Retrieve", "AugmentPrompt", "RetrieveBatch", "GetTemplate", "GetIndexInfo"]
+                [
+                    "Retrieve",
+                    "AugmentPrompt",
+                    "RetrieveBatch",
+                    "GetTemplate",
+                    "GetIndexInfo",
+                    "ListNamespaces",
+                ]
             ),
             st.binary(max_size=256),
         ),

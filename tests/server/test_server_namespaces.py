@@ -171,6 +171,23 @@ def test_a_token_for_every_namespace_sees_all_and_gets_not_found_for_none(
             client.retrieve("q", namespace="beta")
 
 
+def test_the_cli_lists_and_reads_the_namespaces_of_its_token(
+    server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from thoughtbank.cli import main
+
+    token = tmp_path / "token"
+    token.write_text("alpha-secret")
+    connection = ["--server", server.address, "--token-file", str(token)]
+    assert main(["namespaces", *connection, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["namespaces"]
+    assert [n["name"] for n in listed] == ["alpha"] and listed[0]["count"] > 0
+    assert main(["info", *connection, "--namespace", "alpha", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["count"] == listed[0]["count"]
+    assert main(["info", *connection, "--namespace", "beta"]) != 0
+    assert "may not read namespace 'beta'" in capsys.readouterr().err
+
+
 def test_a_batch_item_naming_another_namespace_is_invalid(server: ServerProcess) -> None:
     with grpc.insecure_channel(server.address) as channel:
         request = pb2.RetrieveBatchRequest(

@@ -240,7 +240,10 @@ def test_metrics_are_scraped_over_http(secured: SecuredServer) -> None:
         'thoughtbank_requests_total{code="INVALID_ARGUMENT",namespace="default",rpc="Retrieve"}'
         in text
     )
-    assert 'thoughtbank_request_latency_seconds_bucket{code="OK",le="0.64",rpc="Retrieve"}' in text
+    assert (
+        'thoughtbank_request_latency_seconds_bucket{code="OK",le="0.64",namespace="default",'
+        'rpc="Retrieve"}' in text
+    )
     assert "thoughtbank_batch_size_count" in text
     assert (
         f'thoughtbank_index_version_info{{namespace="default",version="{info.index_version}"}} 1.0'
