@@ -83,14 +83,15 @@ def served_rss(index_dir: Path) -> int:
 
 def namespaces_rss(index_dir: Path, root: Path) -> dict[int, int]:
     """RSS of `thoughtbank serve --index-root` per count of namespaces, each a copy of
-    ``index_dir``, after warming every namespace up."""
+    ``index_dir``, once every namespace is warmed up."""
     rss: dict[int, int] = {}
     for count in NAMESPACE_COUNTS:
         for n in range(len(list(root.glob("*"))), count):
             shutil.copytree(index_dir, root / f"tenant-{n:02d}")
         extra = ("--log-level", "WARNING")
         with ServerProcess(None, index_root=root, extra_args=extra) as server:
-            rss[count] = max(warm_up(server, folder.name) for folder in sorted(root.iterdir()))
+            for folder in sorted(root.iterdir()):
+                rss[count] = warm_up(server, folder.name)
     return rss
 
 
