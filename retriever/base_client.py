@@ -56,7 +56,13 @@ class RetryPolicy:
     initial_backoff: float = 0.2
     max_backoff: float = 5.0
     backoff_multiplier: float = 2.0
-    retryable_codes: tuple[grpc.StatusCode, ...] = (grpc.StatusCode.UNAVAILABLE,)
+    # CANCELLED too: grpc core answers so for a call that reached a server in the instant it
+    # stopped (grpc/grpc#41785). Every RPC is safe to repeat (outcomes carry their own id), and
+    # a call the app cancels itself is never retried.
+    retryable_codes: tuple[grpc.StatusCode, ...] = (
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.CANCELLED,
+    )
 
     def to_service_config(self) -> dict[str, Any]:
         return {

@@ -36,7 +36,10 @@ def test_replicas_are_balanced_round_robin_with_health_checks(address: str) -> N
     config = json.loads(dict(settings.options())["grpc.service_config"])
     assert config["loadBalancingConfig"] == [{"round_robin": {}}]
     assert config["healthCheckConfig"] == {"serviceName": "thoughtbank.v1.ThoughtTemplateService"}
-    assert config["methodConfig"][0]["retryPolicy"]["retryableStatusCodes"] == ["UNAVAILABLE"]
+    assert config["methodConfig"][0]["retryPolicy"]["retryableStatusCodes"] == [
+        "UNAVAILABLE",
+        "CANCELLED",
+    ]
     single = json.loads(dict(ConnectionSettings("a:1").options())["grpc.service_config"])
     assert "loadBalancingConfig" not in single
 
