@@ -13,6 +13,8 @@ from pathlib import Path
 
 from thoughtbank.cli_common import (
     Commands,
+    add_engine_flags,
+    check_engine_flags,
     column_map,
     fraction,
     non_negative_int,
@@ -86,9 +88,8 @@ def _distiller_spec(args: argparse.Namespace) -> DistillerSpec:
 
 def _distiller(args: argparse.Namespace) -> Distiller | DistillEngine:
     """This process's distiller, or with ``--engine ray`` the engine that builds one per actor."""
+    check_engine_flags(args)
     if args.engine == "local":
-        if args.ray_address or args.ray_actors:
-            raise ValueError("--ray-address and --ray-actors need --engine ray")
         return _distiller_spec(args).build()
     from thoughtbank.templates.ray_engine import RayEngine
 
@@ -212,21 +213,7 @@ def _add_distiller_arguments(mine: argparse.ArgumentParser) -> None:
         "--llm", help="chat model: openai:MODEL or python:package.module:factory (needs chat)"
     )
     mine.add_argument("--workers", type=positive_int, default=4, help="concurrent distillations")
-    mine.add_argument(
-        "--engine",
-        default="local",
-        choices=["local", "ray"],
-        help="local: threads of this process; ray: actors of a Ray cluster (the ray extra)",
-    )
-    mine.add_argument(
-        "--ray-address",
-        help="Ray cluster to join, as `ray start --head` printed it (default: start one here)",
-    )
-    mine.add_argument(
-        "--ray-actors",
-        type=positive_int,
-        help="actors sharing --workers (default: the cluster's CPUs, at most --workers)",
-    )
+    add_engine_flags(mine, "distil with --workers threads")
     mine.add_argument("--timeout", type=positive_float, default=120.0, help="seconds per LLM call")
     mine.add_argument(
         "--retries", type=non_negative_int, default=3, help="retries of a transient LLM error"
