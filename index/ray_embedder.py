@@ -21,6 +21,7 @@ from thoughtbank.index.embedder import Embedder, load_embedder
 from thoughtbank.progress import progress_bar
 from thoughtbank.templates.ray_cluster import ClusterLostError, cluster_cpus, ray, ray_cluster
 
+RERUN_HINT = "no version was written: run the command again"
 #: Texts per object-store block, and per actor call: a few encode batches each.
 BLOCK_TEXTS = 1024
 
@@ -76,7 +77,7 @@ class RayPoolEmbedder(Embedder):
             return self.local.encode(texts)
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         with (
-            ray_cluster(self.address) as cluster,
+            ray_cluster(self.address, RERUN_HINT) as cluster,
             progress_bar("embedding", "texts", show_progress, len(texts)) as progress,
         ):
             try:
@@ -86,7 +87,9 @@ class RayPoolEmbedder(Embedder):
                     vectors[batch["row"]] = batch["vector"]
                     progress.update(len(batch["row"]))
             except ray.exceptions.RayError as exc:
-                raise ClusterLostError(f"{cluster} failed while embedding: {exc}") from exc
+                raise ClusterLostError(
+                    f"{cluster} failed while embedding ({exc}); {RERUN_HINT}"
+                ) from exc
         return vectors
 
     def _pipeline(self, texts: Sequence[str]) -> ray.data.Dataset:

@@ -43,9 +43,10 @@ from thoughtbank.templates.ray_cluster import ClusterLostError, cluster_cpus, ra
 from thoughtbank.templates.selection import QueryGroup
 from thoughtbank.templates.task_profile import TaskProfile
 
-#: Groups per object-store block: small enough to spread over the actors, large enough that
-#: per-block overhead stays small against a group's distillation.
-BLOCK_GROUPS = 64
+RESUME_HINT = (
+    "finished groups are in the journal: run again with --resume "
+    "(--engine local finishes the job on this machine)"
+)
 #: A batch is this many rounds of an actor's threads, so a slow group delays few others.
 ROUNDS_PER_BATCH = 2
 
@@ -131,28 +132,31 @@ class RayEngine(DistillEngine):
     ) -> None:
         self._usage_by_actor.clear()
         self._groups_by_actor.clear()
-        with ray_cluster(self.address) as cluster:
-            blocks = _group_blocks(groups)
+        with ray_cluster(self.address, RESUME_HINT) as cluster:
+            workers = max(1, options.workers)
+            actors = min(workers, self.actors or cluster_cpus())
+            threads = math.ceil(workers / actors)
+            blocks = _group_blocks(groups, threads * ROUNDS_PER_BATCH)
             if not blocks:
                 return
+            pipeline = self._pipeline(blocks, options, profiles, actors, threads)
             try:
-                for batch in self._pipeline(blocks, options, profiles).iter_batches(
-                    batch_size=None, batch_format="numpy"
-                ):
+                for batch in pipeline.iter_batches(batch_size=None, batch_format="numpy"):
                     finished(self._take(batch))
             except ray.exceptions.RayError as exc:
                 raise ClusterLostError(
                     f"{cluster} failed mid-run ({type(exc).__name__}: {_first_line(exc)}); "
-                    "finished groups are in the journal: run again with --resume "
-                    "(--engine local finishes the job on this machine)"
+                    + RESUME_HINT
                 ) from exc
 
     def _pipeline(
-        self, blocks: list[Any], options: MiningOptions, profiles: dict[str, TaskProfile]
+        self,
+        blocks: list[Any],
+        options: MiningOptions,
+        profiles: dict[str, TaskProfile],
+        actors: int,
+        threads: int,
     ) -> Any:
-        workers = max(1, options.workers)
-        actors = min(workers, self.actors or cluster_cpus())
-        threads = math.ceil(workers / actors)
         rps = self.spec.policy.requests_per_second if self.spec.llm else None
         schedule = ray.remote(num_cpus=0)(_RateSchedule).remote(rps) if rps else None
         limiter = ClusterRateLimiter(schedule) if schedule else None
@@ -191,10 +195,11 @@ class RayEngine(DistillEngine):
         return dict(sorted(self._groups_by_actor.items()))
 
 
-def _group_blocks(groups: Iterator[QueryGroup]) -> list[Any]:
-    """Object-store refs of Arrow blocks of pickled groups; the driver keeps only the refs."""
+def _group_blocks(groups: Iterator[QueryGroup], size: int) -> list[Any]:
+    """Object-store refs of Arrow blocks of ``size`` pickled groups (one actor batch each, so
+    every actor gets work); the driver keeps only the refs."""
     blocks = []
-    while chunk := list(islice(groups, BLOCK_GROUPS)):
+    while chunk := list(islice(groups, size)):
         table = pa.table({"group": pa.array([pickle.dumps(g) for g in chunk], pa.binary())})
         blocks.append(ray.put(table))
     return blocks
