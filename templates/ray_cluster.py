@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from typing import Any
 
 RAY_INSTALL = "pip install 'thoughtbank[ray]' (or '.[ray]' in a checkout)"
@@ -62,11 +62,13 @@ def ray_cluster(address: str | None, if_lost: str) -> Iterator[str]:
     if head is not None:
         watch = (head, _describe(address), if_lost, done)
         threading.Thread(target=_exit_when_lost, args=watch, daemon=True).start()
-    try:
-        yield _describe(address)
-    finally:
-        done.set()
-        ray.shutdown()
+    # Ray prints its error events (a task retried) on stdout, which is for our JSON.
+    with redirect_stdout(sys.stderr):
+        try:
+            yield _describe(address)
+        finally:
+            done.set()
+            ray.shutdown()
 
 
 def _head_endpoint(address: str | None) -> tuple[str, int] | None:
@@ -92,7 +94,8 @@ def _exit_when_lost(
 
 
 def _start_options(address: str | None) -> dict[str, Any]:
-    options: dict[str, Any] = {"logging_level": logging.WARNING, "configure_logging": True}
+    # Workers' output stays in Ray's session logs: stdout carries the command's JSON summary.
+    options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
     if address is None:
         options.update(include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES)
     return options
