@@ -1,5 +1,6 @@
 """The browser's HTTP server: uvicorn on a socket bound here, so that the port (``0``: a free
-one) is known before it serves, in the foreground (``browse``) or in a thread (``serve``)."""
+one) is known and taking connections before uvicorn runs, in the foreground (``browse``) or in
+a thread (``serve``)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,9 @@ class BrowserServer:
         except OSError as exc:
             self._socket.close()
             raise OSError(f"cannot bind the browser to {host}:{port}: {exc.strerror}") from exc
+        # Listening from here on: a caller that connects before uvicorn runs waits in the
+        # backlog instead of being refused.
+        self._socket.listen()
         self.host = host
         self.port: int = self._socket.getsockname()[1]
         config = uvicorn.Config(create_app(shelf), log_level="warning", access_log=False)
