@@ -11,7 +11,8 @@ import os
 from urllib.parse import quote
 
 import pytest
-from chromium import chromium, click_and_wait, missing
+
+from benchmarks.chromium import chromium, click_and_wait, missing
 
 from conftest import HOSTILE_WORD
 

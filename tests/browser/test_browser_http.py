@@ -170,6 +170,13 @@ def test_auth_needs_a_token_and_keeps_to_its_namespaces(guarded: TestClient) -> 
     assert guarded.get("/templates?namespace=gamma", headers=alpha).status_code == 403
 
 
+def test_a_caller_reading_several_namespaces_is_asked_to_name_one() -> None:
+    client = TestClient(create_app(Shelf(lambda: {"alpha": None, "beta": None})))
+    page = client.get("/templates")
+    assert page.status_code == 400 and "?namespace=NAME" in page.text and "alpha, beta" in page.text
+    assert client.get("/?namespace=alpha").status_code == 503  # still loading
+
+
 def test_a_token_in_the_url_becomes_a_strict_http_only_cookie(guarded: TestClient) -> None:
     exchanged = guarded.get("/templates?q=apples&token=beta-secret")
     assert exchanged.status_code == 303

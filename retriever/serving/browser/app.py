@@ -23,7 +23,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from thoughtbank.echo import echo
+from thoughtbank.echo import clip, echo
 from thoughtbank.retriever.errors import (
     INDEX_LOADING_MESSAGE,
     NAMESPACE_NOT_FOUND_PREFIX,
@@ -226,21 +226,26 @@ def _token_exchange(request: Request, access: AccessTable) -> Response | None:
     return response
 
 
+def _default_namespace(engines: Mapping[str, object], readable: tuple[str, ...]) -> str:
+    """The namespace of a request that names none: ``default``, else the only one readable."""
+    if DEFAULT_NAMESPACE in engines or not readable:
+        return DEFAULT_NAMESPACE
+    if len(readable) > 1:
+        raise InvalidRequestError(
+            f"add ?namespace=NAME to the URL, one of: {clip(', '.join(readable))}"
+        )
+    return readable[0]
+
+
 def _view(request: Request, shelf: Shelf, grant: Grant) -> View:
-    """The namespace named by ``?namespace=``, else ``default``, else the only one readable."""
+    """The namespace named by ``?namespace=``, else the default one; PERMISSION_DENIED outside
+    the caller's grant whether it exists or not, as for the RPCs."""
     engines = shelf.engines()
     readable = tuple(sorted(name for name in engines if grant.allows(name)))
-    name = _text(request, "namespace")
-    if not name:
-        if DEFAULT_NAMESPACE in engines or len(readable) != 1:
-            name = DEFAULT_NAMESPACE
-        else:
-            name = readable[0]
+    name = _text(request, "namespace") or _default_namespace(engines, readable)
     grant.check(name)
     if name not in engines:
-        raise NamespaceNotFoundError(
-            f"{NAMESPACE_NOT_FOUND_PREFIX}{echo(name)}; readable: {', '.join(readable) or 'none'}"
-        )
+        raise NamespaceNotFoundError(f"{NAMESPACE_NOT_FOUND_PREFIX}{echo(name)} on this server")
     engine = engines[name]
     if engine is None:
         raise IndexUnavailableError(INDEX_LOADING_MESSAGE)
