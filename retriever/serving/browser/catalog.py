@@ -163,13 +163,23 @@ class Catalog:
         return rows
 
     def _matching(self, words: Sequence[str], task: str) -> np.ndarray:
-        candidates: Sequence[int] = range(len(self.templates))
-        if task:
-            candidates = [r for r in candidates if self.templates[r].task == task]
+        """Rows of ``task`` (any task when empty) whose search text holds every word."""
+        rows = self._task_rows(task) if task else None
+        texts = self._texts
         for word in words:
-            texts = self._texts
-            candidates = [r for r in candidates if word in texts[r]]
-        return np.asarray(candidates, dtype=np.int64)
+            if rows is None:  # the first word scans every text; the next ones its matches
+                found = [row for row, text in enumerate(texts) if word in text]
+            else:
+                found = [row for row in rows.tolist() if word in texts[row]]
+            rows = np.asarray(found, dtype=np.int64)
+        return np.arange(len(texts), dtype=np.int64) if rows is None else rows
+
+    @functools.cached_property
+    def _tasks(self) -> np.ndarray:
+        return np.array([t.task for t in self.templates], dtype=object)
+
+    def _task_rows(self, task: str) -> np.ndarray:
+        return np.flatnonzero(self._tasks == task)
 
     def _sort_keys(self, sort: str) -> np.ndarray:
         """One number per row to sort by, computed on first use (outcome keys every time the
