@@ -139,6 +139,29 @@ DEFAULT_EMBED_BATCH_SIZE = 64
 EMBEDDING_PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
 
+def add_engine_flags(parser: argparse.ArgumentParser, work: str) -> None:
+    """``--engine``, ``--ray-address`` and ``--ray-actors``: where ``work`` runs."""
+    parser.add_argument(
+        "--engine",
+        default="local",
+        choices=["local", "ray"],
+        help=f"{work} on this machine, or on the actors of a Ray cluster (the ray extra)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        help="Ray cluster to join, as `ray start --head` printed it (default: start one here)",
+    )
+    parser.add_argument(
+        "--ray-actors", type=positive_int, help="Ray actors (default: the cluster's CPUs)"
+    )
+
+
+def check_engine_flags(args: argparse.Namespace) -> None:
+    """The ``--ray-*`` flags only mean something with ``--engine ray``."""
+    if args.engine != "ray" and (args.ray_address or args.ray_actors):
+        raise ValueError("--ray-address and --ray-actors need --engine ray")
+
+
 def add_embedding_flags(parser: argparse.ArgumentParser, default: str | None) -> None:
     """``--backend`` and ``--precision``; ``default`` None means "as the index records"."""
     note = "auto: the fastest that keeps quality" if default else "default: the index's"

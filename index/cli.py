@@ -17,6 +17,8 @@ from thoughtbank.cli_common import (
     DEFAULT_EMBED_BATCH_SIZE,
     Commands,
     add_embedding_flags,
+    add_engine_flags,
+    check_engine_flags,
     positive_int,
     print_safe,
     quiet_model_loading,
@@ -26,6 +28,7 @@ from thoughtbank.index.faiss_backend import INDEX_TYPES
 
 if TYPE_CHECKING:
     from thoughtbank.index.artifact import IndexManifest
+    from thoughtbank.index.embedder import Embedder
 
 DEVICES = ("auto", "cpu", "cuda")
 # What mining reads and templates never are: such an input is a log given to the wrong stage.
@@ -82,6 +85,18 @@ def _index_interrupt_note(args: argparse.Namespace) -> str:
     )
 
 
+def _on_engine(embedder: Embedder, args: argparse.Namespace) -> Embedder:
+    """``embedder``, or with ``--engine ray`` its vectors computed by a Ray actor pool."""
+    check_engine_flags(args)
+    if args.engine == "local":
+        return embedder
+    from thoughtbank.index.ray_embedder import RayPoolEmbedder
+
+    return RayPoolEmbedder(
+        embedder, args.ray_address, args.ray_actors, args.device, args.batch_size
+    )
+
+
 def _print_version(manifest: IndexManifest, **extra: object) -> None:
     print(
         json.dumps(
@@ -112,7 +127,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     settings = IndexSettings(
         args.type, {k: v for k, v in params.items() if v is not None}, args.embed
     )
-    embedder = load_embedder(args.model, args.backend, args.precision, args.device, args.batch_size)
+    embedder = _on_engine(
+        load_embedder(args.model, args.backend, args.precision, args.device, args.batch_size), args
+    )
     manifest = build_index(
         list(read_templates(args.templates)),
         args.out,
@@ -140,8 +157,9 @@ def cmd_add(args: argparse.Namespace) -> int:
     result = add_templates(
         args.index,
         list(read_templates(args.templates)),
-        lambda live: manifest_embedder(
-            live, args.backend, args.precision, args.device, args.batch_size
+        lambda live: _on_engine(
+            manifest_embedder(live, args.backend, args.precision, args.device, args.batch_size),
+            args,
         ),
         device=args.device,
         show_progress=show_progress,
@@ -278,6 +296,7 @@ def _add_build(commands: Commands) -> None:
         default=DEFAULT_EMBED_BATCH_SIZE,
         help="texts per encode call",
     )
+    add_engine_flags(build, "embed")
     build.add_argument("--hnsw-m", type=positive_int, help="hnsw: links per node (32)")
     build.add_argument("--ef-construction", type=positive_int, help="hnsw: build depth (40)")
     build.add_argument("--ef-search", type=positive_int, help="hnsw: default search depth (128)")
@@ -298,6 +317,7 @@ def _add_updates(commands: Commands) -> None:
         default=DEFAULT_EMBED_BATCH_SIZE,
         help="texts per encode call",
     )
+    add_engine_flags(add, "embed")
     add.set_defaults(func=cmd_add, interrupt_note=_index_interrupt_note)
     remove = commands.add_parser("remove", help="remove templates as a new live version")
     remove.add_argument(

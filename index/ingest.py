@@ -28,7 +28,13 @@ from pathlib import Path
 
 from thoughtbank.files import sha256_file
 from thoughtbank.index.builder import add_templates
-from thoughtbank.templates import Distiller, EmbedFunction, MiningOptions, mine_templates
+from thoughtbank.templates import (
+    DistillEngine,
+    Distiller,
+    EmbedFunction,
+    MiningOptions,
+    mine_templates,
+)
 from thoughtbank.templates.store import read_templates
 
 log = logging.getLogger("thoughtbank.ingest")
@@ -55,7 +61,7 @@ class Ingester:
     def __init__(
         self,
         index_dir: Path,
-        distiller: Distiller,
+        distiller: Distiller | DistillEngine,
         options: MiningOptions,
         embed: EmbedFunction | None = None,
     ) -> None:

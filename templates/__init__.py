@@ -18,8 +18,11 @@ if TYPE_CHECKING:
         ExtractiveDistiller,
         LLMUsage,
     )
+    from thoughtbank.templates.distiller_spec import DistillerSpec
     from thoughtbank.templates.job import (
+        DistillEngine,
         LeakagePolicy,
+        LocalEngine,
         MiningOptions,
         MiningSummary,
         mine_templates,
@@ -37,6 +40,9 @@ _MODULE_OF = {
     "DistillRequest": "thoughtbank.templates.distill",
     "ExtractiveDistiller": "thoughtbank.templates.distill",
     "LLMUsage": "thoughtbank.templates.distill",
+    "DistillerSpec": "thoughtbank.templates.distiller_spec",
+    "DistillEngine": "thoughtbank.templates.job",
+    "LocalEngine": "thoughtbank.templates.job",
     "LeakagePolicy": "thoughtbank.templates.job",
     "MiningOptions": "thoughtbank.templates.job",
     "MiningSummary": "thoughtbank.templates.job",
@@ -59,14 +65,17 @@ _MODULE_OF = {
 }
 
 __all__ = [
+    "DistillEngine",
     "DistillRequest",
     "Distillation",
     "Distiller",
+    "DistillerSpec",
     "EmbedFunction",
     "ExtractiveDistiller",
     "LLMUsage",
     "LeakageGuard",
     "LeakagePolicy",
+    "LocalEngine",
     "LogRecord",
     "MiningOptions",
     "MiningSummary",

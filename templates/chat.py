@@ -30,7 +30,7 @@ from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.output_parsers import JsonOutputParser
-from langchain_core.rate_limiters import InMemoryRateLimiter
+from langchain_core.rate_limiters import BaseRateLimiter, InMemoryRateLimiter
 from tenacity import (
     Retrying,
     retry_if_exception_type,
@@ -185,18 +185,30 @@ def _reply_text(message: BaseMessage) -> str:
     )
 
 
+def chat_distiller_name(label: str) -> str:
+    """The distiller name a job's journal and templates record for the chat model ``label``."""
+    return f"chat:{label}"
+
+
 class ChatDistiller:
-    """Distils with a chat model; thread-safe, so one instance serves every worker."""
+    """Distils with a chat model; thread-safe, so one instance serves every worker.
+
+    ``rate_limiter`` replaces the in-process limiter of ``policy.requests_per_second`` (the Ray
+    engine passes one shared by the whole cluster)."""
 
     version = "1"
 
     def __init__(
-        self, model: BaseChatModel, label: str = "", policy: CallPolicy = CallPolicy()
+        self,
+        model: BaseChatModel,
+        label: str = "",
+        policy: CallPolicy = CallPolicy(),
+        rate_limiter: BaseRateLimiter | None = None,
     ) -> None:
         self.model = model
         self.policy = policy
-        self.name = f"chat:{label or type(model).__name__}"
-        self._limiter = (
+        self.name = chat_distiller_name(label or type(model).__name__)
+        self._limiter = rate_limiter or (
             InMemoryRateLimiter(
                 requests_per_second=policy.requests_per_second, check_every_n_seconds=0.01
             )

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from thoughtbank.cli_common import (
     Commands,
+    add_engine_flags,
+    check_engine_flags,
     column_map,
     fraction,
     non_negative_int,
@@ -22,8 +24,11 @@ from thoughtbank.cli_common import (
     quiet_model_loading,
 )
 from thoughtbank.echo import echo
-from thoughtbank.templates.distill import Distiller, ExtractiveDistiller
+from thoughtbank.templates.chat import CallPolicy
+from thoughtbank.templates.distill import Distiller
+from thoughtbank.templates.distiller_spec import DistillerSpec
 from thoughtbank.templates.job import (
+    DistillEngine,
     LeakagePolicy,
     MiningOptions,
     MiningSummary,
@@ -45,7 +50,8 @@ EXAMPLES = """examples:
   thoughtbank mine logs.jsonl.gz --out templates.jsonl
   thoughtbank mine export.csv --columns query=prompt,llm=model --performance-scale 100
   thoughtbank mine logs.jsonl.gz --distiller chat --llm openai:gpt-4o-mini --workers 8
-  thoughtbank mine logs.jsonl.gz --resume        # go on after an interruption"""
+  thoughtbank mine logs.jsonl.gz --resume        # go on after an interruption
+  thoughtbank mine logs.jsonl.gz --engine ray --ray-address HEAD:6379 --workers 64"""
 
 
 def _model_names(text: str) -> frozenset[str]:
@@ -64,22 +70,30 @@ def schema_column_map(text: str) -> dict[str, str]:
     return mapping
 
 
-def _distiller(args: argparse.Namespace) -> Distiller:
+def _distiller_spec(args: argparse.Namespace) -> DistillerSpec:
     if args.distiller == "extractive":
         if args.llm:
             raise ValueError("--llm needs --distiller chat")
-        return ExtractiveDistiller()
+        return DistillerSpec()
     if not args.llm:
         raise ValueError("--distiller chat needs --llm openai:MODEL or python:MODULE:FACTORY")
-    from thoughtbank.templates.chat import CallPolicy, ChatDistiller, load_chat_model
-
     policy = CallPolicy(
         timeout_s=args.timeout,
         retries=args.retries,
         requests_per_second=args.rate_limit,
         call_threads=2 * args.workers,
     )
-    return ChatDistiller(load_chat_model(args.llm, args.timeout), args.llm, policy)
+    return DistillerSpec(args.llm, policy)
+
+
+def _distiller(args: argparse.Namespace) -> Distiller | DistillEngine:
+    """This process's distiller, or with ``--engine ray`` the engine that builds one per actor."""
+    check_engine_flags(args)
+    if args.engine == "local":
+        return _distiller_spec(args).build()
+    from thoughtbank.templates.ray_engine import RayEngine
+
+    return RayEngine(_distiller_spec(args), args.ray_address, args.ray_actors)
 
 
 def _embed(args: argparse.Namespace) -> EmbedFunction | None:
@@ -199,6 +213,7 @@ def _add_distiller_arguments(mine: argparse.ArgumentParser) -> None:
         "--llm", help="chat model: openai:MODEL or python:package.module:factory (needs chat)"
     )
     mine.add_argument("--workers", type=positive_int, default=4, help="concurrent distillations")
+    add_engine_flags(mine, "distil with --workers threads")
     mine.add_argument("--timeout", type=positive_float, default=120.0, help="seconds per LLM call")
     mine.add_argument(
         "--retries", type=non_negative_int, default=3, help="retries of a transient LLM error"
@@ -258,7 +273,9 @@ def add_mining_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
-def mining_job(args: argparse.Namespace) -> tuple[Distiller, MiningOptions, EmbedFunction | None]:
+def mining_job(
+    args: argparse.Namespace,
+) -> tuple[Distiller | DistillEngine, MiningOptions, EmbedFunction | None]:
     """The distiller, options and merge embedding that ``add_mining_arguments`` asked for."""
     return _distiller(args), _options(args), _embed(args)
 

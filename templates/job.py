@@ -1,8 +1,9 @@
 """The mining job: logs -> groups -> selected responses -> templates, durable and resumable.
 
 Rows stream from the logs into an on-disk spool that hands back one group at a time. Groups are
-distilled by a pool of ``workers`` threads (LLM calls wait on the network, not the CPU) with a
-bounded number in flight, so memory does not grow with the number of groups. Every finished
+distilled by a ``DistillEngine``: by default a pool of ``workers`` threads (LLM calls wait on the
+network, not the CPU) with a bounded number in flight, so memory does not grow with the number
+of groups; ``ray_engine.RayEngine`` runs them on a Ray cluster instead. Every finished
 group is appended to a journal (``OUT.journal``) as one JSON line, in the order groups finish,
 so a killed job loses nothing it finished; ``resume=True`` skips journaled groups and retries
 failed ones. The final output is rebuilt from the journal, near-duplicates merged and sorted,
@@ -14,7 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
@@ -25,7 +27,7 @@ from typing import Any
 from tqdm import tqdm
 
 from thoughtbank.progress import progress_bar, with_progress
-from thoughtbank.templates.distill import Distillation, Distiller, DistillRequest
+from thoughtbank.templates.distill import Distillation, Distiller, DistillRequest, LLMUsage
 from thoughtbank.templates.journal import Journal, JournalEntry, journal_path
 from thoughtbank.templates.leakage import Leak, LeakageGuard
 from thoughtbank.templates.merge import (
@@ -91,9 +93,10 @@ class MiningOptions:
     spool_dir: Path | None = None
     progress: bool = False
 
-    def fingerprint(self, paths: list[Path], distiller: Distiller) -> str:
+    def fingerprint(self, paths: list[Path], distiller: Distiller | DistillEngine) -> str:
         """Hash of everything that shapes the journaled templates; a journal only resumes its
-        own job. (Merging runs after the journal, so its threshold may change on resume.)"""
+        own job, on either engine. (Merging runs after the journal, so its threshold may change
+        on resume.)"""
         shaping = {k: v for k, v in asdict(self).items() if k not in _NOT_IN_FINGERPRINT}
         payload = json.dumps(
             [shaping, [str(p.resolve()) for p in paths], distiller.name, distiller.version],
@@ -138,10 +141,16 @@ class MiningSummary:
     llm_calls: int = 0
     input_tokens: int | None = None
     output_tokens: int | None = None
+    groups_per_actor: dict[str, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "failures"}
+        """The counts; ``groups_per_actor`` only where a cluster engine ran the job."""
+        return {
+            k: v
+            for k, v in asdict(self).items()
+            if k != "failures" and (k != "groups_per_actor" or v)
+        }
 
 
 def group_key(group: QueryGroup) -> str:
@@ -237,7 +246,7 @@ def mine_group(
     return JournalEntry(key, "ok", template=template.to_dict())
 
 
-def _mine_or_fail(
+def mine_or_fail(
     group: QueryGroup,
     distiller: Distiller,
     options: MiningOptions,
@@ -276,31 +285,77 @@ def _spool_logs(
     summary.files_damaged = rejects.damaged_files
 
 
-def _distil_groups(
-    groups: Iterator[QueryGroup],
-    journal: Journal,
-    distiller: Distiller,
-    options: MiningOptions,
-    profiles: dict[str, TaskProfile],
-    progress: tqdm[Any],
-) -> None:
-    """Run groups through the worker pool, journaling each batch of finished ones at once."""
-    limit = max(1, options.workers) * IN_FLIGHT_PER_WORKER
-    in_flight: set[Future[JournalEntry]] = set()
-    with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
-        try:
-            while True:
-                while len(in_flight) < limit and (group := next(groups, None)) is not None:
-                    in_flight.add(pool.submit(_mine_or_fail, group, distiller, options, profiles))
-                if not in_flight:
-                    return
-                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                journal.append([future.result() for future in done])
-                progress.update(len(done))
-        except BaseException:
-            # Interrupted: stop at the groups already running rather than mine the queue.
-            pool.shutdown(cancel_futures=True)
-            raise
+#: Called with each batch of finished groups, in the order they finish.
+FinishedGroups = Callable[[list[JournalEntry]], None]
+
+
+class DistillEngine(ABC):
+    """Where a job's groups are distilled. ``name`` and ``version`` are its distiller's."""
+
+    name: str
+    version: str
+
+    @abstractmethod
+    def distil(
+        self,
+        groups: Iterator[QueryGroup],
+        options: MiningOptions,
+        profiles: dict[str, TaskProfile],
+        finished: FinishedGroups,
+    ) -> None:
+        """Mine every group (``mine_or_fail``), handing each finished batch to ``finished``."""
+
+    @abstractmethod
+    def usage(self) -> LLMUsage:
+        """The LLM calls this engine's distillers made."""
+
+    def groups_per_actor(self) -> dict[str, int]:
+        """Groups each worker process finished; empty where there is one process."""
+        return {}
+
+
+class LocalEngine(DistillEngine):
+    """This process: a pool of ``options.workers`` threads sharing one distiller."""
+
+    def __init__(self, distiller: Distiller) -> None:
+        self.distiller = distiller
+        self.name, self.version = distiller.name, distiller.version
+
+    def distil(
+        self,
+        groups: Iterator[QueryGroup],
+        options: MiningOptions,
+        profiles: dict[str, TaskProfile],
+        finished: FinishedGroups,
+    ) -> None:
+        limit = max(1, options.workers) * IN_FLIGHT_PER_WORKER
+        in_flight: set[Future[JournalEntry]] = set()
+        with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
+            try:
+                while True:
+                    while len(in_flight) < limit and (group := next(groups, None)) is not None:
+                        in_flight.add(
+                            pool.submit(mine_or_fail, group, self.distiller, options, profiles)
+                        )
+                    if not in_flight:
+                        return
+                    done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                    finished([future.result() for future in done])
+            except BaseException:
+                # Interrupted: stop at the groups already running rather than mine the queue.
+                pool.shutdown(cancel_futures=True)
+                raise
+
+    def usage(self) -> LLMUsage:
+        return self.distiller.usage()
+
+
+def _journaling(journal: Journal, progress: tqdm[Any]) -> FinishedGroups:
+    def finished(entries: list[JournalEntry]) -> None:
+        journal.append(entries)
+        progress.update(len(entries))
+
+    return finished
 
 
 def _merge(
@@ -324,7 +379,7 @@ def _finish(
     journal: Journal,
     embed: EmbedFunction | None,
     options: MiningOptions,
-    distiller: Distiller,
+    engine: DistillEngine,
     out_path: Path,
     summary: MiningSummary,
 ) -> None:
@@ -339,29 +394,32 @@ def _finish(
     summary.leakage_dropped = journal.count("dropped")
     summary.failures = journal.failures()
     summary.failed = len(summary.failures)
-    usage = distiller.usage()
+    usage = engine.usage()
     summary.llm_calls = usage.calls
     summary.input_tokens, summary.output_tokens = usage.input_tokens, usage.output_tokens
+    summary.groups_per_actor = engine.groups_per_actor()
 
 
 def mine_templates(
     log_paths: Iterable[Path],
     out_path: Path,
-    distiller: Distiller,
+    distiller: Distiller | DistillEngine,
     options: MiningOptions | None = None,
     embed: EmbedFunction | None = None,
 ) -> MiningSummary:
     """Run the whole job and write the templates JSONL to ``out_path``.
 
+    ``distiller`` runs on this process's threads unless it is an engine of its own (Ray's).
     ``embed`` (texts -> L2-normalizable vectors) enables merging near-duplicate templates.
     """
     options = options or MiningOptions()
+    engine = distiller if isinstance(distiller, DistillEngine) else LocalEngine(distiller)
     paths = [Path(p) for p in log_paths]
     check_log_paths(paths)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     summary = MiningSummary()
-    journal = Journal(journal_path(out_path), options.fingerprint(paths, distiller), options.resume)
+    journal = Journal(journal_path(out_path), options.fingerprint(paths, engine), options.resume)
     try:
         with GroupSpool(options.spool_dir or out_path.parent) as spool:
             _spool_logs(paths, spool, options, out_path, summary)
@@ -373,8 +431,8 @@ def mine_templates(
             with progress_bar(
                 "groups", "groups", options.progress, summary.groups, summary.groups_resumed
             ) as progress:
-                _distil_groups(pending, journal, distiller, options, profiles, progress)
+                engine.distil(pending, options, profiles, _journaling(journal, progress))
     finally:
         journal.close()
-    _finish(journal, embed, options, distiller, out_path, summary)
+    _finish(journal, embed, options, engine, out_path, summary)
     return summary

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from itertools import cycle
+from pathlib import Path
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -110,6 +112,26 @@ class PromptHashChatModel(BaseChatModel):
 def slow_prompt_hash_model() -> PromptHashChatModel:
     """Entry point for ``--llm python:mining_fakes:slow_prompt_hash_model``."""
     return PromptHashChatModel(delay_s=0.05)
+
+
+class PidRecordingChatModel(PromptHashChatModel):
+    """The prompt-hash fake that leaves a file named by its process id in
+    ``$THOUGHTBANK_TEST_PID_DIR`` on each call, so a test can find and kill a Ray worker."""
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        Path(os.environ["THOUGHTBANK_TEST_PID_DIR"], str(os.getpid())).touch()
+        return super()._generate(messages, stop, run_manager, **kwargs)
+
+
+def pid_recording_model() -> PidRecordingChatModel:
+    """Entry point for ``--llm python:mining_fakes:pid_recording_model``."""
+    return PidRecordingChatModel(delay_s=0.05)
 
 
 def prompt_hash_model() -> PromptHashChatModel:
