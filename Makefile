@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install install-dev demo dist test test-fast lint typecheck protos bench bench-quick clean
+.PHONY: install install-dev browser-deps demo dist test test-fast lint typecheck protos bench bench-quick clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,12 +28,18 @@ $(VENV)/.dev-installed: $(VENV)/.installed
 
 install: $(VENV)/.installed
 
+# Debian's headless Chromium and its driver, for the template browser's tests and screenshots;
+# installed only when missing (CI runs `make test` as root on a clean machine).
+browser-deps:
+	test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || \
+		(apt-get update -q && apt-get install -y -q chromium chromium-driver)
+
 install-dev: $(VENV)/.dev-installed
 
 demo: install
 	$(VENV)/bin/thoughtbank demo
 
-test: install-dev typecheck
+test: install-dev typecheck browser-deps
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -m "slow or not slow" --durations=15 $(PYTEST_ARGS)
@@ -60,10 +66,10 @@ dist:
 	rm -rf dist
 	$(PIP) wheel --no-deps -q -w dist .
 
-bench: install-dev
+bench: install-dev browser-deps
 	$(PY) -m benchmarks.run_all
 
-bench-quick: install-dev
+bench-quick: install-dev browser-deps
 	$(PY) -m benchmarks.run_all --quick
 
 clean:

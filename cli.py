@@ -41,6 +41,11 @@ COMMAND_MODULES = (
     CommandModule("thoughtbank.index.cli", {"index": "build and manage the template index"}, True),
     CommandModule("thoughtbank.server", {"serve": "serve an index over gRPC"}, True),
     CommandModule(
+        "thoughtbank.retriever.serving.browser.cli",
+        {"browse": "browse an index's templates and try queries in a web page"},
+        True,
+    ),
+    CommandModule(
         "thoughtbank.index.ingest_cli",
         {"ingest": "mine new logs into an index as new versions"},
         True,

@@ -37,3 +37,19 @@ def require_engine(what: str) -> None:
             f"{what} needs the thoughtbank engine, which is not installed (no module "
             f"{missing!r}): {ENGINE_INSTALL}"
         )
+
+
+UI_INSTALL = "pip install '.[cpu,ui]' in a checkout"
+# One import name per requirement of the ``ui`` extra (the template browser).
+UI_MODULES = ("starlette", "jinja2", "uvicorn")
+
+
+def require_ui(what: str) -> None:
+    """Raise ``EngineNotInstalledError`` naming the ``ui`` extra when the browser's web
+    libraries are absent."""
+    missing = next((m for m in UI_MODULES if importlib.util.find_spec(m) is None), None)
+    if missing is not None:
+        raise EngineNotInstalledError(
+            f"{what} needs the template browser's web libraries (no module {missing!r}): "
+            f"{UI_INSTALL}"
+        )

@@ -20,7 +20,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError, Message
@@ -29,6 +29,7 @@ from grpc_reflection.v1alpha import reflection
 
 from thoughtbank.cli_common import Commands, quiet_model_loading
 from thoughtbank.echo import clip, echo
+from thoughtbank.extras import require_ui
 from thoughtbank.index import LoadedIndex, default_threads, use_threads
 from thoughtbank.protos import SERVICE_NAME, pb2
 from thoughtbank.retriever.errors import (
@@ -57,6 +58,9 @@ from thoughtbank.retriever.serving.process import LISTENING_PREFIX, METRICS_MARK
 from thoughtbank.retriever.serving.reload import load_index_to_start
 from thoughtbank.retriever.types import DEFAULT_NAMESPACE, MAX_K, RetrievalQuery, RetrievalResult
 from thoughtbank.schema import OutcomeRecord
+
+if TYPE_CHECKING:
+    from thoughtbank.retriever.serving.browser.run import BrowserServer
 
 log = logging.getLogger("thoughtbank.server")
 T = TypeVar("T", bound=Message)
@@ -655,13 +659,32 @@ async def serve(
         if config.feedback_interval and config.usefulness_weight
         else None
     )
+    browser = _start_browser(config, namespaces, guard)
     try:
         await _run_until_stopped(config, namespaces, start, reread_access)
     finally:
         if following is not None:
             following.cancel()
+        if browser is not None:
+            await asyncio.to_thread(browser.stop)
         namespaces.close()
     await _drain(config, server, health_service, servicer)
+
+
+def _start_browser(
+    config: ServerConfig, namespaces: Namespaces, guard: RpcGuard
+) -> BrowserServer | None:
+    """With ``--ui-port``, the template browser in a thread of its own, on the engines live
+    now and the tokens the RPCs take (the guard's, so that a SIGHUP reload applies)."""
+    if config.ui_port is None:
+        return None
+    require_ui("`thoughtbank serve --ui-port`")
+    # Imported only here: the web libraries are the ui extra's, and serving needs none of them.
+    from thoughtbank.retriever.serving.browser.app import Shelf
+    from thoughtbank.retriever.serving.browser.run import BrowserServer
+
+    shelf = Shelf(lambda: {n.name: n.live.engine for n in namespaces}, lambda: guard.access)
+    return BrowserServer(shelf, config.ui_host, config.ui_port).start()
 
 
 async def _run_until_stopped(

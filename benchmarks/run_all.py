@@ -38,6 +38,7 @@ AREAS = (
     "mining",
     "quality",
     "feedback",
+    "browser",
 )
 
 
@@ -192,6 +193,13 @@ HEADLINES = (
         "record_outcome_per_s_32",
         "durable RecordOutcome calls/s at 32 clients",
         ">= 1000",
+    ),
+    Headline(
+        "browser_worst_p95_vs_goal_100k",
+        "browser",
+        "worst_p95_vs_goal",
+        "template browser: the slowest page's server-side p95 at 100k templates / 200 ms",
+        "< 1",
     ),
     Headline(
         "startup_version_vs_grpc",

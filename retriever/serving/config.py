@@ -63,6 +63,13 @@ class ServerConfig:
     metrics_port: int | None = field(
         default=None, metadata=_doc("serve Prometheus metrics on this port (0: free)")
     )
+    ui_port: int | None = field(
+        default=None,
+        metadata=_doc("serve the template browser on this port (0: free); needs the ui extra"),
+    )
+    ui_host: str = field(
+        default="127.0.0.1", metadata=_doc("address the template browser binds (--ui-port)")
+    )
     auth_token_file: Path | None = field(
         default=None,
         metadata=_doc("file holding the bearer token clients must send; unset: no auth"),
@@ -169,6 +176,7 @@ class ServerConfig:
 RANGES: dict[str, tuple[float, float]] = {
     "port": (0, MAX_PORT),
     "metrics_port": (0, MAX_PORT),
+    "ui_port": (0, MAX_PORT),
     "grace": (0, 3_600),
     "max_query_chars": (1, 1 << 28),
     "max_template_chars": (1, 1 << 24),
