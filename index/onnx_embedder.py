@@ -34,6 +34,7 @@ from thoughtbank.index.embedder import (
     resolve_model,
     weights_file,
 )
+from thoughtbank.index.threads import default_threads
 
 log = logging.getLogger("thoughtbank.index")
 
@@ -184,6 +185,8 @@ def _load_runtime(model_id: str, precision: str) -> _Runtime:
     path, digest = cached_onnx_model(model_dir, precision)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Its default is a thread per core even where this process has a share of them (a Ray actor).
+    options.intra_op_num_threads = default_threads()
     # The arena keeps the peak of the longest batch ever seen (about 0.8 GiB for 32 texts of
     # 256 tokens) for the process's life; without it a server's RSS returns to its base.
     options.enable_cpu_mem_arena = False

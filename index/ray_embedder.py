@@ -22,8 +22,9 @@ from thoughtbank.progress import progress_bar
 from thoughtbank.templates.ray_cluster import ClusterLostError, cluster_cpus, ray, ray_cluster
 
 RERUN_HINT = "no version was written: run the command again"
-#: Texts per object-store block, and per actor call: a few encode batches each.
-BLOCK_TEXTS = 1024
+#: Texts per object-store block, and per actor call: a few encode batches, so that a
+#: build's blocks spread over every actor.
+BLOCK_TEXTS = 256
 
 
 class TextEncoder:

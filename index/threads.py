@@ -23,10 +23,13 @@ _budget = threading.local()
 
 @functools.cache
 def default_threads() -> int:
-    """One thread per physical core this process may run on, as torch picks by default."""
+    """One thread per physical core this process may run on, as torch picks by default, and no
+    more than ``OMP_NUM_THREADS`` (what Ray gives each of its workers: its CPU share)."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     physical = psutil.cpu_count(logical=False)
-    return max(1, min(filter(None, (usable, physical))))
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    limit = int(omp) if omp.isdigit() else None
+    return max(1, min(filter(None, (usable, physical, limit))))
 
 
 def use_threads(count: int) -> None:

@@ -103,10 +103,10 @@ def _start_options(address: str | None) -> dict[str, Any]:
 
 def _quiet_ray_data() -> None:
     """The command draws its own progress bar; Ray Data's bars and plan logs would interleave."""
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
 def _describe(address: str | None) -> str:
