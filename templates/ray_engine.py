@@ -8,8 +8,8 @@ per actor since LLM calls wait on the network. Finished groups stream back to th
 journals them, so ``--resume``, the rejects file, the summary and the output are those of the
 local engine. A rate limit is one actor's schedule shared by every caller in the cluster.
 A batch whose actor dies is run again on a restarted actor; its groups reach the journal once.
-Groups and entries cross the cluster pickled, as Ray moves every object: only this job's own
-driver and actors, inside the cluster's trust boundary, ever unpickle them.
+Groups and entries cross the cluster as Python objects in Ray's own serialization: only this
+job's own driver and actors, inside the cluster's trust boundary, ever read them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import pickle
 import socket
 import time
 from collections import Counter
@@ -27,7 +26,7 @@ from itertools import islice
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
+import pandas as pd
 from langchain_core.rate_limiters import BaseRateLimiter
 
 from thoughtbank.templates.distill import LLMUsage
@@ -96,17 +95,16 @@ class GroupMiner:
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="distil")
         self.actor = f"{socket.gethostname()}:{os.getpid()}"
 
-    def _mine(self, pickled_group: bytes) -> bytes:
-        group: QueryGroup = pickle.loads(pickled_group)  # noqa: S301 (see the module doc)
-        return pickle.dumps(mine_or_fail(group, self.distiller, self.options, self.profiles))
+    def _mine(self, group: QueryGroup) -> JournalEntry:
+        return mine_or_fail(group, self.distiller, self.options, self.profiles)
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         entries = list(self.pool.map(self._mine, batch["group"]))
-        usage = pickle.dumps(self.distiller.usage())
+        usage = self.distiller.usage()
         return {
-            "entry": entries,
-            "actor": [self.actor] * len(entries),
-            "usage": [usage] * len(entries),
+            "entry": _objects(entries),
+            "actor": np.array([self.actor] * len(entries)),
+            "usage": _objects([usage] * len(entries)),
         }
 
 
@@ -160,7 +158,7 @@ class RayEngine(DistillEngine):
         rps = self.spec.policy.requests_per_second if self.spec.llm else None
         schedule = ray.remote(num_cpus=0)(_RateSchedule).remote(rps) if rps else None
         limiter = ClusterRateLimiter(schedule) if schedule else None
-        return ray.data.from_arrow_refs(blocks).map_batches(
+        return ray.data.from_pandas_refs(blocks).map_batches(
             GroupMiner,
             fn_constructor_kwargs={
                 "spec": self.spec,
@@ -179,9 +177,9 @@ class RayEngine(DistillEngine):
     def _take(self, batch: dict[str, np.ndarray]) -> list[JournalEntry]:
         """The batch's entries; its actor's lifetime usage replaces what it reported before."""
         for actor, usage in zip(batch["actor"], batch["usage"], strict=True):
-            self._usage_by_actor[str(actor)] = pickle.loads(usage)  # noqa: S301
+            self._usage_by_actor[str(actor)] = usage
         self._groups_by_actor.update(str(actor) for actor in batch["actor"])
-        return [pickle.loads(entry) for entry in batch["entry"]]  # noqa: S301
+        return list(batch["entry"])
 
     def usage(self) -> LLMUsage:
         usages = list(self._usage_by_actor.values())
@@ -196,13 +194,19 @@ class RayEngine(DistillEngine):
 
 
 def _group_blocks(groups: Iterator[QueryGroup], size: int) -> list[Any]:
-    """Object-store refs of Arrow blocks of ``size`` pickled groups (one actor batch each, so
-    every actor gets work); the driver keeps only the refs."""
+    """Object-store refs of blocks of ``size`` groups (one actor batch each, so every actor
+    gets work); the driver keeps only the refs."""
     blocks = []
     while chunk := list(islice(groups, size)):
-        table = pa.table({"group": pa.array([pickle.dumps(g) for g in chunk], pa.binary())})
-        blocks.append(ray.put(table))
+        blocks.append(ray.put(pd.DataFrame({"group": pd.Series(chunk, dtype=object)})))
     return blocks
+
+
+def _objects(items: list[Any]) -> np.ndarray:
+    """A 1-D object array of ``items``, never unpacked into columns as ``np.array`` would."""
+    array = np.empty(len(items), dtype=object)
+    array[:] = items
+    return array
 
 
 def _total(counts: Iterator[int | None]) -> int | None:

@@ -23,7 +23,12 @@ from typing import Any
 from thoughtbank.echo import echo
 from thoughtbank.index import Embedder, IndexManifest, LoadedIndex, manifest_embedder
 from thoughtbank.index.outcomes import OutcomeStore
-from thoughtbank.retriever.errors import NAMESPACE_NOT_FOUND_PREFIX, NamespaceNotFoundError
+from thoughtbank.retriever.errors import (
+    INDEX_LOADING_MESSAGE,
+    NAMESPACE_NOT_FOUND_PREFIX,
+    IndexUnavailableError,
+    NamespaceNotFoundError,
+)
 from thoughtbank.retriever.serving.access import Grant
 from thoughtbank.retriever.serving.engine import EmbeddingChoice, RetrievalEngine
 from thoughtbank.retriever.serving.feedback import UsefulnessRanking, read_evidence
@@ -130,6 +135,7 @@ class Namespaces:
         self._reload_interval = reload_interval
         self._first_index = first_index
         self._held: dict[str, Namespace] = {}
+        self._scanned = False  # the first sync has finished: a name not held now is unknown
         self._reported_misnamed: set[str] = set()
         self._embedders = SharedEmbedders(engine_settings.get("embedding", EmbeddingChoice()))
         self._syncing = asyncio.Lock()
@@ -142,13 +148,21 @@ class Namespaces:
 
     def resolve(self, grant: Grant, requested: str) -> Namespace:
         """The namespace a request names ('' = default): PERMISSION_DENIED outside the
-        caller's grant (whether it exists or not), NOT_FOUND when not held."""
+        caller's grant (whether it exists or not), UNAVAILABLE while it may still be loading,
+        NOT_FOUND when not held."""
         name = requested or DEFAULT_NAMESPACE
         grant.check(name)
         namespace = self._held.get(name)
+        if namespace is None and self._may_be_loading(name):
+            raise IndexUnavailableError(INDEX_LOADING_MESSAGE)
         if namespace is None:
             raise NamespaceNotFoundError(f"{NAMESPACE_NOT_FOUND_PREFIX}{echo(name)} on this server")
         return namespace
+
+    def _may_be_loading(self, name: str) -> bool:
+        if self.index_dir is not None:
+            return name == DEFAULT_NAMESPACE
+        return not self._scanned
 
     def readable(self, grant: Grant) -> list[Namespace]:
         return [self._held[name] for name in sorted(self._held) if grant.allows(name)]
@@ -184,6 +198,7 @@ class Namespaces:
         # with another's live objects would keep the interpreter's heap from shrinking.
         for name in added:
             await self._add(name, folders[name])
+        self._scanned = True
 
     async def _add(self, name: str, index_dir: Path) -> None:
         first_index, self._first_index = self._first_index, None

@@ -3,6 +3,7 @@ that come and go while clients run, tokens re-read on SIGHUP."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import shutil
@@ -19,7 +20,14 @@ from server_testkit import rpc_error, scrape_metrics, service_stub
 from thoughtbank.index import build_index
 from thoughtbank.protos import pb2
 from thoughtbank.retriever import OutcomeRecord, ThoughtbankClient
-from thoughtbank.retriever.errors import NamespaceNotFoundError, PermissionDeniedError
+from thoughtbank.retriever.errors import (
+    IndexUnavailableError,
+    NamespaceNotFoundError,
+    PermissionDeniedError,
+)
+from thoughtbank.retriever.serving.access import EVERYTHING
+from thoughtbank.retriever.serving.feedback import UsefulnessRanking
+from thoughtbank.retriever.serving.namespaces import NamespaceHooks, Namespaces
 from thoughtbank.retriever.serving.process import ServerProcess
 from thoughtbank.templates import ExtractiveDistiller, mine_templates, read_templates
 
@@ -309,3 +317,31 @@ def test_sighup_reads_the_tokens_again(server: ServerProcess, tokens_file: Path)
     finally:
         tokens_file.write_text(original)
         server.send_signal(signal.SIGHUP)
+
+
+def test_a_name_is_unavailable_until_the_first_scan_and_then_not_found(tmp_path: Path) -> None:
+    """A request that races the server's first scan must hear "retry", not "no such namespace"."""
+    (tmp_path / "alpha").mkdir()
+
+    async def on_swap(_name: str, _engine: object) -> None:
+        return None
+
+    async def scan() -> None:
+        namespaces = Namespaces(
+            None,
+            tmp_path,
+            {},
+            UsefulnessRanking,
+            NamespaceHooks(on_swap, on_failure=lambda _n: None, on_drop=lambda _n: None),
+            reload_interval=0,
+        )
+        for name in ("alpha", "gamma"):
+            with pytest.raises(IndexUnavailableError, match="no index is loaded yet"):
+                namespaces.resolve(EVERYTHING, name)
+        await namespaces.sync()
+        assert namespaces.resolve(EVERYTHING, "alpha").name == "alpha"
+        with pytest.raises(NamespaceNotFoundError, match="no namespace 'gamma'"):
+            namespaces.resolve(EVERYTHING, "gamma")
+        namespaces.close()
+
+    asyncio.run(scan())
