@@ -94,6 +94,8 @@ def fraction(text: str) -> float:
 
 
 MAX_PORT = 65_535
+#: What servers bind unless told otherwise: this host only.
+LOOPBACK = "127.0.0.1"
 # HOST:PORT with a name, an IPv4 address or a bracketed IPv6 address; the port digits only.
 _SERVER_ADDRESS = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):(?P<port>[0-9]{1,5})")
 

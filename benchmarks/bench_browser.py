@@ -29,7 +29,7 @@ import numpy as np
 
 from benchmarks.bench_serving import PrecomputedEmbedder
 from benchmarks.chromium import chromium, missing
-from benchmarks.common import percentile_ms, run_cli
+from benchmarks.common import REPORT_DIR, percentile_ms, run_cli
 from thoughtbank.demo import demo_logs_path
 from thoughtbank.index import Embedder, build_index, load_embedder
 from thoughtbank.index.outcomes import OutcomeStore
@@ -45,7 +45,6 @@ QUICK_REQUESTS = 15
 NOISE = 0.2
 OUTCOMES = 5_000
 FLAGGED_EVERY = 7
-REPORT_DIR = Path(__file__).resolve().parent / "report"
 QUERIES = (
     "How many apples are left after giving some away?",
     "What is the acceleration of a 3 kg mass pushed by a 12 N force?",

@@ -22,6 +22,9 @@ import numpy as np
 
 from thoughtbank.retriever import ThoughtbankClient, ThoughtbankError
 
+#: Where the report, its plots and the browser's screenshots are written.
+REPORT_DIR = Path(__file__).resolve().parent / "report"
+
 #: Queries spread over the demo tasks, so load exercises more than one cached tokenization.
 LOAD_QUERIES = (
     "Leo buys 5 crates of pears with 18 pears in each crate and gives away 7. How many are left?",

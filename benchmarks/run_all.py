@@ -24,9 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import machine_info
+from benchmarks.common import REPORT_DIR, machine_info
 
-REPORT_DIR = Path(__file__).resolve().parent / "report"
 #: Run order: the serving and index figures first, the slow mining runs after.
 AREAS = (
     "embed",

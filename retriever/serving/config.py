@@ -24,7 +24,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from thoughtbank.cli_common import EMBEDDING_BACKENDS, EMBEDDING_PRECISIONS, MAX_PORT
+from thoughtbank.cli_common import EMBEDDING_BACKENDS, EMBEDDING_PRECISIONS, LOOPBACK, MAX_PORT
 from thoughtbank.echo import echo
 from thoughtbank.retriever.serving.engine import DEFAULT_MAX_QUERY_CHARS
 from thoughtbank.retriever.serving.feedback import DEFAULT_USEFULNESS_WEIGHT
@@ -55,7 +55,7 @@ class ServerConfig:
         default=None,
         metadata=_doc("folder whose index directories are namespaces named by their folders"),
     )
-    host: str = field(default="127.0.0.1", metadata=_doc("address to bind"))
+    host: str = field(default=LOOPBACK, metadata=_doc("address to bind"))
     port: int = field(default=50051, metadata=_doc("port to bind; 0 picks a free one"))
     grace: float = field(
         default=10.0, metadata=_doc("seconds to drain in-flight requests on SIGTERM")
@@ -68,7 +68,7 @@ class ServerConfig:
         metadata=_doc("serve the template browser on this port (0: free); needs the ui extra"),
     )
     ui_host: str = field(
-        default="127.0.0.1", metadata=_doc("address the template browser binds (--ui-port)")
+        default=LOOPBACK, metadata=_doc("address the template browser binds (--ui-port)")
     )
     auth_token_file: Path | None = field(
         default=None,

@@ -11,6 +11,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from thoughtbank.cli_common import LOOPBACK
+
 LISTENING_PREFIX = "thoughtbank: listening on "
 READY_PREFIX = "thoughtbank: serving on "
 METRICS_MARK = " metrics "
@@ -28,7 +30,7 @@ class ServerProcess:
     def __init__(
         self,
         index_dir: Path | None,
-        host: str = "127.0.0.1",
+        host: str = LOOPBACK,
         extra_args: Sequence[str] = (),
         startup_timeout: float = 120.0,
         env: dict[str, str] | None = None,

@@ -9,10 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from thoughtbank.cli_common import MAX_PORT, Commands, existing_file
+from thoughtbank.cli_common import LOOPBACK, MAX_PORT, Commands, existing_file
 from thoughtbank.extras import require_ui
 
-DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 
 
@@ -52,7 +51,7 @@ def add_commands(commands: Commands) -> None:
         "  thoughtbank browse --index INDEX_DIR --port 8081",
     )
     browse.add_argument("--index", type=Path, required=True, help="index directory")
-    browse.add_argument("--host", default=DEFAULT_HOST, help="address to bind")
+    browse.add_argument("--host", default=LOOPBACK, help="address to bind")
     browse.add_argument(
         "--port", type=port_number, default=DEFAULT_PORT, help="port to bind; 0 picks a free one"
     )
