@@ -683,7 +683,11 @@ def _start_browser(
     from thoughtbank.retriever.serving.browser.app import Shelf
     from thoughtbank.retriever.serving.browser.run import BrowserServer
 
-    shelf = Shelf(lambda: {n.name: n.live.engine for n in namespaces}, lambda: guard.access)
+    shelf = Shelf(
+        lambda: {n.name: n.live.engine for n in namespaces},
+        lambda: guard.access,
+        namespaces.not_held,
+    )
     return BrowserServer(shelf, config.ui_host, config.ui_port).start()
 
 

@@ -148,6 +148,18 @@ def hostile_engine(hostile_index, embedder):
     return RetrievalEngine.open(hostile_index[0], embedder)
 
 
+def unscanned_namespaces(index_dir: Path | None, index_root: Path | None):
+    """A server's ``Namespaces`` as it is before its first scan (nothing loaded yet)."""
+    from thoughtbank.retriever.serving.feedback import UsefulnessRanking
+    from thoughtbank.retriever.serving.namespaces import NamespaceHooks, Namespaces
+
+    async def on_swap(_name: str, _engine: object) -> None:
+        return None
+
+    hooks = NamespaceHooks(on_swap, on_failure=lambda _n: None, on_drop=lambda _n: None)
+    return Namespaces(index_dir, index_root, {}, UsefulnessRanking, hooks, reload_interval=0)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -28,6 +28,7 @@ from thoughtbank.retriever.errors import (
     NAMESPACE_NOT_FOUND_PREFIX,
     IndexUnavailableError,
     NamespaceNotFoundError,
+    ThoughtbankError,
 )
 from thoughtbank.retriever.serving.access import Grant
 from thoughtbank.retriever.serving.engine import EmbeddingChoice, RetrievalEngine
@@ -100,6 +101,10 @@ def namespace_folders(root: Path) -> dict[str, Path]:
     }
 
 
+def namespace_not_found(name: str) -> NamespaceNotFoundError:
+    return NamespaceNotFoundError(f"{NAMESPACE_NOT_FOUND_PREFIX}{echo(name)} on this server")
+
+
 def misnamed_folders(root: Path) -> list[str]:
     """Folders under ``root`` (hidden ones aside) that cannot be namespaces by their names."""
     return sorted(
@@ -153,16 +158,17 @@ class Namespaces:
         name = requested or DEFAULT_NAMESPACE
         grant.check(name)
         namespace = self._held.get(name)
-        if namespace is None and self._may_be_loading(name):
-            raise IndexUnavailableError(INDEX_LOADING_MESSAGE)
         if namespace is None:
-            raise NamespaceNotFoundError(f"{NAMESPACE_NOT_FOUND_PREFIX}{echo(name)} on this server")
+            raise self.not_held(name)
         return namespace
 
-    def _may_be_loading(self, name: str) -> bool:
-        if self.index_dir is not None:
-            return name == DEFAULT_NAMESPACE
-        return not self._scanned
+    def not_held(self, name: str) -> ThoughtbankError:
+        """What a request for ``name``, not held now, is answered: UNAVAILABLE while it may
+        still be loading (the ``--index`` one, or any before the first scan), else NOT_FOUND."""
+        loading = name == DEFAULT_NAMESPACE if self.index_dir is not None else not self._scanned
+        return (
+            IndexUnavailableError(INDEX_LOADING_MESSAGE) if loading else namespace_not_found(name)
+        )
 
     def readable(self, grant: Grant) -> list[Namespace]:
         return [self._held[name] for name in sorted(self._held) if grant.allows(name)]

@@ -16,7 +16,7 @@ from thoughtbank.retriever.serving.browser.catalog import NEIGHBOURS
 from thoughtbank.retriever.serving.engine import RetrievalEngine
 from thoughtbank.schema import OutcomeRecord
 
-from conftest import HOSTILE_TEXT, HOSTILE_WORD
+from conftest import HOSTILE_TEXT, HOSTILE_WORD, unscanned_namespaces
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +175,14 @@ def test_a_caller_reading_several_namespaces_is_asked_to_name_one() -> None:
     page = client.get("/templates")
     assert page.status_code == 400 and "?namespace=NAME" in page.text and "alpha, beta" in page.text
     assert client.get("/?namespace=alpha").status_code == 503  # still loading
+
+
+def test_before_a_servers_first_scan_a_page_says_retry_not_missing(tmp_path: Path) -> None:
+    namespaces = unscanned_namespaces(tmp_path, None)
+    client = TestClient(create_app(Shelf(lambda: {}, not_held=namespaces.not_held)))
+    page = client.get("/templates")
+    assert page.status_code == 503 and "no index is loaded yet" in page.text
+    assert client.get("/?namespace=beta").status_code == 404  # --index serves only the default
 
 
 def test_a_token_in_the_url_becomes_a_strict_http_only_cookie(guarded: TestClient) -> None:

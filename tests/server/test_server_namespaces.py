@@ -26,10 +26,10 @@ from thoughtbank.retriever.errors import (
     PermissionDeniedError,
 )
 from thoughtbank.retriever.serving.access import EVERYTHING
-from thoughtbank.retriever.serving.feedback import UsefulnessRanking
-from thoughtbank.retriever.serving.namespaces import NamespaceHooks, Namespaces
 from thoughtbank.retriever.serving.process import ServerProcess
 from thoughtbank.templates import ExtractiveDistiller, mine_templates, read_templates
+
+from conftest import unscanned_namespaces
 
 ALPHA_TASKS = {"gsm8k", "mbpp"}
 RELOAD_INTERVAL = 0.5
@@ -323,18 +323,8 @@ def test_a_name_is_unavailable_until_the_first_scan_and_then_not_found(tmp_path:
     """A request that races the server's first scan must hear "retry", not "no such namespace"."""
     (tmp_path / "alpha").mkdir()
 
-    async def on_swap(_name: str, _engine: object) -> None:
-        return None
-
     async def scan() -> None:
-        namespaces = Namespaces(
-            None,
-            tmp_path,
-            {},
-            UsefulnessRanking,
-            NamespaceHooks(on_swap, on_failure=lambda _n: None, on_drop=lambda _n: None),
-            reload_interval=0,
-        )
+        namespaces = unscanned_namespaces(None, tmp_path)
         for name in ("alpha", "gamma"):
             with pytest.raises(IndexUnavailableError, match="no index is loaded yet"):
                 namespaces.resolve(EVERYTHING, name)

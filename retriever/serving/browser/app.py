@@ -26,16 +26,15 @@ from starlette.templating import Jinja2Templates
 from thoughtbank.echo import clip, echo
 from thoughtbank.retriever.errors import (
     INDEX_LOADING_MESSAGE,
-    NAMESPACE_NOT_FOUND_PREFIX,
     AuthenticationError,
     IndexUnavailableError,
     InvalidRequestError,
-    NamespaceNotFoundError,
     ThoughtbankError,
 )
 from thoughtbank.retriever.serving.access import AccessTable, Grant
 from thoughtbank.retriever.serving.browser.catalog import Catalog, ListingQuery, catalog_of
 from thoughtbank.retriever.serving.engine import RetrievalEngine
+from thoughtbank.retriever.serving.namespaces import namespace_not_found
 from thoughtbank.retriever.types import DEFAULT_K, DEFAULT_NAMESPACE, RetrievalQuery
 
 TOKEN_COOKIE = "thoughtbank_token"
@@ -66,11 +65,13 @@ SECURITY_HEADERS = {
 
 @dataclass(frozen=True)
 class Shelf:
-    """What the browser shows: per namespace, the engine live now (None while it loads), and
-    the tokens that may read them (read on every request, so a SIGHUP reload applies)."""
+    """What the browser shows: per namespace, the engine live now (None while it loads), the
+    tokens that may read them (read on every request, so a SIGHUP reload applies), and what a
+    request for a namespace not on the shelf is answered (a server's ``Namespaces.not_held``)."""
 
     engines: Callable[[], Mapping[str, RetrievalEngine | None]]
     access: Callable[[], AccessTable] = AccessTable
+    not_held: Callable[[str], ThoughtbankError] = namespace_not_found
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,7 @@ def _view(request: Request, shelf: Shelf, grant: Grant) -> View:
     name = _text(request, "namespace") or _default_namespace(engines, readable)
     grant.check(name)
     if name not in engines:
-        raise NamespaceNotFoundError(f"{NAMESPACE_NOT_FOUND_PREFIX}{echo(name)} on this server")
+        raise shelf.not_held(name)
     engine = engines[name]
     if engine is None:
         raise IndexUnavailableError(INDEX_LOADING_MESSAGE)
