@@ -20,7 +20,7 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from typing import Any
@@ -175,9 +175,10 @@ class RayEngine(DistillEngine):
         )
 
     def _take(self, batch: dict[str, np.ndarray]) -> list[JournalEntry]:
-        """The batch's entries; its actor's lifetime usage replaces what it reported before."""
+        """The batch's entries, and its actor's lifetime usage merged into what it reported."""
         for actor, usage in zip(batch["actor"], batch["usage"], strict=True):
-            self._usage_by_actor[str(actor)] = usage
+            known = self._usage_by_actor.get(str(actor))
+            self._usage_by_actor[str(actor)] = usage if known is None else _latest(known, usage)
         self._groups_by_actor.update(str(actor) for actor in batch["actor"])
         return list(batch["entry"])
 
@@ -185,8 +186,8 @@ class RayEngine(DistillEngine):
         usages = list(self._usage_by_actor.values())
         return LLMUsage(
             calls=sum(u.calls for u in usages),
-            input_tokens=_total(u.input_tokens for u in usages),
-            output_tokens=_total(u.output_tokens for u in usages),
+            input_tokens=_known(sum, (u.input_tokens for u in usages)),
+            output_tokens=_known(sum, (u.output_tokens for u in usages)),
         )
 
     def groups_per_actor(self) -> dict[str, int]:
@@ -209,9 +210,20 @@ def _objects(items: list[Any]) -> np.ndarray:
     return array
 
 
-def _total(counts: Iterator[int | None]) -> int | None:
+def _latest(one: LLMUsage, other: LLMUsage) -> LLMUsage:
+    """Two reports of one actor's lifetime usage as one: an actor's batches can reach the driver
+    out of order, so the later report is the larger, count by count."""
+    return LLMUsage(
+        calls=max(one.calls, other.calls),
+        input_tokens=_known(max, (one.input_tokens, other.input_tokens)),
+        output_tokens=_known(max, (one.output_tokens, other.output_tokens)),
+    )
+
+
+def _known(combine: Callable[[list[int]], int], counts: Iterable[int | None]) -> int | None:
+    """``combine`` of the counts that are known; None where none is."""
     known = [c for c in counts if c is not None]
-    return sum(known) if known else None
+    return combine(known) if known else None
 
 
 def _first_line(exc: BaseException) -> str:
