@@ -22,9 +22,11 @@ from thoughtbank.progress import progress_bar
 from thoughtbank.templates.ray_cluster import ClusterLostError, cluster_cpus, ray, ray_cluster
 
 RERUN_HINT = "no version was written: run the command again"
-#: Texts per object-store block, and per actor call: a few encode batches, so that a
-#: build's blocks spread over every actor.
-BLOCK_TEXTS = 256
+#: Most texts in one object-store block (one actor call): Ray Data's cost per block is paid
+#: on the same cores that embed, so blocks are as large as keeping every actor busy allows.
+MAX_BLOCK_TEXTS = 512
+#: Blocks per actor at least, so that the last ones even out the actors' finishing times.
+BLOCKS_PER_ACTOR = 2
 
 
 class TextEncoder:
@@ -32,6 +34,8 @@ class TextEncoder:
 
     def __init__(self, model_id: str, backend: str, precision: str, device: str, batch_size: int):
         self.embedder = load_embedder(model_id, backend, precision, device, batch_size)
+        # Loaded here, so an actor is ready only once it can embed: no block waits on a load.
+        self.embedder.encode(["load the model"])
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         vectors = self.embedder.encode([str(text) for text in batch["text"]])
@@ -95,7 +99,8 @@ class RayPoolEmbedder(Embedder):
 
     def _pipeline(self, texts: Sequence[str]) -> ray.data.Dataset:
         actors = self.actors or cluster_cpus()
-        return ray.data.from_arrow_refs(_text_blocks(texts)).map_batches(
+        block_texts = min(MAX_BLOCK_TEXTS, -(-len(texts) // (actors * BLOCKS_PER_ACTOR)))
+        return ray.data.from_arrow_refs(_text_blocks(texts, block_texts)).map_batches(
             TextEncoder,
             fn_constructor_kwargs={
                 "model_id": self.model_id,
@@ -104,7 +109,7 @@ class RayPoolEmbedder(Embedder):
                 "device": self.device,
                 "batch_size": self.batch_size,
             },
-            batch_size=BLOCK_TEXTS,
+            batch_size=None,  # a whole block per call
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=1,
@@ -112,10 +117,12 @@ class RayPoolEmbedder(Embedder):
         )
 
 
-def _text_blocks(texts: Sequence[str]) -> list[Any]:
-    rows = iter(enumerate(texts))
+def _text_blocks(texts: Sequence[str], block_texts: int) -> list[Any]:
+    """Blocks of ``block_texts`` texts, longest first: each block's texts are of similar length
+    (its batches pad little) and the shortest, quickest blocks come last, evening out the end."""
+    rows = iter(sorted(enumerate(texts), key=lambda row: -len(row[1])))
     blocks = []
-    while chunk := list(islice(rows, BLOCK_TEXTS)):
+    while chunk := list(islice(rows, block_texts)):
         positions, chunk_texts = zip(*chunk, strict=True)
         blocks.append(ray.put(pa.table({"row": list(positions), "text": list(chunk_texts)})))
     return blocks
