@@ -48,6 +48,8 @@ RESUME_HINT = (
 )
 #: A batch is this many rounds of an actor's threads, so a slow group delays few others.
 ROUNDS_PER_BATCH = 2
+#: Batches an actor runs at once, sharing its threads.
+BATCHES_PER_ACTOR = 2
 
 
 class _RateSchedule:
@@ -169,7 +171,14 @@ class RayEngine(DistillEngine):
             },
             batch_size=threads * ROUNDS_PER_BATCH,
             batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=actors),
+            # Two batches at once per actor: its threads start the next batch's groups while
+            # the last of the previous one finish, instead of idling until it is fetched.
+            compute=ray.data.ActorPoolStrategy(
+                size=actors,
+                max_concurrent_calls_per_actor=BATCHES_PER_ACTOR,
+                max_tasks_in_flight_per_actor=BATCHES_PER_ACTOR,  # none queued: actors share
+                enable_true_multi_threading=True,
+            ),
             # An LLM call waits on the network: actors share CPUs, and Ray Data keeps one free.
             num_cpus=min(1.0, cluster_cpus() / (actors + 1)) if self.spec.llm else 1.0,
         )

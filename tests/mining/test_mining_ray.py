@@ -40,6 +40,9 @@ def local_ray() -> Iterator[None]:
         object_store_memory=100 * 2**20,
         runtime_env={"env_vars": {"PYTHONPATH": python_path, "HF_HUB_OFFLINE": "1"}},
     )
+    # Work starts once every actor is up, so these small jobs spread over the whole pool
+    # (the first actor alone would finish some of them before the second is ready).
+    ray.data.DataContext.get_current().wait_for_min_actors_s = 60
     try:
         yield
     finally:
