@@ -8,6 +8,7 @@ the standard library, so the client SDK can use it without the engine.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -27,6 +28,12 @@ def _texts(value: Any, name: str) -> tuple[str, ...]:
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
         raise TypeError(f"{name} must be a list of strings")
     return tuple(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _shared_models(models: tuple[str, ...]) -> tuple[str, ...]:
+    """One tuple for each set of source models: a bank repeats a few sets in every template."""
+    return tuple(sys.intern(m) for m in models)
 
 
 def _number(value: Any, name: str, optional: bool = False) -> float | None:
@@ -174,13 +181,11 @@ class ThoughtTemplate:
             raise TypeError(f"sources must be a list, got {type(sources).__name__}")
         return cls(
             id=_text(data["id"], "id"),
-            # Tasks and model names repeat in every template: one string each, not one per line.
+            # Tasks and model sets repeat in every template: one object each, not one per line.
             task=sys.intern(_text(data["task"], "task")),
             text=_text(data["text"], "text"),
             source_query=_text(data["source_query"], "source_query"),
-            source_models=tuple(
-                sys.intern(m) for m in _texts(data.get("source_models", []), "source_models")
-            ),
+            source_models=_shared_models(_texts(data.get("source_models", []), "source_models")),
             source_query_ids=_texts(data.get("source_query_ids", []), "source_query_ids"),
             sources=tuple(SourceResponse.from_dict(s) for s in sources),
             fields=TemplateFields.from_dict(fields_data) if fields_data else None,

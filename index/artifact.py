@@ -83,6 +83,8 @@ MAX_CURRENT_BYTES = 256
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 # Reasons quote what was read; hostile files must not make them megabytes long.
 MAX_REASON_CHARS = 300
+#: A templates-file line's digest (blake2b), by which a reload recognises an unchanged line.
+LINE_DIGEST = np.dtype("V16")
 
 
 class IndexArtifactError(RuntimeError):
@@ -515,18 +517,27 @@ def verify_embedder(manifest: IndexManifest, embedder: Embedder) -> None:
 
 @dataclass
 class LoadedIndex:
-    """One verified index version in memory."""
+    """One verified index version in memory.
+
+    Per-row facts are arrays, not dicts: a server holds one version per namespace, and a dict
+    entry per template cost more than a template's vector.
+    """
 
     manifest: IndexManifest
     faiss_index: Any
-    templates: dict[int, ThoughtTemplate]
+    templates: dict[int, ThoughtTemplate]  # by FAISS id, in row order
     path: Path
     embeddings: np.ndarray
-    row_of: dict[int, int]
+    #: The FAISS id of each row (aligned with ``embeddings``).
+    int_ids: np.ndarray
     task_classifier: TaskClassifier | None = None
-    #: The template id of each line of the templates file, by the line's digest: the next
-    #: version's load takes an identical line's template from here instead of parsing it.
-    line_ids: dict[bytes, int] = field(default_factory=dict)
+    #: The digest of each row's line of the templates file: the next version's load takes an
+    #: identical line's template from here instead of parsing it.
+    line_digests: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=LINE_DIGEST))
+    _id_order: np.ndarray = field(init=False, repr=False)  # rows by ascending id
+
+    def __post_init__(self) -> None:
+        self._id_order = np.argsort(self.int_ids, kind="stable").astype(np.int32)
 
     @property
     def version(self) -> str:
@@ -534,12 +545,30 @@ class LoadedIndex:
 
     def ordered_templates(self) -> list[ThoughtTemplate]:
         """Templates in row order (aligned with ``embeddings``)."""
-        by_row = sorted(self.row_of.items(), key=lambda item: item[1])
-        return [self.templates[int_id] for int_id, _ in by_row]
+        return [self.templates[int_id] for int_id in self.int_ids.tolist()]
+
+    def rows_of(self, int_ids: Sequence[int]) -> np.ndarray:
+        """The rows of the given template ids, in that order; ``KeyError`` for an id not held."""
+        wanted = np.asarray(int_ids, dtype=np.int64).reshape(-1)
+        if not len(self.int_ids):
+            if len(wanted):
+                raise KeyError(int(wanted[0]))
+            return np.zeros(0, dtype=np.int32)
+        found = np.searchsorted(self.int_ids, wanted, sorter=self._id_order)
+        rows = self._id_order[np.minimum(found, len(self.int_ids) - 1)]
+        held = self.int_ids[rows] == wanted
+        if not held.all():
+            raise KeyError(int(wanted[~held][0]))
+        return rows
 
     def embeddings_of(self, int_ids: Sequence[int]) -> np.ndarray:
         """Stored (normalized) embeddings of the given template ids, in that order."""
-        return self.embeddings[[self.row_of[i] for i in int_ids]]
+        rows: np.ndarray = self.embeddings[self.rows_of(int_ids)]
+        return rows
+
+    def line_reuse(self) -> dict[bytes, int]:
+        """Template id by line digest, for the next version's load."""
+        return dict(zip(self.line_digests.tolist(), self.int_ids.tolist(), strict=True))
 
     def search(
         self,
@@ -570,7 +599,7 @@ class _TemplateLines:
 
     ordered: list[ThoughtTemplate] = field(default_factory=list)
     int_ids: list[int] = field(default_factory=list)
-    line_ids: dict[bytes, int] = field(default_factory=dict)
+    digests: list[bytes] = field(default_factory=list)
 
 
 def _read_template_lines(path: Path, previous: LoadedIndex | None) -> _TemplateLines:
@@ -578,12 +607,13 @@ def _read_template_lines(path: Path, previous: LoadedIndex | None) -> _TemplateL
     template (parsing and hashing ids is most of a load, and a new version mostly repeats the
     last one)."""
     read = _TemplateLines()
+    reusable = previous.line_reuse() if previous is not None else {}
     with path.open("rb") as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
-            digest = hashlib.blake2b(line, digest_size=16).digest()
-            int_id = previous.line_ids.get(digest) if previous else None
+            digest = hashlib.blake2b(line, digest_size=LINE_DIGEST.itemsize).digest()
+            int_id = reusable.get(digest)
             if previous is not None and int_id is not None:
                 template = previous.templates[int_id]
             else:
@@ -591,7 +621,7 @@ def _read_template_lines(path: Path, previous: LoadedIndex | None) -> _TemplateL
                 int_id = template_int_id(template.id)
             read.ordered.append(template)
             read.int_ids.append(int_id)
-            read.line_ids[digest] = int_id
+            read.digests.append(digest)
     return read
 
 
@@ -676,9 +706,9 @@ def load_index(
         templates=dict(zip(lines.int_ids, lines.ordered, strict=True)),
         path=folder,
         embeddings=embeddings,
-        row_of={int_id: row for row, int_id in enumerate(lines.int_ids)},
+        int_ids=np.array(lines.int_ids, dtype=np.int64),
         task_classifier=_read_task_classifier(folder, manifest),
-        line_ids=lines.line_ids,
+        line_digests=np.array(lines.digests, dtype=LINE_DIGEST),
     )
 
 

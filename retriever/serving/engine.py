@@ -89,20 +89,6 @@ class EmbeddingChoice:
 SAME_AS_INDEX = EmbeddingChoice()
 
 
-@dataclass(frozen=True, slots=True)
-class _PreparedTemplate:
-    """What serving needs of one loaded template, worked out once."""
-
-    loaded: ThoughtTemplate  # as read from the index, to recognise it in the next version
-    template: ThoughtTemplate  # sanitized: the one served
-    pb_bytes: int  # its serialized size, for the response bound
-
-    @classmethod
-    def of(cls, loaded: ThoughtTemplate, max_chars: int) -> _PreparedTemplate:
-        template = sanitize_template(loaded, max_chars)
-        return cls(loaded, template, template_pb_bytes(template))
-
-
 @dataclass(frozen=True)
 class Candidate:
     """One FAISS hit before filtering: template id and similarity to the query."""
@@ -170,11 +156,10 @@ class RetrievalEngine:
         self.max_query_chars = max_query_chars
         self.prompt_template = check_prompt_template(prompt_template)
         self.max_template_chars = max_template_chars
-        self._prepared = self._prepare(index, previous)
-        self._by_id = {p.template.id: p.template for p in self._prepared.values()}
+        self._served, self._pb_bytes = self._prepare(index, previous)
         self._task_filters = {
             task: IdFilter(np.array(ids, dtype=np.int64))
-            for task, ids in self._group_ids(self._prepared, lambda p: p.template.task).items()
+            for task, ids in self._group_ids(self._served, lambda t: t.task).items()
         }
         self._held: HeldTemplateIds = (
             previous._held if previous is not None else HeldTemplateIds(self.index_dir)
@@ -183,26 +168,35 @@ class RetrievalEngine:
             self._held.refresh()
         # Computed at load, off the serving path, from every template's serialized size.
         self.response_bound = ResponseBound.of(
-            (p.pb_bytes for p in self._prepared.values()), index.version, self._task_filters
+            self._pb_bytes.tolist(), index.version, self._task_filters
         )
 
     def _prepare(
         self, index: LoadedIndex, previous: RetrievalEngine | None
-    ) -> dict[int, _PreparedTemplate]:
-        """Each template sanitized and measured, or taken from ``previous`` when it loaded the
-        very same template (``load_index`` shares unchanged ones between versions)."""
-        reusable = (
-            previous._prepared
+    ) -> tuple[dict[int, ThoughtTemplate], np.ndarray]:
+        """Each template sanitized (the one served, by id) and its serialized size (by row,
+        for the response bound); both taken from ``previous`` where it loaded the very same
+        template (``load_index`` shares unchanged ones between versions)."""
+        same = (
+            previous
             if previous is not None and previous.max_template_chars == self.max_template_chars
-            else {}
+            else None
         )
-        prepared = {}
-        for int_id, template in index.templates.items():
-            known = reusable.get(int_id)
-            if known is None or known.loaded is not template:
-                known = _PreparedTemplate.of(template, self.max_template_chars)
-            prepared[int_id] = known
-        return prepared
+        earlier = same.index.templates if same is not None else {}
+        served: dict[int, ThoughtTemplate] = {}
+        sizes = np.zeros(len(index.int_ids), dtype=np.int64)
+        reused_rows, reused_ids = [], []
+        for row, (int_id, loaded) in enumerate(index.templates.items()):
+            if same is not None and earlier.get(int_id) is loaded:
+                served[int_id] = same._served[int_id]
+                reused_rows.append(row)
+                reused_ids.append(int_id)
+            else:
+                served[int_id] = sanitize_template(loaded, self.max_template_chars)
+                sizes[row] = template_pb_bytes(served[int_id])
+        if same is not None and reused_ids:
+            sizes[reused_rows] = same._pb_bytes[same.index.rows_of(reused_ids)]
+        return served, sizes
 
     @classmethod
     def open(
@@ -277,7 +271,7 @@ class RetrievalEngine:
     def _query_ids(self) -> dict[str, list[int]]:
         """Template ids by normalized source query, for ``exclude_same_query``: built on its
         first use, as evaluation alone asks for it and each namespace would hold it."""
-        return self._group_ids(self._prepared, lambda p: normalize_query(p.loaded.source_query))
+        return self._group_ids(self.index.templates, lambda t: normalize_query(t.source_query))
 
     @property
     def version(self) -> str:
@@ -285,7 +279,7 @@ class RetrievalEngine:
 
     @property
     def size(self) -> int:
-        return len(self._prepared)
+        return len(self._served)
 
     def validate(self, request: RetrievalQuery) -> None:
         """Raise ``InvalidRequestError`` saying what is wrong with ``request``."""
@@ -448,9 +442,7 @@ class RetrievalEngine:
         found: list[list[Candidate]] = []
         for scope, fetch, candidates in zip(scopes, fetches, nearest, strict=True):
             if scope:
-                candidates = [
-                    c for c in candidates if self._prepared[c.int_id].template.task == scope
-                ]
+                candidates = [c for c in candidates if self._served[c.int_id].task == scope]
             found.append(candidates[:fetch])
         short = [i for i, scope in enumerate(scopes) if scope and len(found[i]) < fetches[i]]
         if short:
@@ -494,7 +486,7 @@ class RetrievalEngine:
 
     def _excluded(self, request: RetrievalQuery) -> set[int]:
         """Exclusions the index holds: an unknown id can never be a hit, so it costs no fetch."""
-        excluded = {template_int_id(i) for i in request.exclude_ids} & self._prepared.keys()
+        excluded = {template_int_id(i) for i in request.exclude_ids} & self._served.keys()
         if request.exclude_same_query:
             excluded.update(self._query_ids.get(normalize_query(request.query), ()))
         return excluded
@@ -512,7 +504,7 @@ class RetrievalEngine:
         """The request's ``min_score``, else the calibrated one of the template's task."""
         if request.min_score is not None:
             return request.min_score
-        task = self._prepared[candidate.int_id].template.task
+        task = self._served[candidate.int_id].task
         return self.index.manifest.min_scores.get(task, -math.inf)
 
     def _rank(
@@ -535,9 +527,7 @@ class RetrievalEngine:
             chosen = self._mmr(usable, request.k, request.diversity)
         else:
             chosen = usable[: request.k]
-        hits = tuple(
-            ScoredTemplate(self._prepared[c.int_id].template, c.score, self.version) for c in chosen
-        )
+        hits = tuple(ScoredTemplate(self._served[c.int_id], c.score, self.version) for c in chosen)
         return RetrievalResult(
             hits=hits,
             index_version=self.version,
@@ -604,7 +594,7 @@ class RetrievalEngine:
                 record.check()
             except OutcomeError as exc:
                 raise InvalidRequestError(f"{where}{exc}") from exc
-            unknown = [t for t in record.template_ids if t not in self._by_id]
+            unknown = [t for t in record.template_ids if self._find(t) is None]
             if unknown:
                 unknown = self._held.unknown(unknown)
             if unknown:
@@ -625,10 +615,15 @@ class RetrievalEngine:
     def get_template(self, template_id: str) -> ThoughtTemplate:
         if not template_id:
             raise InvalidRequestError("id must not be empty")
-        try:
-            return self._by_id[template_id]
-        except KeyError:
-            raise TemplateNotFoundError(f"no template with id {echo(template_id)}") from None
+        template = self._find(template_id)
+        if template is None:
+            raise TemplateNotFoundError(f"no template with id {echo(template_id)}")
+        return template
+
+    def _find(self, template_id: str) -> ThoughtTemplate | None:
+        """The served template of that id, if this version holds it."""
+        template = self._served.get(template_int_id(template_id))
+        return template if template is not None and template.id == template_id else None
 
     def info(self) -> IndexInfo:
         manifest = self.index.manifest

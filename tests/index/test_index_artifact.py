@@ -185,6 +185,28 @@ def test_crash_while_writing_files_leaves_no_version(
     assert not list((index_dir / "versions").glob(".staging-*"))
 
 
+def test_a_reload_shares_unchanged_templates_and_parses_the_rest(
+    index_dir: Path, templates, embedder
+) -> None:
+    before = load_index(index_dir)
+    revised = dataclasses.replace(templates[0], id="revised-0", text=templates[0].text + " v2")
+    add_templates(index_dir, [revised], lambda _live: embedder)
+    after = load_index(index_dir, previous=before)
+    unchanged = set(before.templates) - {template_int_id(templates[0].id)}
+    assert all(after.templates[i] is before.templates[i] for i in unchanged)
+    assert after.templates[template_int_id("revised-0")].text == revised.text
+    assert after.ordered_templates() == list(read_templates(after.path / "templates.jsonl"))
+
+
+def test_rows_of_finds_each_id_and_refuses_one_not_held(index_dir: Path) -> None:
+    loaded = load_index(index_dir)
+    ids = [template_int_id(t.id) for t in reversed(loaded.ordered_templates())]
+    assert loaded.rows_of(ids).tolist() == list(range(len(ids)))[::-1]
+    assert loaded.rows_of([]).tolist() == []
+    with pytest.raises(KeyError):
+        loaded.rows_of([ids[0], template_int_id("never-held")])
+
+
 def test_ids_are_stable_across_add_and_remove(index_dir: Path, templates, embedder) -> None:
     before = load_index(index_dir)
     revised = dataclasses.replace(templates[0], id="revised-0", text=templates[0].text + " v2")
